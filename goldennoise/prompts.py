@@ -1,0 +1,179 @@
+"""Prompt files: CSV, JSON, JSONL and TXT into a list of `Prompt`.
+
+Formats (chosen by file extension):
+- CSV: a header row with a `prompt` column; other columns are kept as metadata
+  (an `id` column, if any, becomes the prompt id).
+- JSON: a list of strings, or of objects with a "prompt" key (other keys kept),
+  or an object {"prompts": [...]} holding such a list.
+- JSONL: one string or object per line.
+- TXT: one prompt per line.
+Empty prompts are dropped, later duplicates are dropped and reported. A file that
+cannot be read raises PromptFileError naming the line or field that is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_PROMPT_CHARS = 4000
+FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    id: str
+    index: int
+    source: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class PromptSet:
+    prompts: list[Prompt]
+    source: str
+    duplicates: list[str] = field(default_factory=list)  # texts dropped as repeats
+    empty: int = 0  # entries dropped as empty
+
+    def summary(self) -> str:
+        text = f"{len(self.prompts)} prompts from {Path(self.source).name}"
+        if self.duplicates:
+            shown = "; ".join(repr(d[:40]) for d in self.duplicates[:3])
+            text += f"; {len(self.duplicates)} duplicate(s) dropped ({shown}{' …' if len(self.duplicates) > 3 else ''})"
+        if self.empty:
+            text += f"; {self.empty} empty entr{'y' if self.empty == 1 else 'ies'} dropped"
+        return text
+
+
+def prompt_id(text: str) -> str:
+    """A stable id for a prompt text."""
+    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _decode(data: bytes, source: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise PromptFileError(f"{source}: this looks like a binary file, not a text prompt file.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise PromptFileError(f"{source}, line {line}: not UTF-8 text (byte {error.start}); save the file as UTF-8.") from None
+
+
+def _entry(item, where: str) -> tuple[str, dict]:
+    """(text, metadata) from a JSON entry: a string or an object with "prompt"."""
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, dict):
+        if "prompt" not in item:
+            raise PromptFileError(f"{where}: object has no \"prompt\" field (fields: {', '.join(list(item)[:8])}).")
+        text = item["prompt"]
+        if not isinstance(text, str):
+            raise PromptFileError(f"{where}: \"prompt\" must be a string, got {type(text).__name__}.")
+        return text, {k: v for k, v in item.items() if k != "prompt"}
+    raise PromptFileError(f"{where}: expected a string or an object with \"prompt\", got {type(item).__name__}.")
+
+
+def _parse_json(text: str, source: str) -> list[tuple[str, dict, str]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PromptFileError(f"{source}, line {error.lineno} column {error.colno}: invalid JSON ({error.msg}).") from None
+    except RecursionError:
+        raise PromptFileError(f"{source}: JSON nested too deeply.") from None
+    if isinstance(data, dict) and "prompts" in data:
+        data = data["prompts"]
+    if not isinstance(data, list):
+        raise PromptFileError(f"{source}: expected a JSON list of prompts (or {{\"prompts\": [...]}}), got {type(data).__name__}.")
+    return [(*_entry(item, f"{source}, item {i}"), f"item {i}") for i, item in enumerate(data)]
+
+
+def _parse_jsonl(text: str, source: str) -> list[tuple[str, dict, str]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PromptFileError(f"{source}, line {number}: invalid JSON ({error.msg}).") from None
+        except RecursionError:
+            raise PromptFileError(f"{source}, line {number}: JSON nested too deeply.") from None
+        rows.append((*_entry(item, f"{source}, line {number}"), f"line {number}"))
+    return rows
+
+
+def _parse_csv(text: str, source: str) -> list[tuple[str, dict, str]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
+    if "prompt" not in columns:
+        raise PromptFileError(f"{source}, line 1: no 'prompt' column in the header (columns: {', '.join(columns) or 'none'}).")
+    rows = []
+    try:
+        for row in reader:
+            if None in row:  # more fields than the header names
+                raise PromptFileError(f"{source}, line {reader.line_num}: more fields than header columns.")
+            text_value = row[columns["prompt"]] or ""
+            metadata = {key.strip(): value for key, value in row.items() if key != columns["prompt"] and key}
+            rows.append((text_value, metadata, f"line {reader.line_num}"))
+    except csv.Error as error:
+        raise PromptFileError(f"{source}, line {reader.line_num}: malformed CSV ({error}).") from None
+    return rows
+
+
+def _parse_txt(text: str, source: str) -> list[tuple[str, dict, str]]:
+    return [(line, {}, f"line {n}") for n, line in enumerate(text.splitlines(), start=1)]
+
+
+_PARSERS = {"csv": _parse_csv, "json": _parse_json, "jsonl": _parse_jsonl, "txt": _parse_txt}
+
+
+def parse_prompts(data: bytes, source: str, fmt: str | None = None) -> PromptSet:
+    """Parse prompt file bytes; `fmt` defaults to the format named by `source`'s extension."""
+    name = Path(source).name
+    fmt = fmt or FORMATS.get(Path(source).suffix.lower())
+    if fmt not in _PARSERS:
+        raise PromptFileError(f"{name}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
+    if len(data) > MAX_FILE_BYTES:
+        raise PromptFileError(f"{name}: file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    rows = _PARSERS[fmt](_decode(data, name), name)
+    prompts, seen, duplicates, empty = [], set(), [], 0
+    for text, metadata, where in rows:
+        text = " ".join(text.split())  # one line: newlines and tabs inside a prompt become spaces
+        if not text:
+            empty += 1
+            continue
+        if len(text) > MAX_PROMPT_CHARS:
+            raise PromptFileError(f"{name}, {where}: prompt is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}.")
+        if text in seen:
+            duplicates.append(text)
+            continue
+        seen.add(text)
+        given_id = metadata.get("id")
+        pid = str(given_id) if given_id not in (None, "") else prompt_id(text)
+        prompts.append(Prompt(text=text, id=pid, index=len(prompts), source=name, metadata=metadata))
+    if not prompts:
+        raise PromptFileError(f"{name}: no prompts found (every entry was empty).")
+    return PromptSet(prompts=prompts, source=name, duplicates=duplicates, empty=empty)
+
+
+def load_prompts(path: str | Path) -> PromptSet:
+    """Read and parse a prompt file from disk."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise PromptFileError(f"{path}: cannot read ({error.strerror}).") from None
+    if size > MAX_FILE_BYTES:
+        raise PromptFileError(f"{path.name}: file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    return parse_prompts(path.read_bytes(), str(path))

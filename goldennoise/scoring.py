@@ -1,0 +1,60 @@
+"""CLIP score per image: `100 * max(cos(image, text), 0)`, as torchmetrics defines it.
+
+`load_clip` returns the model *with* its processor so they cannot be mismatched.
+The prompt is encoded once per batch; each image gets its own score (torchmetrics'
+functional form clamps the batch mean instead, which is no use for ranking seeds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from goldennoise import tiny
+
+
+@dataclass
+class ClipScorer:
+    model: object
+    processor: object
+    model_id: str
+    revision: str | None
+    device: str
+
+    def info(self) -> dict:
+        return {"id": self.model_id, "revision": self.revision}
+
+
+def load_clip(name: str, device: str | None = None) -> ClipScorer:
+    """Load CLIP `name` (a hub id, a folder, or "tiny-clip") with its processor."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    from goldennoise.models import ModelLoadError, folder_fingerprint, hub_revision
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    source = str(tiny.tiny_model_path(name)) if name == tiny.TINY_CLIP else name
+    try:
+        model = CLIPModel.from_pretrained(source).eval().to(device)
+        processor = CLIPProcessor.from_pretrained(source)
+    except Exception as error:  # hub, file and config errors all mean "cannot load this"
+        raise ModelLoadError(
+            f"Could not load CLIP model {name!r}: {str(error).splitlines()[0]}. Turn CLIP scoring off or pick another."
+        ) from error
+    revision = folder_fingerprint(Path(source)) if Path(source).is_dir() else hub_revision(source)
+    return ClipScorer(model, processor, name, revision, device)
+
+
+@torch.no_grad()
+def clip_cosines(scorer: ClipScorer, images: list, prompt: str) -> torch.Tensor:
+    """Cosine similarity of each image with `prompt`, shape `(len(images),)`."""
+    inputs = scorer.processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
+    inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
+    output = scorer.model(**inputs)  # image_embeds (N, D) and text_embeds (1, D), L2-normalised
+    return (output.image_embeds @ output.text_embeds.T).squeeze(1).float().cpu()
+
+
+def clip_scores(scorer: ClipScorer, images: list, prompt: str) -> list[float]:
+    """CLIP score of each image for `prompt`: `100 * max(cos, 0)`."""
+    return [float(s) for s in 100 * clip_cosines(scorer, images, prompt).clamp(min=0)]
