@@ -51,12 +51,12 @@ class Engine:
             if self.model is not None and self.model.spec == spec:
                 return self.model
             # Free the old weights first: two large models rarely fit on one GPU together.
-            previous, self.model = self.model, None
-            models.unload(previous)
+            had_model, self.model = self.model is not None, None
+            models.free_memory()
             try:
                 self.model = models.load_model(name)
             except models.ModelLoadError as error:
-                if previous is not None:
+                if had_model:
                     raise models.ModelLoadError(f"{error} No model is loaded now: load one to go on.") from error
                 raise
             return self.model

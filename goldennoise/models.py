@@ -169,11 +169,8 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
     )
 
 
-def unload(model: LoadedModel | None) -> None:
-    """Drop a pipeline's weights from memory (GPU included)."""
-    if model is None:
-        return
-    model.pipe = None
+def free_memory() -> None:
+    """Return the memory of pipelines no longer referenced (GPU included) to the system."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -60,6 +60,11 @@ def prompt_id(text: str) -> str:
     return "p-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def _check_size(name: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise PromptFileError(f"{name}: file is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB.")
+
+
 def _decode(data: bytes, source: str) -> str:
     if b"\x00" in data[:8192]:
         raise PromptFileError(f"{source}: this looks like a binary file, not a text prompt file.")
@@ -144,8 +149,7 @@ def parse_prompts(data: bytes, source: str, fmt: str | None = None) -> PromptSet
     fmt = fmt or FORMATS.get(Path(source).suffix.lower())
     if fmt not in _PARSERS:
         raise PromptFileError(f"{name}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
-    if len(data) > MAX_FILE_BYTES:
-        raise PromptFileError(f"{name}: file is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    _check_size(name, len(data))
     rows = _PARSERS[fmt](_decode(data, name), name)
     prompts, seen, duplicates, empty = [], set(), [], 0
     for text, metadata, where in rows:
@@ -174,6 +178,5 @@ def load_prompts(path: str | Path) -> PromptSet:
         size = path.stat().st_size
     except OSError as error:
         raise PromptFileError(f"{path}: cannot read ({error.strerror}).") from None
-    if size > MAX_FILE_BYTES:
-        raise PromptFileError(f"{path.name}: file is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES / 1e6:.0f} MB.")
+    _check_size(path.name, size)
     return parse_prompts(path.read_bytes(), str(path))

@@ -1,0 +1,48 @@
+"""Model names resolve as users type them; schedulers are per call, never shared mutation."""
+
+import pytest
+
+from goldennoise import models
+
+
+@pytest.mark.parametrize(
+    "name,source",
+    [("tiny-flux", "tiny-flux"), ("FLUX.1-schnell", "black-forest-labs/FLUX.1-schnell"),
+     ("black-forest-labs/FLUX.1-schnell", "black-forest-labs/FLUX.1-schnell"), (" some/model ", "some/model")],
+)
+def test_resolve(name, source):
+    assert models.resolve(name).source == source
+
+
+def test_known_defaults():
+    schnell = models.resolve("FLUX.1-schnell")
+    assert (schnell.num_inference_steps, schnell.guidance_scale, schnell.max_sequence_length) == (4, 0.0, 256)
+    assert models.resolve("FLUX.1-dev").guidance_scale == 3.5
+
+
+@pytest.mark.parametrize("name", ["", "not a model", "../no-such-folder", "a/b/c", "nothing-like-this"])
+def test_unknown_names_list_the_choices(name):
+    with pytest.raises(models.ModelLoadError, match="FLUX.1-schnell|No model given"):
+        models.resolve(name)
+
+
+def test_uncached_hub_id_fails_with_a_clear_message():
+    with pytest.raises(models.ModelLoadError, match="Could not load model 'nobody/no-such-model'"):
+        models.load_model("nobody/no-such-model")
+
+
+def test_local_folder_loads_through_the_same_path(tiny_model):
+    from goldennoise import tiny
+
+    folder = tiny.tiny_model_path("tiny-flux")
+    loaded = models.load_model(str(folder))
+    assert loaded.pipeline_class == "FluxPipeline" and loaded.revision == tiny_model.revision
+    assert not loaded.pipe.transformer.training
+
+
+def test_scheduler_view_leaves_the_shared_pipeline_alone(tiny_model):
+    names = models.compatible_schedulers(tiny_model.pipe)
+    assert names[0] == "FlowMatchEulerDiscreteScheduler"
+    assert models.with_scheduler(tiny_model.pipe, None) is tiny_model.pipe
+    with pytest.raises(ValueError, match="does not fit"):
+        models.with_scheduler(tiny_model.pipe, "DDIMScheduler")

@@ -1,0 +1,41 @@
+"""CLIP score per image agrees with torchmetrics (the outside oracle) on the same model."""
+
+import numpy as np
+import pytest
+import torch
+from torchmetrics.functional.multimodal import clip_score as torchmetrics_clip_score
+
+from goldennoise import generation, scoring
+
+
+class _FeaturesAsTensor(torch.nn.Module):
+    """torchmetrics 1.9 expects tensors from get_*_features; transformers 5 returns output objects."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def get_image_features(self, *args, **kwargs):
+        return self.model.get_image_features(*args, **kwargs).pooler_output
+
+    def get_text_features(self, *args, **kwargs):
+        return self.model.get_text_features(*args, **kwargs).pooler_output
+
+
+def test_clip_scores_agree_with_torchmetrics(tiny_model, tiny_clip, params):
+    prompt = "a blue house by the sea"
+    images, _ = generation.generate(tiny_model, prompt, [1, 2, 3, 4, 5], params)
+    ours = scoring.clip_scores(tiny_clip, images, prompt)
+    wrapped = _FeaturesAsTensor(tiny_clip.model)
+    for image, score in zip(images, ours):
+        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)  # (3, H, W) uint8
+        expected = torchmetrics_clip_score(pixels, prompt, model_name_or_path=lambda: (wrapped, tiny_clip.processor))
+        assert score == pytest.approx(float(expected), abs=1e-4)
+    assert len(set(round(s, 3) for s in ours)) > 1  # the pinned tiny CLIP gives varying scores
+    assert all(s > 0 for s in ours)
+
+
+def test_scores_are_clamped_at_zero_per_image(tiny_model, tiny_clip, params):
+    images, _ = generation.generate(tiny_model, "x", [1, 2], params)
+    cosines = scoring.clip_cosines(tiny_clip, images, "x")
+    assert scoring.clip_scores(tiny_clip, images, "x") == pytest.approx([100 * max(float(c), 0) for c in cosines])
