@@ -28,8 +28,9 @@ def test_clip_scores_agree_with_torchmetrics(tiny_model, tiny_clip, params):
     ours = scoring.clip_scores(tiny_clip, images, prompt)
     wrapped = _FeaturesAsTensor(tiny_clip.model)
     for image, score in zip(images, ours):
-        pixels = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)  # (3, H, W) uint8
-        expected = torchmetrics_clip_score(pixels, prompt, model_name_or_path=lambda: (wrapped, tiny_clip.processor))
+        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)  # (3, H, W) uint8
+        with torch.no_grad():
+            expected = torchmetrics_clip_score(pixels, prompt, model_name_or_path=lambda: (wrapped, tiny_clip.processor))
         assert score == pytest.approx(float(expected), abs=1e-4)
     assert len(set(round(s, 3) for s in ours)) > 1  # the pinned tiny CLIP gives varying scores
     assert all(s > 0 for s in ours)
