@@ -1,20 +1,27 @@
 """The process-wide part: one loaded pipeline, one CLIP scorer, one generation lock.
 
 Only what must be shared lives here. A batch is generated, scored and saved to
-disk under the lock, so two annotators never run the same pipeline at once; what
-comes back is plain data (`Batch`) that a session keeps.
+disk under the lock, so two requests never run the pipeline at once. Prefetching
+(the next prompt's batch made while the annotator judges the current one) runs on
+one background worker thread and takes the same lock; each session has at most
+one prefetch in flight, keyed by what it was made for, so a batch made for other
+settings or an older model is never shown. What comes back is plain data (`Batch`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from goldennoise import generation, images, models, scoring
 from goldennoise.generation import GenerationParams
 from goldennoise.records import utc_now
+
+STREAM_AFTER_SECONDS = 2.0  # batches expected to take longer are generated and shown in chunks
+STREAM_CHUNK_SECONDS = 1.0  # aim for a chunk about this often
 
 
 @dataclass
@@ -33,16 +40,36 @@ class Batch:
     scoring_seconds: float
     saving_seconds: float
     created_at: str
+    prefetched: bool = False
+
+    def extended(self, more: "Batch") -> "Batch":
+        """This batch followed by `more` (a later chunk of the same prompt and settings)."""
+        return replace(
+            self,
+            seeds=self.seeds + more.seeds,
+            image_paths=self.image_paths + more.image_paths,
+            clip_scores=None if self.clip_scores is None else self.clip_scores + (more.clip_scores or []),
+            noise=self.noise + more.noise,
+            generation_seconds=self.generation_seconds + more.generation_seconds,
+            scoring_seconds=self.scoring_seconds + more.scoring_seconds,
+            saving_seconds=self.saving_seconds + more.saving_seconds,
+            created_at=more.created_at,
+        )
 
 
 class Engine:
-    """Holds the loaded model and CLIP scorer for the whole process."""
+    """Holds the loaded model, CLIP scorer and prefetch worker for the whole process."""
 
     def __init__(self, outputs: str | Path):
         self.outputs = Path(outputs)
         self.model: models.LoadedModel | None = None
         self.clip: scoring.ClipScorer | None = None
+        self.seconds_per_image: float | None = None  # running estimate, for stream chunking
         self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="goldennoise-prefetch")
+        self._prefetch_lock = threading.Lock()
+        self._prefetch: dict[str, tuple[tuple, Future]] = {}  # session_id -> (key, future)
+        self._model_epoch = 0  # bumped on every model load: older prefetches are stale
 
     def load(self, name: str) -> models.LoadedModel:
         """Load model `name` unless it is already loaded; frees the previous one first."""
@@ -50,6 +77,9 @@ class Engine:
         with self._lock:
             if self.model is not None and self.model.spec == spec:
                 return self.model
+            self.discard_all_prefetched()
+            self._model_epoch += 1
+            self.seconds_per_image = None
             # Free the old weights first: two large models rarely fit on one GPU together.
             had_model, self.model = self.model is not None, None
             models.free_memory()
@@ -78,6 +108,9 @@ class Engine:
                     f"Model {model_name!r} is not loaded (loaded: {model.spec.name if model else 'none'}); press Load in Settings."
                 )
             pil_images, generation_seconds = generation.generate(model, prompt, seeds, params)
+            per_image = generation_seconds / len(seeds)
+            self.seconds_per_image = per_image if self.seconds_per_image is None else (
+                0.7 * self.seconds_per_image + 0.3 * per_image)
             start = time.perf_counter()
             scores = scoring.clip_scores(self.clip, pil_images, prompt) if use_clip and self.clip else None
             scoring_seconds = time.perf_counter() - start
@@ -99,3 +132,53 @@ class Engine:
                 saving_seconds=saving_seconds,
                 created_at=utc_now(),
             )
+
+    def stream_chunk_size(self, batch_size: int) -> int:
+        """How many seeds to generate per call so that images appear as they are ready."""
+        if self.seconds_per_image is None or self.seconds_per_image * batch_size <= STREAM_AFTER_SECONDS:
+            return batch_size
+        return max(1, min(batch_size, int(STREAM_CHUNK_SECONDS / self.seconds_per_image)))
+
+    # Prefetch: at most one batch in flight per session, made on the single worker thread.
+
+    def prefetch(self, session_id: str, key: tuple, model_name: str, prompt: str, seeds: list[int],
+                 params: GenerationParams, use_clip: bool) -> None:
+        """Start making a batch in the background; it replaces this session's earlier prefetch."""
+        with self._prefetch_lock:
+            old = self._prefetch.pop(session_id, None)
+            if old:
+                old[1].cancel()
+            future = self._worker.submit(self.generate_batch, model_name, prompt, seeds, params, use_clip)
+            self._prefetch[session_id] = ((self._model_epoch, *key), future)
+
+    def take_prefetched(self, session_id: str, key: tuple) -> Batch | None:
+        """The batch prefetched for exactly `key`, waiting for it if still running; else None."""
+        with self._prefetch_lock:
+            entry = self._prefetch.pop(session_id, None)
+        if entry is None:
+            return None
+        made_for, future = entry
+        if made_for != (self._model_epoch, *key):
+            future.cancel()
+            return None
+        try:
+            return replace(future.result(), prefetched=True)
+        except Exception:  # a failed prefetch is retried in the foreground, where the error is shown
+            return None
+
+    def discard_prefetched(self, session_id: str) -> None:
+        with self._prefetch_lock:
+            entry = self._prefetch.pop(session_id, None)
+        if entry:
+            entry[1].cancel()
+
+    def close(self) -> None:
+        """Cancel queued prefetches and wait for the one running, if any."""
+        self.discard_all_prefetched()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+    def discard_all_prefetched(self) -> None:
+        with self._prefetch_lock:
+            entries, self._prefetch = list(self._prefetch.values()), {}
+        for _, future in entries:
+            future.cancel()

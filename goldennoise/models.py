@@ -131,6 +131,15 @@ class LoadedModel:
         }
 
 
+def quiet_loading() -> None:
+    """Silence the per-file progress bars diffusers and transformers print while loading."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def load_model(name: str, device: str | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
     """Load the text-to-image pipeline `name` (see `resolve`) ready to generate.
 
@@ -139,6 +148,7 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
     from diffusers import AutoPipelineForText2Image
 
     spec = resolve(name)
+    quiet_loading()
     auto_device, auto_dtype = choose_device_and_dtype()
     device, dtype = device or auto_device, dtype or auto_dtype
     source = spec.source

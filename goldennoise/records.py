@@ -29,26 +29,42 @@ def new_record_id() -> str:
     return uuid.uuid4().hex
 
 
+KINDS = ("judgement", "skip", "retraction", "pairwise")
+
+
 @dataclass
 class Record:
-    """One submitted judgement of one batch of seeds for one prompt."""
+    """One line of the store: a judgement of a batch, or a skip, retraction or pairwise answer.
+
+    kind "judgement": `golden_seeds` were chosen among `seeds`, the rest are `bad_seeds`;
+      `verdict` says "all_golden", "none_golden" or "some_golden"; `supersedes` names
+      the record it relabels, if any.
+    kind "skip": the prompt was passed over; `seeds` were shown but not judged.
+    kind "retraction": an undo; `retracts` names the record readers must ignore.
+    kind "pairwise": two seeds compared; `preference` = {"left", "right", "winner"}
+      with winner "left", "right", "tie" or "both_bad".
+    """
 
     record_id: str
     created_at: str
     annotator: str
     prompt: dict  # text, id, index, source, metadata
-    model: dict  # id, name, revision, dtype, pipeline_class, device, offload
-    parameters: dict  # num_inference_steps, guidance_scale, scheduler, height, width, max_sequence_length
-    seeds: list[int]  # all seeds shown, in display order
-    golden_seeds: list[int]
-    bad_seeds: list[int]  # the shown seeds not chosen: kept, never dropped
-    samples: list[dict]  # per seed, display order: seed, golden, clip_score, image_path, noise
+    model: dict = field(default_factory=dict)  # id, name, revision, dtype, pipeline_class, device, offload
+    parameters: dict = field(default_factory=dict)  # num_inference_steps, guidance_scale, scheduler, height, width, ...
+    seeds: list[int] = field(default_factory=list)  # all seeds shown, in display order
+    golden_seeds: list[int] = field(default_factory=list)
+    bad_seeds: list[int] = field(default_factory=list)  # the shown seeds not chosen: kept, never dropped
+    samples: list[dict] = field(default_factory=list)  # per seed, display order: seed, golden, clip_score, image_path, noise
     seed_strategy: dict = field(default_factory=dict)
     clip_model: dict | None = None
-    timing: dict = field(default_factory=dict)  # shown_at, generation_seconds, scoring_seconds, ...
+    timing: dict = field(default_factory=dict)  # generated_at, shown_at, generation_seconds, ...
     versions: dict = field(default_factory=dict)
     session_id: str = ""
     kind: str = "judgement"
+    verdict: str | None = None
+    supersedes: str | None = None
+    retracts: str | None = None
+    preference: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:
@@ -62,6 +78,8 @@ class Record:
         missing = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING} - set(data)
         if missing:
             raise ValueError(f"record lacks {', '.join(sorted(missing))}")
+        if data.get("kind", "judgement") not in KINDS:
+            raise ValueError(f"unknown record kind {data.get('kind')!r}")
         return cls(**{key: value for key, value in data.items() if key in names})
 
 

@@ -1,21 +1,33 @@
-"""One annotator's session: settings, prompt queue, current batch, submitting.
+"""One annotator's session: settings, prompt queue, current batch, answers, undo.
 
 The state is a plain dataclass (kept per browser tab in `gr.State`, or by any
 Python caller); the functions here take the shared `Engine` / `RecordStore` as
 arguments, so the whole annotation loop runs and is tested without Gradio.
+
+Flow: `apply_settings` loads the model and resumes at the first prompt this
+annotator has not answered on this model; `generate`/`generate_stream` show the
+current prompt's batch (taking the prefetched one when it is ready) and start
+prefetching the next; `submit`, `submit_pair` and `skip` append a record and
+remember how to undo it; `undo` appends a retraction and puts the prompt and its
+images back on screen; `reopen` brings an old judgement back for relabeling.
 """
 
 from __future__ import annotations
 
 import platform
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from goldennoise import __version__, generation, models, seeds
+from goldennoise import __version__, generation, history, models, seeds
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationParams
 from goldennoise.prompts import Prompt, PromptSet
 from goldennoise.records import Record, RecordStore, new_record_id, utc_now
+
+MAX_UNDO = 100
+PAIRWISE = "pairwise"
+WINNERS = ("left", "right", "tie", "both_bad")
 
 
 @dataclass
@@ -59,6 +71,19 @@ def default_settings(model_name: str | None = None) -> Settings:
 
 
 @dataclass
+class UndoEntry:
+    """What an answer changed, so that undo can put it back."""
+
+    record_id: str
+    position: int
+    reopened: Prompt | None
+    batch: Batch | None
+    golden_seeds: list[int]
+    previous_status: str | None
+    mode: str
+
+
+@dataclass
 class SessionState:
     """Per-annotator progress; plain data, safe to deep-copy."""
 
@@ -68,9 +93,14 @@ class SessionState:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     settings: Settings | None = None
     position: int = -1  # index into prompts of the prompt on screen; -1 before the first
+    reopened: Prompt | None = None  # a prompt brought back from history, shown instead of position
+    supersedes: str | None = None  # the record a relabel replaces
     batch: Batch | None = None
+    mode: str = "batch"  # or PAIRWISE: which view the batch on screen was made for
     shown_at: str | None = None
-    judged: int = 0
+    status: dict[str, str] = field(default_factory=dict)  # prompt text -> "judged" / "skipped"
+    undo_stack: list[UndoEntry] = field(default_factory=list)
+    restored_golden: list[int] = field(default_factory=list)  # seeds to pre-tick after an undo
 
 
 def new_session(prompt_set: PromptSet, annotator: str = "anonymous") -> SessionState:
@@ -78,14 +108,23 @@ def new_session(prompt_set: PromptSet, annotator: str = "anonymous") -> SessionS
 
 
 def use_prompts(state: SessionState, prompt_set: PromptSet) -> None:
-    """Switch the session to another prompt file, from its first prompt."""
+    """Switch the session to another prompt file; answered prompts stay answered."""
     state.prompts = list(prompt_set.prompts)
     state.prompt_source = prompt_set.source
-    state.position, state.batch, state.shown_at = -1, None, None
+    _clear_screen(state)
+    state.position, state.reopened = -1, None
 
 
-def apply_settings(engine: Engine, state: SessionState, settings: Settings) -> str:
-    """Check `settings`, load the model (and CLIP) they name, and keep them; return a status line."""
+def _clear_screen(state: SessionState) -> None:
+    state.batch, state.shown_at, state.restored_golden, state.supersedes = None, None, [], None
+
+
+def apply_settings(engine: Engine, state: SessionState, settings: Settings, store: RecordStore | None = None) -> str:
+    """Check `settings`, load the model (and CLIP) they name, keep them, and resume.
+
+    With a `store`, the session continues at the first prompt this annotator has
+    not answered on this model. Returns a status line.
+    """
     if not 1 <= settings.batch_size <= generation.MAX_BATCH:
         raise ValueError(f"batch_size must lie in 1..{generation.MAX_BATCH}, got {settings.batch_size}.")
     seeds.draw_seeds(settings.seed_strategy, settings.batch_size, len(state.prompts), settings.start_seed)
@@ -99,35 +138,102 @@ def apply_settings(engine: Engine, state: SessionState, settings: Settings) -> s
     if settings.use_clip:
         clip = engine.load_clip(model.spec.clip)
         clip_note = f"CLIP {clip.model_id}"
+    engine.discard_prefetched(state.session_id)
     state.settings = settings
-    state.batch, state.shown_at = None, None
+    _clear_screen(state)
+    state.reopened = None
+    if store is not None:
+        state.status = history.prompt_status(store.read().records, state.annotator, model.spec.name)
+        state.position = -1
     revision = (model.revision or "revision unknown")[:20]
     return f"Loaded {model.spec.name} ({model.pipeline_class}, {model.dtype} on {model.device}, {revision}); {clip_note}."
 
 
 def current_prompt(state: SessionState) -> Prompt | None:
+    if state.reopened is not None:
+        return state.reopened
     return state.prompts[state.position] if 0 <= state.position < len(state.prompts) else None
 
 
+def _next_open_position(state: SessionState, after: int) -> int:
+    position = after + 1
+    while position < len(state.prompts) and state.prompts[position].text in state.status:
+        position += 1
+    return position
+
+
+def _upcoming_position(state: SessionState) -> int:
+    """Where the queue goes next: back to the open prompt a relabel interrupted, else onwards."""
+    p = state.position
+    if state.reopened is not None and 0 <= p < len(state.prompts) and state.prompts[p].text not in state.status:
+        return p
+    return _next_open_position(state, p)
+
+
 def advance(state: SessionState) -> Prompt | None:
-    """Move to the next prompt; None once every prompt has been shown."""
-    state.position = min(state.position + 1, len(state.prompts))
-    state.batch, state.shown_at = None, None
+    """Move to the next prompt not yet answered; None once none is left."""
+    state.position, state.reopened = _upcoming_position(state), None
+    _clear_screen(state)
     return current_prompt(state)
 
 
-def generate(engine: Engine, state: SessionState) -> Batch:
-    """Generate the batch for the current prompt and keep it as the one on screen."""
+def _batch_size(state: SessionState, mode: str) -> int:
+    return 2 if mode == PAIRWISE else state.settings.batch_size
+
+
+def _prefetch_key(state: SessionState, prompt: Prompt, mode: str) -> tuple:
+    s = state.settings
+    return (prompt.text, mode, s.model, s.params(), s.batch_size, s.seed_strategy, s.start_seed, s.use_clip)
+
+
+def _draw(state: SessionState, prompt: Prompt, mode: str) -> list[int]:
+    s = state.settings
+    return seeds.draw_seeds(s.seed_strategy, _batch_size(state, mode), prompt.index, s.start_seed)
+
+
+def generate_stream(engine: Engine, state: SessionState, mode: str = "batch") -> Iterator[Batch]:
+    """Put the current prompt's batch on screen, yielding it as chunks are ready.
+
+    A prefetched batch is shown at once; otherwise, where a batch would take long,
+    it is generated in chunks (each seed's noise is the same either way). Then the
+    next prompt's batch is prefetched.
+    """
     if state.settings is None:
         raise ValueError("No model loaded for this session: choose settings and press Load first.")
     prompt = current_prompt(state) or advance(state)
     if prompt is None:
-        raise ValueError("No prompt left: every prompt of this file has been shown.")
+        raise ValueError("No prompt left: every prompt of this file has been answered or shown.")
     s = state.settings
-    batch_seeds = seeds.draw_seeds(s.seed_strategy, s.batch_size, prompt.index, s.start_seed)
-    state.batch = engine.generate_batch(s.model, prompt.text, batch_seeds, s.params(), s.use_clip)
-    state.shown_at = utc_now()
-    return state.batch
+    batch = engine.take_prefetched(state.session_id, _prefetch_key(state, prompt, mode))
+    if batch is None:
+        batch_seeds = _draw(state, prompt, mode)
+        chunk = engine.stream_chunk_size(len(batch_seeds))
+        for start in range(0, len(batch_seeds), chunk):
+            part = engine.generate_batch(s.model, prompt.text, batch_seeds[start:start + chunk], s.params(), s.use_clip)
+            batch = part if batch is None else batch.extended(part)
+            if start + chunk < len(batch_seeds):
+                yield batch
+    state.batch, state.mode, state.shown_at = batch, mode, utc_now()
+    prefetch_next(engine, state, mode)
+    yield batch
+
+
+def generate(engine: Engine, state: SessionState, mode: str = "batch") -> Batch:
+    """Put the current prompt's batch on screen and return it (see `generate_stream`)."""
+    for batch in generate_stream(engine, state, mode):
+        pass
+    return batch
+
+
+def prefetch_next(engine: Engine, state: SessionState, mode: str = "batch") -> bool:
+    """Start making the batch of the prompt after the current one; False if there is none."""
+    position = _upcoming_position(state)
+    if position >= len(state.prompts) or state.settings is None:
+        return False
+    prompt, s = state.prompts[position], state.settings
+    engine.prefetch(state.session_id, _prefetch_key(state, prompt, mode), s.model, prompt.text,
+                    _draw(state, prompt, mode), s.params(), s.use_clip)
+    return True
 
 
 def library_versions() -> dict:
@@ -144,58 +250,164 @@ def library_versions() -> dict:
     }
 
 
-def build_record(state: SessionState, golden_seeds: list[int]) -> Record:
-    """The record of judging the batch on screen with `golden_seeds` chosen."""
-    batch, prompt = state.batch, current_prompt(state)
-    if batch is None or prompt is None:
-        raise ValueError("Nothing to submit: generate a batch first.")
-    golden = [int(s) for s in golden_seeds]
-    unknown = sorted(set(golden) - set(batch.seeds))
-    if unknown:
-        raise ValueError(f"Seeds {unknown} are not in the batch on screen ({batch.seeds}).")
-    chosen = set(golden)
-    scores = batch.clip_scores or [None] * len(batch.seeds)
-    samples = [
-        {"seed": seed, "golden": seed in chosen, "clip_score": score, "image_path": path, "noise": block}
-        for seed, score, path, block in zip(batch.seeds, scores, batch.image_paths, batch.noise, strict=True)
-    ]
+def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | None, golden: set[int]) -> Record:
     s = state.settings
+    samples = []
+    if batch is not None:
+        scores = batch.clip_scores or [None] * len(batch.seeds)
+        samples = [
+            {"seed": seed, "golden": seed in golden, "clip_score": score, "image_path": path, "noise": block}
+            for seed, score, path, block in zip(batch.seeds, scores, batch.image_paths, batch.noise, strict=True)
+        ]
     return Record(
         record_id=new_record_id(),
         created_at=utc_now(),
         annotator=state.annotator,
         prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
                 "metadata": prompt.metadata},
-        model=batch.model,
-        parameters=batch.parameters,
-        seeds=list(batch.seeds),
-        golden_seeds=[seed for seed in batch.seeds if seed in chosen],
-        bad_seeds=[seed for seed in batch.seeds if seed not in chosen],
+        model=batch.model if batch else {"name": s.model},
+        parameters=batch.parameters if batch else s.params().to_dict(),
+        seeds=list(batch.seeds) if batch else [],
         samples=samples,
         seed_strategy={"name": s.seed_strategy, "start_seed": s.start_seed, "batch_size": s.batch_size},
-        clip_model=batch.clip_model,
-        timing={
+        clip_model=batch.clip_model if batch else None,
+        timing={} if batch is None else {
             "generated_at": batch.created_at,
             "shown_at": state.shown_at,
+            "prefetched": batch.prefetched,
             "generation_seconds": round(batch.generation_seconds, 4),
             "scoring_seconds": round(batch.scoring_seconds, 4),
             "saving_seconds": round(batch.saving_seconds, 4),
         },
         versions=library_versions(),
         session_id=state.session_id,
+        kind=kind,
+        supersedes=state.supersedes,
     )
 
 
-def submit(store: RecordStore, state: SessionState, golden_seeds: list[int]) -> Record:
-    """Record the judgement of the batch on screen; the batch is then cleared."""
-    record = build_record(state, golden_seeds)
+def _on_screen(state: SessionState, mode: str) -> tuple[Prompt, Batch]:
+    batch, prompt = state.batch, current_prompt(state)
+    if batch is None or prompt is None:
+        raise ValueError("Nothing to submit: generate a batch first.")
+    if state.mode != mode:
+        raise ValueError(f"The batch on screen was made for the {state.mode} view, not the {mode} view.")
+    return prompt, batch
+
+
+def _append(store: RecordStore, state: SessionState, record: Record, golden: list[int], status: str) -> Record:
+    prompt = current_prompt(state)
     store.append(record)
-    state.judged += 1
-    state.batch, state.shown_at = None, None
+    state.undo_stack.append(UndoEntry(record.record_id, state.position, state.reopened, state.batch, golden,
+                                      state.status.get(prompt.text), state.mode))
+    del state.undo_stack[:-MAX_UNDO]
+    state.status[prompt.text] = status
+    _clear_screen(state)
     return record
 
 
+def build_record(state: SessionState, golden_seeds: list[int]) -> Record:
+    """The record of judging the batch on screen with `golden_seeds` chosen."""
+    prompt, batch = _on_screen(state, "batch")
+    golden = [int(s) for s in golden_seeds]
+    unknown = sorted(set(golden) - set(batch.seeds))
+    if unknown:
+        raise ValueError(f"Seeds {unknown} are not in the batch on screen ({batch.seeds}).")
+    record = _base_record(state, "judgement", prompt, batch, set(golden))
+    record.golden_seeds = [seed for seed in batch.seeds if seed in set(golden)]
+    record.bad_seeds = [seed for seed in batch.seeds if seed not in set(golden)]
+    record.verdict = history.verdict(record.golden_seeds, batch.seeds)
+    return record
+
+
+def submit(store: RecordStore, state: SessionState, golden_seeds: list[int]) -> Record:
+    """Record the judgement of the batch on screen; unticked seeds are bad seeds."""
+    record = build_record(state, golden_seeds)
+    return _append(store, state, record, record.golden_seeds, "judged")
+
+
+def submit_pair(store: RecordStore, state: SessionState, winner: str) -> Record:
+    """Record a pairwise preference between the two seeds on screen."""
+    if winner not in WINNERS:
+        raise ValueError(f"winner must be one of {', '.join(WINNERS)}, got {winner!r}.")
+    prompt, batch = _on_screen(state, PAIRWISE)
+    left, right = batch.seeds
+    record = _base_record(state, "pairwise", prompt, batch, set())
+    record.preference = {"left": left, "right": right, "winner": winner}
+    return _append(store, state, record, [], "judged")
+
+
+def skip(store: RecordStore, state: SessionState) -> Record:
+    """Record that the prompt on screen was passed over (not a judgement) and move on."""
+    prompt = current_prompt(state)
+    if prompt is None:
+        raise ValueError("No prompt on screen to skip.")
+    record = _base_record(state, "skip", prompt, state.batch, set())
+    return _append(store, state, record, [], "skipped")
+
+
+def undo(store: RecordStore, state: SessionState) -> Record:
+    """Retract this session's last answer and put its prompt and images back on screen.
+
+    The prefetched batch of the following prompt is kept: it is still the one to show next.
+    """
+    if not state.undo_stack:
+        raise ValueError("Nothing to undo in this session.")
+    entry = state.undo_stack.pop()
+    prompt = entry.reopened or state.prompts[entry.position]
+    retraction = Record(record_id=new_record_id(), created_at=utc_now(), annotator=state.annotator,
+                        prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
+                                "metadata": prompt.metadata},
+                        model={"name": state.settings.model} if state.settings else {},
+                        session_id=state.session_id, kind="retraction", retracts=entry.record_id)
+    store.append(retraction)
+    if entry.previous_status is None:
+        state.status.pop(prompt.text, None)
+    else:
+        state.status[prompt.text] = entry.previous_status
+    state.position, state.reopened = entry.position, entry.reopened
+    state.batch, state.mode, state.shown_at = entry.batch, entry.mode, utc_now() if entry.batch else None
+    state.restored_golden, state.supersedes = entry.golden_seeds, None
+    return retraction
+
+
+def batch_from_record(record: Record) -> Batch:
+    """The batch a judgement was made on, rebuilt from its record (images stay on disk)."""
+    scores = [sample["clip_score"] for sample in record.samples]
+    return Batch(
+        prompt=record.prompt["text"], seeds=list(record.seeds),
+        image_paths=[sample["image_path"] for sample in record.samples],
+        clip_scores=None if any(score is None for score in scores) else scores,
+        noise=[sample["noise"] for sample in record.samples], model=record.model, parameters=record.parameters,
+        clip_model=record.clip_model, generation_seconds=record.timing.get("generation_seconds", 0.0),
+        scoring_seconds=record.timing.get("scoring_seconds", 0.0), saving_seconds=record.timing.get("saving_seconds", 0.0),
+        created_at=record.timing.get("generated_at", record.created_at),
+    )
+
+
+def reopen(state: SessionState, record: Record) -> None:
+    """Show an earlier judgement's batch again; the next submit supersedes that record."""
+    if record.kind != "judgement":
+        raise ValueError("Only judgements can be relabeled.")
+    if state.settings is None:
+        raise ValueError("Load a model first: a relabel is recorded with the session's settings.")
+    p = record.prompt
+    state.reopened = Prompt(text=p["text"], id=p["id"], index=p["index"], source=p["source"],
+                            metadata=p.get("metadata", {}))
+    state.batch, state.mode, state.shown_at = batch_from_record(record), "batch", utc_now()
+    state.restored_golden, state.supersedes = list(record.golden_seeds), record.record_id
+
+
+def counts(state: SessionState) -> dict[str, int]:
+    texts = [p.text for p in state.prompts]
+    judged = sum(state.status.get(t) == "judged" for t in texts)
+    skipped = sum(state.status.get(t) == "skipped" for t in texts)
+    return {"total": len(texts), "judged": judged, "skipped": skipped, "remaining": len(texts) - judged - skipped}
+
+
 def progress_text(state: SessionState) -> str:
-    total = len(state.prompts)
-    shown = min(state.position + 1, total)
-    return f"Prompt {shown} of {total} · {state.judged} judged this session · {state.prompt_source}"
+    c = counts(state)
+    where = "relabeling from history" if state.reopened else (
+        f"prompt {min(state.position + 1, c['total'])} of {c['total']}")
+    return (f"{where.capitalize()} · {c['judged']} judged · {c['skipped']} skipped · "
+            f"{c['remaining']} remaining · {state.prompt_source}")

@@ -164,6 +164,9 @@ def tiny_model_path(name: str) -> Path:
     folder = cache_dir() / f"{name}-v{TINY_VERSION}"
     if (folder / ".complete").exists():
         return folder
+    from goldennoise.models import quiet_loading
+
+    quiet_loading()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     try:

@@ -1,21 +1,24 @@
-"""The Gradio Blocks app: Settings and Workbench tabs over the core session functions.
+"""The Gradio Blocks app: Settings, Workbench, Pairwise and History over the core session.
 
 The only module that imports gradio. Every listener has an `api_name`, so the
 same loop is scriptable with `gradio_client`; per-annotator state lives in
 `gr.State`, the loaded model and the record store are shared. Errors a user can
 act on are raised as `gr.Error`, which the browser shows as a message and the
-API returns to the caller; the app keeps serving.
+API returns to the caller; the app keeps serving. Keyboard shortcuts live in
+`shortcuts.js`, passed to `launch(js=...)`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
-from goldennoise import models, seeds, session
-from goldennoise.engine import Engine
+from goldennoise import history, models, seeds, session
+from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationError
 from goldennoise.models import ModelLoadError
 from goldennoise.prompts import PromptFileError, PromptSet, load_prompts
@@ -25,11 +28,35 @@ log = logging.getLogger(__name__)
 GPU = "gpu"  # one concurrency id for everything that runs the pipeline
 DEFAULT_SCHEDULER = "pipeline default"
 USER_ERRORS = (ValueError, ModelLoadError, GenerationError, PromptFileError)
+SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
+LEGEND = ("**Keys** · `1`–`9`, `0` toggle seed 1–10 · `Enter` submit · `a` all golden · `n` none golden · "
+          "`s` skip · `u` undo · `f` / `←` `→` larger view (`Esc` closes) · off while typing in a field")
+PAIR_LEGEND = "**Keys** · `1` / `←` left · `2` / `→` right · `t` tie · `b` both bad · `s` skip · `u` undo"
+HISTORY_COLUMNS = ["time", "annotator", "prompt", "model", "answer", "golden", "shown", "record_id"]
 
 
-def _user_error(error: Exception) -> gr.Error:
-    log.warning("request refused: %s", error)
-    return gr.Error(str(error), print_exception=False)
+def user_errors(fn):
+    """Turn errors a user can act on into `gr.Error` (a message in the UI and the API)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as error:
+            log.warning("request refused: %s", error)
+            raise gr.Error(str(error), print_exception=False) from None
+    return wrapper
+
+
+def user_errors_stream(fn):
+    """`user_errors` for generator listeners (errors surface while iterating)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            yield from fn(*args, **kwargs)
+        except USER_ERRORS as error:
+            log.warning("request refused: %s", error)
+            raise gr.Error(str(error), print_exception=False) from None
+    return wrapper
 
 
 def _whole(value, name: str) -> int:
@@ -64,64 +91,104 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
     """Build the app around a shared engine and store, starting every session on `prompt_set`."""
     outputs = store.outputs
 
-    def init_model(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
-                   max_sequence_length, use_clip, annotator, state, progress=gr.Progress()):
-        try:
-            settings = _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size,
-                                             seed_strategy, start_seed, max_sequence_length, use_clip)
-            progress(0.1, desc=f"Loading {settings.model}…")
-            state.annotator = (annotator or "").strip() or "anonymous"
-            status = session.apply_settings(engine, state, settings)
-        except USER_ERRORS as error:
-            raise _user_error(error) from None
-        schedulers = [DEFAULT_SCHEDULER] + models.compatible_schedulers(engine.model.pipe)
-        return status, state, gr.update(choices=schedulers)
+    def image_path(relative: str) -> str:
+        return str(outputs / relative)
 
-    def upload_prompts(path, state):
-        if not path:
-            return "No file given.", state
-        try:
-            loaded = load_prompts(path)
-        except PromptFileError as error:
-            raise _user_error(error) from None
-        session.use_prompts(state, loaded)
-        return loaded.summary(), state
-
-    def get_next_prompt(state):
-        prompt = session.advance(state)
-        text = prompt.text if prompt else "All prompts done. Load another prompt file in Settings to go on."
-        return text, session.progress_text(state), state
-
-    def generate_batch(state):
-        try:
-            batch = session.generate(engine, state)
-        except USER_ERRORS as error:
-            raise _user_error(error) from None
+    def render_batch(state, batch: Batch | None, final: bool = True):
+        """(gallery, golden checkbox update, hint) for the batch-view batch on screen."""
+        if batch is None or (final and state.mode != "batch"):
+            return [], gr.update(choices=[], value=[]), ""
         scores = batch.clip_scores or [None] * len(batch.seeds)
-        gallery = [(str(outputs / path), _caption(seed, score)) for seed, score, path in
-                   zip(batch.seeds, scores, batch.image_paths)]
+        gallery = [(image_path(p), _caption(s, c)) for s, c, p in zip(batch.seeds, scores, batch.image_paths)]
         choices = [(f"#{i + 1} · seed {seed}", seed) for i, seed in enumerate(batch.seeds)]
         hint = ""
         if batch.clip_scores:
             best = max(range(len(batch.seeds)), key=lambda i: batch.clip_scores[i])
-            hint = f"Best by CLIP: #{best + 1} · seed {batch.seeds[best]} ({batch.clip_scores[best]:.2f})"
-        timing = f"{len(batch.seeds)} images in {batch.generation_seconds:.2f} s"
-        return gallery, gr.update(choices=choices, value=[]), f"{hint}  \n{timing}", state
+            hint = f"Best by CLIP: **#{best + 1}** · seed {batch.seeds[best]} ({batch.clip_scores[best]:.2f})"
+        how = "prefetched" if batch.prefetched else f"generated in {batch.generation_seconds:.2f} s"
+        if not final:
+            how = f"generating… {len(batch.seeds)} ready"
+        value = [s for s in state.restored_golden if s in batch.seeds] if final else []
+        return gallery, gr.update(choices=choices, value=value), f"{hint}  \n{len(batch.seeds)} images, {how}"
 
+    def render_pair(state):
+        batch = state.batch
+        if batch is None or state.mode != session.PAIRWISE:
+            return None, None
+        scores = batch.clip_scores or [None, None]
+        return tuple(gr.update(value=image_path(p), label=f"{side} · {_caption(s, c)}") for side, s, c, p in
+                     zip(("Left", "Right"), batch.seeds, scores, batch.image_paths))
+
+    def prompt_view(state):
+        prompt = session.current_prompt(state)
+        text = prompt.text if prompt else "All prompts answered. Load another prompt file in Settings to go on."
+        return text, session.progress_text(state)
+
+    @user_errors
+    def init_model(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
+                   max_sequence_length, use_clip, annotator, state, progress=gr.Progress()):
+        settings = _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size,
+                                         seed_strategy, start_seed, max_sequence_length, use_clip)
+        progress(0.1, desc=f"Loading {settings.model}…")
+        state.annotator = (annotator or "").strip() or "anonymous"
+        status = session.apply_settings(engine, state, settings, store)
+        schedulers = [DEFAULT_SCHEDULER] + models.compatible_schedulers(engine.model.pipe)
+        return status, state, gr.update(choices=schedulers)
+
+    @user_errors
+    def upload_prompts(path, state):
+        if not path:
+            return "No file given.", state
+        loaded = load_prompts(path)
+        session.use_prompts(state, loaded)
+        return loaded.summary(), state
+
+    def get_next_prompt(state):
+        session.advance(state)
+        return *prompt_view(state), state
+
+    @user_errors_stream
+    def generate_batch(state):
+        for batch in session.generate_stream(engine, state):
+            final = state.batch is batch
+            yield *render_batch(state, batch, final), state
+
+    @user_errors
     def submit_selection(golden, state):
-        try:
-            record = session.submit(store, state, golden or [])
-        except USER_ERRORS as error:
-            raise _user_error(error) from None
-        return (f"Saved: {len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad "
-                f"for “{record.prompt['text'][:60]}” (record {record.record_id[:8]})."), state
+        record = session.submit(store, state, golden or [])
+        counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
+                   "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
+            record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
+        return f"Saved: {counted} for “{record.prompt['text'][:60]}” (record {record.record_id[:8]}).", state
+
+    @user_errors
+    def skip_prompt(state):
+        record = session.skip(store, state)
+        return f"Skipped “{record.prompt['text'][:60]}”.", state
+
+    @user_errors
+    def undo_last(state):
+        retraction = session.undo(store, state)
+        text, progress = prompt_view(state)
+        message = f"Undone: “{retraction.prompt['text'][:60]}” is back (retraction {retraction.record_id[:8]})."
+        return (text, progress, *render_batch(state, state.batch), *render_pair(state), message, state)
+
+    @user_errors_stream
+    def pairwise_batch(state):
+        for batch in session.generate_stream(engine, state, mode=session.PAIRWISE):
+            if state.batch is batch:
+                yield *prompt_view(state), *render_pair(state), state
+
+    @user_errors
+    def submit_pair(winner, state):
+        record = session.submit_pair(store, state, winner)
+        return f"Saved pairwise: {winner.replace('_', ' ')} for “{record.prompt['text'][:60]}”.", state
 
     def start_if_idle(state):
-        """After loading, put the first prompt on screen unless one is there already."""
-        if session.current_prompt(state) is None:
+        """After loading, put the first open prompt on screen unless one is there already."""
+        if session.current_prompt(state) is None or session.current_prompt(state).text in state.status:
             session.advance(state)
-        prompt = session.current_prompt(state)
-        return (prompt.text if prompt else "All prompts done."), session.progress_text(state), state, gr.Tabs(selected="workbench")
+        return *prompt_view(state), state, gr.Tabs(selected="workbench")
 
     def defaults_for(model):
         try:
@@ -130,6 +197,38 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
             return [gr.update()] * 5
         return (spec.num_inference_steps, spec.guidance_scale, spec.width, spec.height,
                 spec.max_sequence_length or 0)
+
+    def history_table(text, model):
+        result = store.read()
+        rows = history.table(result.records, text or "", model or "")
+        names = sorted({r.model.get("name", "") for r in result.records if r.model.get("name")})
+        note = f"{len(rows)} answer{'' if len(rows) == 1 else 's'} shown" + (f"; {len(result.warnings)} unreadable line(s) skipped"
+                                               if result.warnings else "")
+        return pd.DataFrame(rows, columns=HISTORY_COLUMNS), gr.update(choices=[""] + names), note
+
+    def find_record(record_id: str):
+        for record in history.live(store.read().records):
+            if record.record_id == record_id:
+                return record
+        raise ValueError(f"No live record {record_id!r}: it may have been undone or relabeled.")
+
+    @user_errors
+    def show_record(table: pd.DataFrame, event: gr.SelectData):
+        record = find_record(str(table.iloc[event.index[0]]["record_id"]))
+        scores = {s["seed"]: s["clip_score"] for s in record.samples}
+        paths = {s["seed"]: s["image_path"] for s in record.samples}
+        golden = [(image_path(paths[s]), _caption(s, scores[s])) for s in record.golden_seeds]
+        bad = [(image_path(paths[s]), _caption(s, scores[s])) for s in record.bad_seeds]
+        if record.kind != "judgement":
+            bad = [(image_path(paths[s]), _caption(s, scores[s])) for s in record.seeds]
+        details = (f"**{record.prompt['text']}**  \n{record.annotator} · {record.model.get('name')} · "
+                   f"{record.created_at} · {record.verdict or record.kind} · record `{record.record_id}`")
+        return golden, bad, details, record.record_id
+
+    @user_errors
+    def reopen_record(record_id, state):
+        session.reopen(state, find_record(record_id))
+        return (*prompt_view(state), *render_batch(state, state.batch), state, gr.Tabs(selected="workbench"))
 
     with gr.Blocks(title="GoldenNoise") as demo:
         state = gr.State(session.new_session(prompt_set))
@@ -158,39 +257,114 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
                                           file_types=[".csv", ".json", ".jsonl", ".ndjson", ".txt"])
                     prompt_status = gr.Markdown(prompt_set.summary())
                 load = gr.Button("Load model", variant="primary")
-                status = gr.Markdown("No model loaded yet.")
+                status = gr.Markdown("No model loaded yet. Loading resumes at your first unanswered prompt.")
             with gr.Tab("Workbench", id="workbench"):
-                progress = gr.Markdown("Load a model in Settings to start.")
-                prompt_box = gr.Textbox(label="Prompt", interactive=False, lines=2)
-                gallery = gr.Gallery(label="Batch", columns=4, height="auto", format="png", object_fit="contain")
-                golden = gr.CheckboxGroup([], label="Golden seeds (tick the good ones; the rest are recorded as bad)")
-                hint = gr.Markdown()
+                with gr.Column(elem_id="gn-workbench"):
+                    progress = gr.Markdown("Load a model in Settings to start.")
+                    prompt_box = gr.Textbox(label="Prompt", interactive=False, lines=2)
+                    gallery = gr.Gallery(label="Batch", columns=4, height="auto", format="png", object_fit="contain",
+                                         elem_id="gn-gallery")
+                    golden = gr.CheckboxGroup([], label="Golden seeds (tick the good ones; the rest are recorded as bad)",
+                                              elem_id="gn-golden")
+                    hint = gr.Markdown()
+                    with gr.Row():
+                        submit = gr.Button("Submit (Enter)", variant="primary", elem_id="gn-submit", scale=2)
+                        all_golden = gr.Button("All golden (a)", elem_id="gn-all")
+                        none_golden = gr.Button("None golden (n)", elem_id="gn-none")
+                        skip = gr.Button("Skip (s)", elem_id="gn-skip")
+                        undo = gr.Button("Undo (u)", elem_id="gn-undo")
+                    message = gr.Markdown()
+                    gr.Markdown(LEGEND)
+            with gr.Tab("Pairwise", id="pairwise"):
+                with gr.Column(elem_id="gn-pairwise"):
+                    pair_progress = gr.Markdown("Compare two seeds of one prompt. Load a model in Settings first.")
+                    pair_prompt = gr.Textbox(label="Prompt", interactive=False, lines=2)
+                    with gr.Row():
+                        left_image = gr.Image(label="Left", type="filepath", format="png", interactive=False, height=512)
+                        right_image = gr.Image(label="Right", type="filepath", format="png", interactive=False, height=512)
+                    with gr.Row():
+                        pair_start = gr.Button("Show a pair", variant="secondary")
+                        left = gr.Button("Left is better (1 / ←)", elem_id="gn-left", variant="primary")
+                        right = gr.Button("Right is better (2 / →)", elem_id="gn-right", variant="primary")
+                        tie = gr.Button("Tie (t)", elem_id="gn-tie")
+                        both_bad = gr.Button("Both bad (b)", elem_id="gn-both-bad")
+                        pair_skip = gr.Button("Skip (s)", elem_id="gn-pair-skip")
+                        pair_undo = gr.Button("Undo (u)", elem_id="gn-pair-undo")
+                    pair_message = gr.Markdown()
+                    gr.Markdown(PAIR_LEGEND)
+                    pair_winner = gr.Radio(list(session.WINNERS), visible=False)
+                    pair_api = gr.Button(visible=False)
+            with gr.Tab("History", id="history"):
                 with gr.Row():
-                    submit = gr.Button("Submit", variant="primary")
-                    next_button = gr.Button("Next (skip, no record)")
-                message = gr.Markdown()
+                    history_text = gr.Textbox(label="Prompt contains", scale=2)
+                    history_model = gr.Dropdown([""], value="", label="Model", scale=1)
+                    refresh = gr.Button("Refresh", scale=0)
+                history_note = gr.Markdown()
+                history_df = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True)
+                history_details = gr.Markdown("Select a row to see its golden and bad images.")
+                with gr.Row():
+                    golden_gallery = gr.Gallery(label="Golden", columns=3, height="auto", format="png", fit_columns=False)
+                    bad_gallery = gr.Gallery(label="Bad (or not judged)", columns=3, height="auto", format="png",
+                                             fit_columns=False)
+                selected_id = gr.Textbox(label="Selected record", interactive=False)
+                relabel = gr.Button("Relabel in the Workbench (supersedes this record)")
 
-        model.change(defaults_for, model, [steps, guidance, width, height, max_sequence_length],
-                     api_visibility="private")
-        prompt_file.upload(upload_prompts, [prompt_file, state], [prompt_status, state], api_name="load_prompts")
-        # Named API endpoints first, so that the private chained copies below do not take their names.
-        next_button.click(get_next_prompt, state, [prompt_box, progress, state], api_name="get_next_prompt").success(
-            generate_batch, state, [gallery, golden, hint, state], api_name="generate_batch",
-            concurrency_id=GPU, concurrency_limit=1)
-        (submit.click(submit_selection, [golden, state], [message, state], api_name="submit_selection")
-               .success(get_next_prompt, state, [prompt_box, progress, state], api_visibility="private")
-               .success(generate_batch, state, [gallery, golden, hint, state], api_visibility="private",
-                        concurrency_id=GPU, concurrency_limit=1))
+        batch_outputs = [gallery, golden, hint, state]
+        pair_outputs = [pair_prompt, pair_progress, left_image, right_image, state]
+        # The first chain names the API endpoints; later copies of the same steps are private.
+        def then_next(event, public: bool = False):
+            """Chain: next prompt, then its batch (prefetched when ready)."""
+            names = dict(api_name="get_next_prompt") if public else dict(api_visibility="private")
+            batch_names = dict(api_name="generate_batch") if public else dict(api_visibility="private")
+            return (event.success(get_next_prompt, state, [prompt_box, progress, state], **names)
+                         .success(generate_batch, state, batch_outputs, concurrency_id=GPU, concurrency_limit=1,
+                                  **batch_names))
+
+        then_next(skip.click(skip_prompt, state, [message, state], api_name="skip_prompt"), public=True)
+        then_next(submit.click(submit_selection, [golden, state], [message, state], api_name="submit_selection"))
+        undo.click(undo_last, state, [prompt_box, progress, gallery, golden, hint, left_image, right_image, message, state],
+                   api_name="undo_last")
+        all_golden.click(None, js="() => window.goldennoise.tick(true)")
+        none_golden.click(None, js="() => window.goldennoise.tick(false)")
         (load.click(init_model,
                     [model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
                      max_sequence_length, use_clip, annotator, state],
                     [status, state, scheduler], api_name="init_model", concurrency_id=GPU, concurrency_limit=1)
              .success(start_if_idle, state, [prompt_box, progress, state, tabs], api_visibility="private")
-             .success(generate_batch, state, [gallery, golden, hint, state], api_visibility="private",
+             .success(generate_batch, state, batch_outputs, api_visibility="private",
                       concurrency_id=GPU, concurrency_limit=1))
+        model.change(defaults_for, model, [steps, guidance, width, height, max_sequence_length],
+                     api_visibility="private")
+        prompt_file.upload(upload_prompts, [prompt_file, state], [prompt_status, state], api_name="load_prompts")
+
+        pair_start.click(pairwise_batch, state, pair_outputs, api_name="pairwise_batch",
+                         concurrency_id=GPU, concurrency_limit=1)
+        # API callers name the winner; the buttons each pass their own.
+        pair_api.click(submit_pair, [pair_winner, state], [pair_message, state], api_name="submit_pair")
+        for button, winner in ((left, "left"), (right, "right"), (tie, "tie"), (both_bad, "both_bad")):
+            (button.click(submit_pair, [gr.State(winner), state], [pair_message, state], api_visibility="private")
+                   .success(get_next_prompt, state, [pair_prompt, pair_progress, state], api_visibility="private")
+                   .success(pairwise_batch, state, pair_outputs, api_visibility="private",
+                            concurrency_id=GPU, concurrency_limit=1))
+        (pair_skip.click(skip_prompt, state, [pair_message, state], api_visibility="private")
+                  .success(get_next_prompt, state, [pair_prompt, pair_progress, state], api_visibility="private")
+                  .success(pairwise_batch, state, pair_outputs, api_visibility="private",
+                           concurrency_id=GPU, concurrency_limit=1))
+        pair_undo.click(undo_last, state, [prompt_box, progress, gallery, golden, hint, left_image, right_image,
+                                           pair_message, state], api_visibility="private")
+
+        history_inputs, history_outputs = [history_text, history_model], [history_df, history_model, history_note]
+        refresh.click(history_table, history_inputs, history_outputs, api_name="history")
+        history_text.submit(history_table, history_inputs, history_outputs, api_visibility="private")
+        history_model.input(history_table, history_inputs, history_outputs, api_visibility="private")
+        history_df.select(show_record, history_df, [golden_gallery, bad_gallery, history_details, selected_id],
+                          api_visibility="private")
+        relabel.click(reopen_record, [selected_id, state], [prompt_box, progress, *batch_outputs[:3], state, tabs],
+                      api_name="reopen_record")
     return demo
 
 
 def launch(demo: gr.Blocks, outputs: Path, **kwargs):
-    """Queue and launch `demo`, allowing Gradio to serve the saved images under `outputs`."""
-    return demo.queue(default_concurrency_limit=4).launch(allowed_paths=[str(Path(outputs).resolve())], **kwargs)
+    """Queue and launch `demo` with the shortcuts, allowing Gradio to serve the saved images under `outputs`."""
+    return demo.queue(default_concurrency_limit=4).launch(
+        allowed_paths=[str(Path(outputs).resolve())], js=SHORTCUTS_JS, **kwargs)

@@ -45,7 +45,8 @@ def engine(tmp_path, tiny_model, tiny_clip) -> Engine:
     """An engine on tmp outputs that reuses the session's loaded tiny model and CLIP."""
     engine = Engine(tmp_path / "outputs")
     engine.model, engine.clip = tiny_model, tiny_clip
-    return engine
+    yield engine
+    engine.close()  # the next test's engine shares the pipeline: no prefetch may outlive this one
 
 
 @pytest.fixture

@@ -30,15 +30,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def running_app(tmp_path):
-    """`python app.py` as a user starts it, on a loopback port, with a prompt file holding HTML."""
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("a red fox in the snow\n<b>bold</b> <img src=x onerror=alert(1)> lighthouse\na bowl of ramen\n")
-    outputs, port = tmp_path / "outputs", free_port()
+def start_app(prompts: Path, outputs: Path):
+    """`python app.py` as a user starts it, on a loopback port; returns (process, url)."""
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--prompts", str(prompts), "--outputs", str(outputs)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=outputs.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 120
@@ -52,9 +49,36 @@ def running_app(tmp_path):
     else:
         process.kill()
         pytest.fail("app did not start within 120 s")
-    yield url, outputs
+    return process, url
+
+
+def stop_app(process) -> None:
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture
+def running_app(tmp_path):
+    """The app on a prompt file holding HTML."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red fox in the snow\n<b>bold</b> <img src=x onerror=alert(1)> lighthouse\na bowl of ramen\n")
+    process, url = start_app(prompts, tmp_path / "outputs")
+    yield url, tmp_path / "outputs"
+    stop_app(process)
+
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def load_tiny(page, annotator: str, start_seed: int) -> None:
+    """Fill Settings as a user does and press Load."""
+    page.get_by_label("Annotator").fill(annotator)
+    page.get_by_label("Height").fill("128")
+    page.get_by_label("Width").fill("128")
+    page.get_by_role("radio", name="sequential").check()
+    page.get_by_label("Start seed (sequential)").fill(str(start_seed))
+    page.get_by_role("button", name="Load model").click()
 
 
 def test_label_three_prompts_in_the_browser(running_app):
@@ -62,20 +86,13 @@ def test_label_three_prompts_in_the_browser(running_app):
 
     url, outputs = running_app
     ARTIFACTS.mkdir(exist_ok=True)
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         dialogs = []
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
-        page.get_by_label("Annotator").fill("browser-user")
-        page.get_by_label("Height").fill("128")
-        page.get_by_label("Width").fill("128")
-        page.get_by_role("radio", name="sequential").check()
-        page.get_by_label("Start seed (sequential)").fill("1000")
-        page.get_by_role("button", name="Load model").click()
+        load_tiny(page, "browser-user", 1000)
         expect(page.get_by_text(re.compile("Loaded tiny-flux"))).to_be_attached(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "browser-settings.png"), full_page=True)
         for index in range(3):
@@ -107,3 +124,146 @@ def test_label_three_prompts_in_the_browser(running_app):
             assert noise.remake_noise(sample["seed"], sample["noise"]).shape == (1, 4, 16, 16)
             assert (outputs / sample["image_path"]).is_file()
     shutil.copy(outputs / "records.jsonl", ARTIFACTS / "browser-records.jsonl")
+
+
+def seed_box(page, seed: int):
+    return page.get_by_role("checkbox", name=re.compile(f"seed {seed}$"))
+
+
+def test_keyboard_only_labeling_and_resume(tmp_path):
+    """Five prompts by keyboard alone, with one skip, one none golden and one undo; a restart resumes."""
+    from playwright.sync_api import expect, sync_playwright
+
+    prompts, outputs = tmp_path / "six.txt", tmp_path / "outputs"
+    prompts.write_text("p one\np two\np three\np four\np five\np six\n")
+    seeds_of = lambda index: [2000 + 4 * index + k for k in range(4)]  # sequential, batch 4
+    ARTIFACTS.mkdir(exist_ok=True)
+    process, url = start_app(prompts, outputs)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.goto(url)
+            load_tiny(page, "keys", 2000)
+            expect(seed_box(page, seeds_of(0)[0])).to_be_visible(timeout=60_000)
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            keys = page.keyboard
+
+            def wait_for(index):
+                expect(seed_box(page, seeds_of(index)[0])).to_be_visible(timeout=60_000)
+
+            keys.press("1"); keys.press("3")  # p one: seeds 1 and 3 golden
+            expect(seed_box(page, seeds_of(0)[2])).to_be_checked()
+            keys.press("Enter")
+            wait_for(1)
+            keys.press("s")  # p two: skipped
+            wait_for(2)
+            keys.press("n"); keys.press("Enter")  # p three: none golden
+            wait_for(3)
+            keys.press("f")  # larger view, then close it again
+            expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "keyboard-preview.png"))
+            keys.press("f")
+            expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_have_count(0)
+            keys.press("a"); keys.press("Enter")  # p four: all golden...
+            wait_for(4)
+            keys.press("u")  # ...undone: p four is back with its ticks
+            wait_for(3)
+            expect(seed_box(page, seeds_of(3)[1])).to_be_checked()
+            keys.press("2"); keys.press("Enter")  # p four again: all but seed 2
+            wait_for(4)
+            keys.press("4"); keys.press("Enter")  # p five: seed 4
+            wait_for(5)
+            expect(page.get_by_text(re.compile("Prompt 6 of 6 · 4 judged · 1 skipped · 1 remaining"))).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "keyboard-workbench.png"), full_page=True)
+            browser.close()
+    finally:
+        stop_app(process)
+
+    records = [json.loads(line) for line in (outputs / "records.jsonl").read_text().splitlines()]
+    story = [(r["kind"], r["prompt"]["text"], r.get("verdict"), r["golden_seeds"]) for r in records]
+    s = seeds_of
+    assert story == [
+        ("judgement", "p one", "some_golden", [s(0)[0], s(0)[2]]),
+        ("skip", "p two", None, []),
+        ("judgement", "p three", "none_golden", []),
+        ("judgement", "p four", "all_golden", s(3)),
+        ("retraction", "p four", None, []),
+        ("judgement", "p four", "some_golden", [s(3)[0], s(3)[2], s(3)[3]]),
+        ("judgement", "p five", "some_golden", [s(4)[3]]),
+    ]
+    assert records[4]["retracts"] == records[3]["record_id"]
+    assert records[2]["bad_seeds"] == s(2) and records[1]["bad_seeds"] == []
+
+    process, url = start_app(prompts, outputs)  # restart: resumes at "p six"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            load_tiny(page, "keys", 2000)
+            expect(seed_box(page, seeds_of(5)[0])).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("p six")
+            browser.close()
+    finally:
+        stop_app(process)
+
+
+def test_pairwise_by_keyboard_and_relabel_from_history(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    prompts, outputs = tmp_path / "four.txt", tmp_path / "outputs"
+    prompts.write_text("q one\nq two\nq three\nq four\n")
+    ARTIFACTS.mkdir(exist_ok=True)
+    process, url = start_app(prompts, outputs)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1200})
+            page.goto(url)
+            load_tiny(page, "pairs", 3000)
+            expect(seed_box(page, 3000)).to_be_visible(timeout=60_000)
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("2")
+            page.keyboard.press("Enter")  # q one: seed 3001 golden
+            expect(seed_box(page, 3004)).to_be_visible(timeout=60_000)
+
+            page.get_by_role("tab", name="Pairwise").click()
+            page.get_by_role("button", name="Show a pair").click()
+            expect(page.get_by_text(re.compile(r"Left · seed 3002"))).to_be_visible(timeout=60_000)
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.screenshot(path=str(ARTIFACTS / "pairwise.png"), full_page=True)
+            page.keyboard.press("ArrowRight")  # q two: right is better
+            expect(page.get_by_text(re.compile(r"Saved pairwise: right"))).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(re.compile(r"Left · seed 3004"))).to_be_visible(timeout=60_000)
+            page.keyboard.press("t")  # q three: tie
+            expect(page.get_by_text(re.compile(r"Saved pairwise: tie"))).to_be_visible(timeout=60_000)
+
+            page.get_by_role("tab", name="History").click()
+            page.get_by_role("button", name="Refresh").click()
+            expect(page.get_by_text("3 answers shown")).to_be_visible(timeout=30_000)
+            page.get_by_label("Prompt contains").fill("q one")
+            page.get_by_label("Prompt contains").press("Enter")
+            expect(page.get_by_text("1 answer shown")).to_be_visible(timeout=30_000)
+            page.locator("span.text", has_text="q one").first.click()  # a data cell (wrap=True renders spans)
+            expect(page.get_by_text(re.compile("seed 3001 · CLIP")).first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
+            page.get_by_role("button", name=re.compile("Relabel in the Workbench")).click()
+            expect(seed_box(page, 3001)).to_be_checked(timeout=30_000)  # the old answer, pre-ticked
+            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q one")
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            page.keyboard.press("3")
+            page.keyboard.press("Enter")  # relabel: seeds 3001 and 3002
+            expect(page.get_by_text(re.compile(r"Saved: 2 golden, 2 bad for “q one”"))).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q four", timeout=30_000)
+            browser.close()
+    finally:
+        stop_app(process)
+
+    records = [json.loads(line) for line in (outputs / "records.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["prompt"]["text"]) for r in records] == [
+        ("judgement", "q one"), ("pairwise", "q two"), ("pairwise", "q three"), ("judgement", "q one")]
+    assert records[1]["preference"] == {"left": 3002, "right": 3003, "winner": "right"}  # index 1, pairs of 2
+    assert records[2]["preference"]["winner"] == "tie"
+    assert records[3]["supersedes"] == records[0]["record_id"]
+    assert records[3]["golden_seeds"] == [3001, 3002]
