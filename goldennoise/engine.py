@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from goldennoise import generation, images, models, scoring
+from goldennoise.gpu import gpu_task
 from goldennoise.generation import GenerationParams
 from goldennoise.records import utc_now
 
@@ -70,6 +71,7 @@ class Engine:
         self._prefetch_lock = threading.Lock()
         self._prefetch: dict[str, tuple[tuple, Future]] = {}  # session_id -> (key, future)
         self._model_epoch = 0  # bumped on every model load: older prefetches are stale
+        self._generate = gpu_task(generation.generate)  # spaces.GPU on ZeroGPU, plain elsewhere
 
     def load(self, name: str) -> models.LoadedModel:
         """Load model `name` unless it is already loaded; frees the previous one first."""
@@ -107,7 +109,7 @@ class Engine:
                 raise generation.GenerationError(
                     f"Model {model_name!r} is not loaded (loaded: {model.spec.name if model else 'none'}); press Load in Settings."
                 )
-            pil_images, generation_seconds = generation.generate(model, prompt, seeds, params)
+            pil_images, generation_seconds = self._generate(model, prompt, seeds, params)
             per_image = generation_seconds / len(seeds)
             self.seconds_per_image = per_image if self.seconds_per_image is None else (
                 0.7 * self.seconds_per_image + 0.3 * per_image)

@@ -66,6 +66,11 @@ def _check_size(name: str, size: int) -> None:
 
 
 def _decode(data: bytes, source: str) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with a byte order mark (Excel/Notepad exports)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise PromptFileError(f"{source}: starts as UTF-16 text but does not decode; save it as UTF-8.") from None
     if b"\x00" in data[:8192]:
         raise PromptFileError(f"{source}: this looks like a binary file, not a text prompt file.")
     try:
@@ -119,7 +124,7 @@ def _parse_jsonl(text: str, source: str) -> list[tuple[str, dict, str]]:
 
 
 def _parse_csv(text: str, source: str) -> list[tuple[str, dict, str]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # strict: an unclosed quote is an error
     columns = {name.strip().lower(): name for name in (reader.fieldnames or []) if name}
     if "prompt" not in columns:
         raise PromptFileError(f"{source}, line 1: no 'prompt' column in the header (columns: {', '.join(columns) or 'none'}).")
@@ -132,7 +137,9 @@ def _parse_csv(text: str, source: str) -> list[tuple[str, dict, str]]:
             metadata = {key.strip(): value for key, value in row.items() if key != columns["prompt"] and key}
             rows.append((text_value, metadata, f"line {reader.line_num}"))
     except csv.Error as error:
-        raise PromptFileError(f"{source}, line {reader.line_num}: malformed CSV ({error}).") from None
+        # line_num counts lines fully read, so the broken row starts on the next one.
+        hint = " (an unclosed quote?)" if "end of data" in str(error) else ""
+        raise PromptFileError(f"{source}, row starting at line {reader.line_num + 1}: malformed CSV ({error}){hint}.") from None
     return rows
 
 

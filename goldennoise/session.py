@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from goldennoise import __version__, generation, history, models, seeds
+from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationParams
 from goldennoise.prompts import Prompt, PromptSet
@@ -119,11 +120,13 @@ def _clear_screen(state: SessionState) -> None:
     state.batch, state.shown_at, state.restored_golden, state.supersedes = None, None, [], None
 
 
-def apply_settings(engine: Engine, state: SessionState, settings: Settings, store: RecordStore | None = None) -> str:
+def apply_settings(engine: Engine, state: SessionState, settings: Settings, store: RecordStore | None = None,
+                   assigner: Assigner | None = None) -> str:
     """Check `settings`, load the model (and CLIP) they name, keep them, and resume.
 
     With a `store`, the session continues at the first prompt this annotator has
-    not answered on this model. Returns a status line.
+    not answered on this model (and, with an `assigner`, that no one else holds).
+    Returns a status line.
     """
     if not 1 <= settings.batch_size <= generation.MAX_BATCH:
         raise ValueError(f"batch_size must lie in 1..{generation.MAX_BATCH}, got {settings.batch_size}.")
@@ -143,8 +146,11 @@ def apply_settings(engine: Engine, state: SessionState, settings: Settings, stor
     _clear_screen(state)
     state.reopened = None
     if store is not None:
-        state.status = history.prompt_status(store.read().records, state.annotator, model.spec.name)
+        records = store.read().records
+        state.status = history.prompt_status(records, state.annotator, model.spec.name)
         state.position = -1
+        if assigner is not None:
+            assigner.sync(records)
     revision = (model.revision or "revision unknown")[:20]
     return f"Loaded {model.spec.name} ({model.pipeline_class}, {model.dtype} on {model.device}, {revision}); {clip_note}."
 
@@ -155,24 +161,36 @@ def current_prompt(state: SessionState) -> Prompt | None:
     return state.prompts[state.position] if 0 <= state.position < len(state.prompts) else None
 
 
-def _next_open_position(state: SessionState, after: int) -> int:
+def _open(state: SessionState, position: int, assigner: Assigner | None, claim: bool) -> bool:
+    text = state.prompts[position].text
+    if text in state.status:
+        return False
+    if assigner is None:
+        return True
+    return assigner.claim(text, state.annotator) if claim else assigner.available(text, state.annotator)
+
+
+def _next_open_position(state: SessionState, after: int, assigner: Assigner | None = None, claim: bool = False) -> int:
     position = after + 1
-    while position < len(state.prompts) and state.prompts[position].text in state.status:
+    while position < len(state.prompts) and not _open(state, position, assigner, claim):
         position += 1
     return position
 
 
-def _upcoming_position(state: SessionState) -> int:
+def _upcoming_position(state: SessionState, assigner: Assigner | None = None, claim: bool = False) -> int:
     """Where the queue goes next: back to the open prompt a relabel interrupted, else onwards."""
     p = state.position
     if state.reopened is not None and 0 <= p < len(state.prompts) and state.prompts[p].text not in state.status:
         return p
-    return _next_open_position(state, p)
+    return _next_open_position(state, p, assigner, claim)
 
 
-def advance(state: SessionState) -> Prompt | None:
-    """Move to the next prompt not yet answered; None once none is left."""
-    state.position, state.reopened = _upcoming_position(state), None
+def advance(state: SessionState, assigner: Assigner | None = None) -> Prompt | None:
+    """Move to the next prompt open to this annotator (and claim it); None once none is left."""
+    left = current_prompt(state)
+    if assigner is not None and left is not None and left.text not in state.status:
+        assigner.release(left.text, state.annotator)
+    state.position, state.reopened = _upcoming_position(state, assigner, claim=True), None
     _clear_screen(state)
     return current_prompt(state)
 
@@ -186,12 +204,16 @@ def _prefetch_key(state: SessionState, prompt: Prompt, mode: str) -> tuple:
     return (prompt.text, mode, s.model, s.params(), s.batch_size, s.seed_strategy, s.start_seed, s.use_clip)
 
 
-def _draw(state: SessionState, prompt: Prompt, mode: str) -> list[int]:
+def _draw(state: SessionState, prompt: Prompt, mode: str, assigner: Assigner | None = None) -> list[int]:
     s = state.settings
+    earlier = assigner.seeds_for(prompt.text) if assigner is not None and mode == "batch" else None
+    if earlier and len(earlier) == s.batch_size:
+        return list(earlier)  # an overlap prompt: judge the seeds the other annotator judged
     return seeds.draw_seeds(s.seed_strategy, _batch_size(state, mode), prompt.index, s.start_seed)
 
 
-def generate_stream(engine: Engine, state: SessionState, mode: str = "batch") -> Iterator[Batch]:
+def generate_stream(engine: Engine, state: SessionState, mode: str = "batch",
+                    assigner: Assigner | None = None) -> Iterator[Batch]:
     """Put the current prompt's batch on screen, yielding it as chunks are ready.
 
     A prefetched batch is shown at once; otherwise, where a batch would take long,
@@ -200,13 +222,13 @@ def generate_stream(engine: Engine, state: SessionState, mode: str = "batch") ->
     """
     if state.settings is None:
         raise ValueError("No model loaded for this session: choose settings and press Load first.")
-    prompt = current_prompt(state) or advance(state)
+    prompt = current_prompt(state) or advance(state, assigner)
     if prompt is None:
-        raise ValueError("No prompt left: every prompt of this file has been answered or shown.")
+        raise ValueError("No prompt left for you: every prompt of this file has been answered or is taken.")
     s = state.settings
     batch = engine.take_prefetched(state.session_id, _prefetch_key(state, prompt, mode))
     if batch is None:
-        batch_seeds = _draw(state, prompt, mode)
+        batch_seeds = _draw(state, prompt, mode, assigner)
         chunk = engine.stream_chunk_size(len(batch_seeds))
         for start in range(0, len(batch_seeds), chunk):
             part = engine.generate_batch(s.model, prompt.text, batch_seeds[start:start + chunk], s.params(), s.use_clip)
@@ -214,25 +236,25 @@ def generate_stream(engine: Engine, state: SessionState, mode: str = "batch") ->
             if start + chunk < len(batch_seeds):
                 yield batch
     state.batch, state.mode, state.shown_at = batch, mode, utc_now()
-    prefetch_next(engine, state, mode)
+    prefetch_next(engine, state, mode, assigner)
     yield batch
 
 
-def generate(engine: Engine, state: SessionState, mode: str = "batch") -> Batch:
+def generate(engine: Engine, state: SessionState, mode: str = "batch", assigner: Assigner | None = None) -> Batch:
     """Put the current prompt's batch on screen and return it (see `generate_stream`)."""
-    for batch in generate_stream(engine, state, mode):
+    for batch in generate_stream(engine, state, mode, assigner):
         pass
     return batch
 
 
-def prefetch_next(engine: Engine, state: SessionState, mode: str = "batch") -> bool:
+def prefetch_next(engine: Engine, state: SessionState, mode: str = "batch", assigner: Assigner | None = None) -> bool:
     """Start making the batch of the prompt after the current one; False if there is none."""
-    position = _upcoming_position(state)
+    position = _upcoming_position(state, assigner)
     if position >= len(state.prompts) or state.settings is None:
         return False
     prompt, s = state.prompts[position], state.settings
     engine.prefetch(state.session_id, _prefetch_key(state, prompt, mode), s.model, prompt.text,
-                    _draw(state, prompt, mode), s.params(), s.use_clip)
+                    _draw(state, prompt, mode, assigner), s.params(), s.use_clip)
     return True
 
 
@@ -295,9 +317,12 @@ def _on_screen(state: SessionState, mode: str) -> tuple[Prompt, Batch]:
     return prompt, batch
 
 
-def _append(store: RecordStore, state: SessionState, record: Record, golden: list[int], status: str) -> Record:
+def _append(store: RecordStore, state: SessionState, record: Record, golden: list[int], status: str,
+            assigner: Assigner | None) -> Record:
     prompt = current_prompt(state)
     store.append(record)
+    if assigner is not None:
+        assigner.answered(prompt.text, state.annotator, record.seeds if record.kind == "judgement" else None)
     state.undo_stack.append(UndoEntry(record.record_id, state.position, state.reopened, state.batch, golden,
                                       state.status.get(prompt.text), state.mode))
     del state.undo_stack[:-MAX_UNDO]
@@ -320,13 +345,13 @@ def build_record(state: SessionState, golden_seeds: list[int]) -> Record:
     return record
 
 
-def submit(store: RecordStore, state: SessionState, golden_seeds: list[int]) -> Record:
+def submit(store: RecordStore, state: SessionState, golden_seeds: list[int], assigner: Assigner | None = None) -> Record:
     """Record the judgement of the batch on screen; unticked seeds are bad seeds."""
     record = build_record(state, golden_seeds)
-    return _append(store, state, record, record.golden_seeds, "judged")
+    return _append(store, state, record, record.golden_seeds, "judged", assigner)
 
 
-def submit_pair(store: RecordStore, state: SessionState, winner: str) -> Record:
+def submit_pair(store: RecordStore, state: SessionState, winner: str, assigner: Assigner | None = None) -> Record:
     """Record a pairwise preference between the two seeds on screen."""
     if winner not in WINNERS:
         raise ValueError(f"winner must be one of {', '.join(WINNERS)}, got {winner!r}.")
@@ -334,19 +359,19 @@ def submit_pair(store: RecordStore, state: SessionState, winner: str) -> Record:
     left, right = batch.seeds
     record = _base_record(state, "pairwise", prompt, batch, set())
     record.preference = {"left": left, "right": right, "winner": winner}
-    return _append(store, state, record, [], "judged")
+    return _append(store, state, record, [], "judged", assigner)
 
 
-def skip(store: RecordStore, state: SessionState) -> Record:
+def skip(store: RecordStore, state: SessionState, assigner: Assigner | None = None) -> Record:
     """Record that the prompt on screen was passed over (not a judgement) and move on."""
     prompt = current_prompt(state)
     if prompt is None:
         raise ValueError("No prompt on screen to skip.")
     record = _base_record(state, "skip", prompt, state.batch, set())
-    return _append(store, state, record, [], "skipped")
+    return _append(store, state, record, [], "skipped", assigner)
 
 
-def undo(store: RecordStore, state: SessionState) -> Record:
+def undo(store: RecordStore, state: SessionState, assigner: Assigner | None = None) -> Record:
     """Retract this session's last answer and put its prompt and images back on screen.
 
     The prefetched batch of the following prompt is kept: it is still the one to show next.
@@ -361,6 +386,8 @@ def undo(store: RecordStore, state: SessionState) -> Record:
                         model={"name": state.settings.model} if state.settings else {},
                         session_id=state.session_id, kind="retraction", retracts=entry.record_id)
     store.append(retraction)
+    if assigner is not None:
+        assigner.retracted(prompt.text, state.annotator)
     if entry.previous_status is None:
         state.status.pop(prompt.text, None)
     else:

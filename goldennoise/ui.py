@@ -18,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from goldennoise import history, models, seeds, session
+from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationError
 from goldennoise.models import ModelLoadError
@@ -87,9 +88,14 @@ def _caption(seed: int, score: float | None) -> str:
     return f"seed {seed}" + ("" if score is None else f" · CLIP {score:.2f}")
 
 
-def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaults: session.Settings) -> gr.Blocks:
-    """Build the app around a shared engine and store, starting every session on `prompt_set`."""
+def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaults: session.Settings,
+               assigner: Assigner | None = None, banner: str | None = None) -> gr.Blocks:
+    """Build the app around a shared engine, store and prompt assigner; sessions start on `prompt_set`.
+
+    `banner` is a warning shown at the top of every page (e.g. a share link without auth).
+    """
     outputs = store.outputs
+    assigner = assigner or Assigner()
 
     def image_path(relative: str) -> str:
         return str(outputs / relative)
@@ -126,14 +132,17 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def init_model(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
-                   max_sequence_length, use_clip, annotator, state, progress=gr.Progress()):
+                   max_sequence_length, use_clip, annotator, state, request: gr.Request, progress=gr.Progress()):
         settings = _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size,
                                          seed_strategy, start_seed, max_sequence_length, use_clip)
         progress(0.1, desc=f"Loading {settings.model}…")
-        state.annotator = (annotator or "").strip() or "anonymous"
-        status = session.apply_settings(engine, state, settings, store)
+        # With auth on, the logged-in user is the annotator, whatever is typed.
+        logged_in = getattr(request, "username", None)
+        state.annotator = logged_in or (annotator or "").strip()[:64] or "anonymous"
+        status = session.apply_settings(engine, state, settings, store, assigner)
+        who = f"Annotator: **{state.annotator}**" + (" (logged in)" if logged_in else "")
         schedulers = [DEFAULT_SCHEDULER] + models.compatible_schedulers(engine.model.pipe)
-        return status, state, gr.update(choices=schedulers)
+        return f"{status}  \n{who}", state, gr.update(choices=schedulers)
 
     @user_errors
     def upload_prompts(path, state):
@@ -144,18 +153,18 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         return loaded.summary(), state
 
     def get_next_prompt(state):
-        session.advance(state)
+        session.advance(state, assigner)
         return *prompt_view(state), state
 
     @user_errors_stream
     def generate_batch(state):
-        for batch in session.generate_stream(engine, state):
+        for batch in session.generate_stream(engine, state, assigner=assigner):
             final = state.batch is batch
             yield *render_batch(state, batch, final), state
 
     @user_errors
     def submit_selection(golden, state):
-        record = session.submit(store, state, golden or [])
+        record = session.submit(store, state, golden or [], assigner)
         counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
                    "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
             record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
@@ -163,31 +172,31 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def skip_prompt(state):
-        record = session.skip(store, state)
+        record = session.skip(store, state, assigner)
         return f"Skipped “{record.prompt['text'][:60]}”.", state
 
     @user_errors
     def undo_last(state):
-        retraction = session.undo(store, state)
+        retraction = session.undo(store, state, assigner)
         text, progress = prompt_view(state)
         message = f"Undone: “{retraction.prompt['text'][:60]}” is back (retraction {retraction.record_id[:8]})."
         return (text, progress, *render_batch(state, state.batch), *render_pair(state), message, state)
 
     @user_errors_stream
     def pairwise_batch(state):
-        for batch in session.generate_stream(engine, state, mode=session.PAIRWISE):
+        for batch in session.generate_stream(engine, state, mode=session.PAIRWISE, assigner=assigner):
             if state.batch is batch:
                 yield *prompt_view(state), *render_pair(state), state
 
     @user_errors
     def submit_pair(winner, state):
-        record = session.submit_pair(store, state, winner)
+        record = session.submit_pair(store, state, winner, assigner)
         return f"Saved pairwise: {winner.replace('_', ' ')} for “{record.prompt['text'][:60]}”.", state
 
     def start_if_idle(state):
         """After loading, put the first open prompt on screen unless one is there already."""
         if session.current_prompt(state) is None or session.current_prompt(state).text in state.status:
-            session.advance(state)
+            session.advance(state, assigner)
         return *prompt_view(state), state, gr.Tabs(selected="workbench")
 
     def defaults_for(model):
@@ -233,6 +242,8 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
     with gr.Blocks(title="GoldenNoise") as demo:
         state = gr.State(session.new_session(prompt_set))
         gr.Markdown("# GoldenNoise\nPick the seeds whose images are best: every judgement is recorded with the noise behind it.")
+        if banner:
+            gr.Markdown(f"⚠️ **{banner}**", elem_id="gn-banner")
         with gr.Tabs() as tabs:
             with gr.Tab("Settings", id="settings"):
                 with gr.Row():
@@ -364,7 +375,14 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
     return demo
 
 
-def launch(demo: gr.Blocks, outputs: Path, **kwargs):
-    """Queue and launch `demo` with the shortcuts, allowing Gradio to serve the saved images under `outputs`."""
-    return demo.queue(default_concurrency_limit=4).launch(
-        allowed_paths=[str(Path(outputs).resolve())], js=SHORTCUTS_JS, **kwargs)
+MAX_UPLOAD = "20mb"  # prompt files; the parser refuses more than 20 MiB as well
+
+
+def launch(demo: gr.Blocks, outputs: Path, max_queue: int = 64, **kwargs):
+    """Queue and launch `demo` with the shortcuts, serving the saved images under `outputs`.
+
+    The queue is bounded: past `max_queue` waiting requests a caller is told the
+    queue is full instead of hanging; queued callers see their position.
+    """
+    return demo.queue(default_concurrency_limit=4, max_size=max_queue).launch(
+        allowed_paths=[str(Path(outputs).resolve())], js=SHORTCUTS_JS, max_file_size=MAX_UPLOAD, **kwargs)
