@@ -42,6 +42,7 @@ class Batch:
     saving_seconds: float
     created_at: str
     prefetched: bool = False
+    prefilter: dict | None = None  # set when more candidates were made than shown (see prefilter.py)
 
     def extended(self, more: "Batch") -> "Batch":
         """This batch followed by `more` (a later chunk of the same prompt and settings)."""
@@ -72,6 +73,7 @@ class Engine:
         self._prefetch: dict[str, tuple[tuple, Future]] = {}  # session_id -> (key, future)
         self._model_epoch = 0  # bumped on every model load: older prefetches are stale
         self._generate = gpu_task(generation.generate)  # spaces.GPU on ZeroGPU, plain elsewhere
+        self.selector = None  # a trained SeedSelector, loaded on demand for pre-filtering
 
     def load(self, name: str) -> models.LoadedModel:
         """Load model `name` unless it is already loaded; frees the previous one first."""
@@ -92,6 +94,16 @@ class Engine:
                     raise models.ModelLoadError(f"{error} No model is loaded now: load one to go on.") from error
                 raise
             return self.model
+
+    def load_selector(self):
+        """The seed selector trained by the analysis on this outputs folder (or a ValueError saying how to get one)."""
+        from goldennoise.selector import SELECTOR_FILE, SeedSelector
+
+        path = self.outputs / "analysis" / SELECTOR_FILE
+        if not path.is_file():
+            raise ValueError(f"No seed selector at {path}: run python -m goldennoise.analysis {self.outputs} first.")
+        self.selector = SeedSelector.load(path)
+        return self.selector
 
     def load_clip(self, name: str) -> scoring.ClipScorer:
         with self._lock:

@@ -65,6 +65,7 @@ class Record:
     supersedes: str | None = None
     retracts: str | None = None
     preference: dict | None = None
+    prefilter: dict | None = None  # {"method", "candidates", "hidden": [per-seed sample of seeds not shown]}
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> str:

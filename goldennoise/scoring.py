@@ -31,8 +31,9 @@ def load_clip(name: str, device: str | None = None) -> ClipScorer:
     """Load CLIP `name` (a hub id, a folder, or "tiny-clip") with its processor."""
     from transformers import CLIPModel, CLIPProcessor
 
-    from goldennoise.models import ModelLoadError, folder_fingerprint, hub_revision
+    from goldennoise.models import ModelLoadError, folder_fingerprint, hub_revision, quiet_loading
 
+    quiet_loading()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     source = str(tiny.tiny_model_path(name)) if name == tiny.TINY_CLIP else name
     try:

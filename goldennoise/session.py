@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from goldennoise import __version__, generation, history, models, seeds
+from goldennoise import __version__, generation, history, models, prefilter, seeds
 from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationParams
@@ -43,6 +43,9 @@ class Settings:
     batch_size: int = 4
     seed_strategy: str = "random"
     start_seed: int = 0
+    pool_size: int = 64  # seeds in the pool, for the "pool" strategy
+    candidates: int = 0  # > batch_size: make this many, show the best batch_size (pre-filter)
+    prefilter: str = "clip"  # how candidates are ranked: "clip" or "selector"
     scheduler: str | None = None
     max_sequence_length: int | None = None
     use_clip: bool = True
@@ -130,13 +133,23 @@ def apply_settings(engine: Engine, state: SessionState, settings: Settings, stor
     """
     if not 1 <= settings.batch_size <= generation.MAX_BATCH:
         raise ValueError(f"batch_size must lie in 1..{generation.MAX_BATCH}, got {settings.batch_size}.")
-    seeds.draw_seeds(settings.seed_strategy, settings.batch_size, len(state.prompts), settings.start_seed)
+    seeds.draw_seeds(settings.seed_strategy, settings.batch_size, len(state.prompts), settings.start_seed,
+                     settings.pool_size)
     generation.check_inputs(settings.params(), list(range(settings.batch_size)))  # before any loading
+    if settings.candidates and not settings.batch_size < settings.candidates <= generation.MAX_BATCH:
+        raise ValueError(f"candidates must be 0 (off) or in {settings.batch_size + 1}..{generation.MAX_BATCH}, "
+                         f"got {settings.candidates}.")
+    if settings.candidates and settings.prefilter not in prefilter.METHODS:
+        raise ValueError(f"Unknown pre-filter {settings.prefilter!r}; choose one of {', '.join(prefilter.METHODS)}.")
+    if settings.candidates and settings.prefilter == "clip" and not settings.use_clip:
+        raise ValueError("Pre-filtering by CLIP needs CLIP scores: turn CLIP scoring on.")
     model = engine.load(settings.model)
     if settings.scheduler and settings.scheduler not in models.compatible_schedulers(model.pipe):
         raise ValueError(f"Scheduler {settings.scheduler!r} does not fit {model.spec.name}; "
                          f"choose one of {models.compatible_schedulers(model.pipe)}.")
     generation.check_inputs(settings.params(), list(range(settings.batch_size)), generation.size_multiple(model))
+    if settings.candidates and settings.prefilter == "selector":
+        engine.load_selector()
     clip_note = "CLIP off"
     if settings.use_clip:
         clip = engine.load_clip(model.spec.clip)
@@ -196,20 +209,24 @@ def advance(state: SessionState, assigner: Assigner | None = None) -> Prompt | N
 
 
 def _batch_size(state: SessionState, mode: str) -> int:
-    return 2 if mode == PAIRWISE else state.settings.batch_size
+    """Seeds to generate: 2 for a pair, else the candidates when pre-filtering, else the batch size."""
+    if mode == PAIRWISE:
+        return 2
+    return max(state.settings.batch_size, state.settings.candidates)
 
 
 def _prefetch_key(state: SessionState, prompt: Prompt, mode: str) -> tuple:
     s = state.settings
-    return (prompt.text, mode, s.model, s.params(), s.batch_size, s.seed_strategy, s.start_seed, s.use_clip)
+    return (prompt.text, mode, s.model, s.params(), s.batch_size, s.seed_strategy, s.start_seed, s.pool_size,
+            s.use_clip, s.candidates, s.prefilter)
 
 
 def _draw(state: SessionState, prompt: Prompt, mode: str, assigner: Assigner | None = None) -> list[int]:
     s = state.settings
     earlier = assigner.seeds_for(prompt.text) if assigner is not None and mode == "batch" else None
-    if earlier and len(earlier) == s.batch_size:
+    if earlier and len(earlier) == s.batch_size and not s.candidates:
         return list(earlier)  # an overlap prompt: judge the seeds the other annotator judged
-    return seeds.draw_seeds(s.seed_strategy, _batch_size(state, mode), prompt.index, s.start_seed)
+    return seeds.draw_seeds(s.seed_strategy, _batch_size(state, mode), prompt.index, s.start_seed, s.pool_size)
 
 
 def generate_stream(engine: Engine, state: SessionState, mode: str = "batch",
@@ -229,12 +246,16 @@ def generate_stream(engine: Engine, state: SessionState, mode: str = "batch",
     batch = engine.take_prefetched(state.session_id, _prefetch_key(state, prompt, mode))
     if batch is None:
         batch_seeds = _draw(state, prompt, mode, assigner)
-        chunk = engine.stream_chunk_size(len(batch_seeds))
+        # Candidates for pre-filtering are ranked only once all exist: no streaming then.
+        filtering = mode != PAIRWISE and len(batch_seeds) > s.batch_size
+        chunk = len(batch_seeds) if filtering else engine.stream_chunk_size(len(batch_seeds))
         for start in range(0, len(batch_seeds), chunk):
             part = engine.generate_batch(s.model, prompt.text, batch_seeds[start:start + chunk], s.params(), s.use_clip)
             batch = part if batch is None else batch.extended(part)
             if start + chunk < len(batch_seeds):
                 yield batch
+    if mode != PAIRWISE and len(batch.seeds) > s.batch_size:  # fresh or prefetched candidates
+        batch = prefilter.choose(batch, s.batch_size, s.prefilter, engine.selector)
     state.batch, state.mode, state.shown_at = batch, mode, utc_now()
     prefetch_next(engine, state, mode, assigner)
     yield batch
@@ -291,7 +312,8 @@ def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | 
         parameters=batch.parameters if batch else s.params().to_dict(),
         seeds=list(batch.seeds) if batch else [],
         samples=samples,
-        seed_strategy={"name": s.seed_strategy, "start_seed": s.start_seed, "batch_size": s.batch_size},
+        seed_strategy={"name": s.seed_strategy, "start_seed": s.start_seed, "batch_size": s.batch_size,
+                       **({"pool_size": s.pool_size} if s.seed_strategy == "pool" else {})},
         clip_model=batch.clip_model if batch else None,
         timing={} if batch is None else {
             "generated_at": batch.created_at,
@@ -305,6 +327,7 @@ def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | 
         session_id=state.session_id,
         kind=kind,
         supersedes=state.supersedes,
+        prefilter=batch.prefilter if batch else None,
     )
 
 
@@ -408,7 +431,7 @@ def batch_from_record(record: Record) -> Batch:
         noise=[sample["noise"] for sample in record.samples], model=record.model, parameters=record.parameters,
         clip_model=record.clip_model, generation_seconds=record.timing.get("generation_seconds", 0.0),
         scoring_seconds=record.timing.get("scoring_seconds", 0.0), saving_seconds=record.timing.get("saving_seconds", 0.0),
-        created_at=record.timing.get("generated_at", record.created_at),
+        created_at=record.timing.get("generated_at", record.created_at), prefilter=record.prefilter,
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from goldennoise import history, models, seeds, session
+from goldennoise import export, history, models, prefilter, seeds, session
 from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationError
@@ -68,7 +68,8 @@ def _whole(value, name: str) -> int:
 
 
 def _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy,
-                          start_seed, max_sequence_length, use_clip) -> session.Settings:
+                          start_seed, max_sequence_length, use_clip, pool_size=64, candidates=0,
+                          prefilter_method="clip") -> session.Settings:
     return session.Settings(
         model=str(model or "").strip(),
         num_inference_steps=_whole(steps, "Steps"),
@@ -81,6 +82,9 @@ def _settings_from_inputs(model, steps, guidance, scheduler, width, height, batc
         scheduler=None if scheduler in (None, "", DEFAULT_SCHEDULER) else scheduler,
         max_sequence_length=None if max_sequence_length in (None, "", 0) else _whole(max_sequence_length, "Max sequence length"),
         use_clip=bool(use_clip),
+        pool_size=_whole(pool_size, "Pool size"),
+        candidates=_whole(candidates or 0, "Candidates"),
+        prefilter=prefilter_method or "clip",
     )
 
 
@@ -111,6 +115,11 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         if batch.clip_scores:
             best = max(range(len(batch.seeds)), key=lambda i: batch.clip_scores[i])
             hint = f"Best by CLIP: **#{best + 1}** · seed {batch.seeds[best]} ({batch.clip_scores[best]:.2f})"
+        if batch.prefilter and final:
+            p = batch.prefilter
+            by = "CLIP" if p["method"] == "clip" else "the seed selector"
+            hint = (f"Pre-filtered by {by}: the best {p['shown']} of {p['candidates']} candidates, best first "
+                    f"({len(p['hidden'])} hidden, recorded). Recommended: **#1** · seed {batch.seeds[0]}.  \n{hint}")
         how = "prefetched" if batch.prefetched else f"generated in {batch.generation_seconds:.2f} s"
         if not final:
             how = f"generating… {len(batch.seeds)} ready"
@@ -132,9 +141,11 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def init_model(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
-                   max_sequence_length, use_clip, annotator, state, request: gr.Request, progress=gr.Progress()):
-        settings = _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size,
-                                         seed_strategy, start_seed, max_sequence_length, use_clip)
+                   max_sequence_length, use_clip, annotator, pool_size, candidates, prefilter_method, state,
+                   request: gr.Request, progress=gr.Progress()):
+        settings = _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy,
+                                         start_seed, max_sequence_length, use_clip, pool_size, candidates,
+                                         prefilter_method)
         progress(0.1, desc=f"Loading {settings.model}…")
         # With auth on, the logged-in user is the annotator, whatever is typed.
         logged_in = getattr(request, "username", None)
@@ -239,6 +250,41 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         session.reopen(state, find_record(record_id))
         return (*prompt_view(state), *render_batch(state, state.batch), state, gr.Tabs(selected="workbench"))
 
+    def run_analysis(with_selector, progress=gr.Progress()):
+        from goldennoise.analysis import analyze, report
+
+        progress(0.1, desc="Re-making noises and fitting…")
+        try:
+            analysis = analyze(outputs, with_selector=bool(with_selector))
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        written = report.write(analysis, outputs)
+        overall = analysis.summary["overall"].iloc[0]
+        lines = [f"**{int(overall['prompts_judged'])} prompts**, {int(overall['judgements'])} judgements, "
+                 f"{int(overall['seeds_judged'])} seeds judged, golden rate {overall['golden_rate']:.3f} "
+                 f"[{overall['ci_low']:.3f}, {overall['ci_high']:.3f}], {int(overall['annotators'])} annotator(s)."]
+        clip = analysis.clip
+        if clip.get("judgements_used"):
+            lines.append(f"CLIP vs annotator: within-prompt AUC {clip['mean_within_prompt_auc']:.3f} "
+                         f"[{clip['auc_ci_low']:.3f}, {clip['auc_ci_high']:.3f}]; best-CLIP seed golden "
+                         f"{clip['best_clip_was_golden']:.2f} vs chance {clip['chance_best_clip_golden']:.2f}.")
+        if analysis.selector is not None:
+            lines.append(f"Seed selector saved (held-out AUC {analysis.selector.held_out_auc:.3f}); "
+                         "choose 'selector' in Settings to pre-filter with it.")
+        lines += [f"- {note}" for note in analysis.notes]
+        gallery = [(str(path), title) for path, title in written["figures"]]
+        table = None if analysis.selector_results is None else analysis.selector_results.round(3)
+        return "  \n".join(lines), gallery, table, str(written["report"])
+
+    def run_export(formats):
+        try:
+            done = export.export(outputs, outputs / "exports", formats or export.FORMATS)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        files = [str(path) for name, path in done.items() if name != "imagefolder"]
+        note = "\n".join(f"- {name}: `{path}`" for name, path in done.items())
+        return note, files
+
     with gr.Blocks(title="GoldenNoise") as demo:
         state = gr.State(session.new_session(prompt_set))
         gr.Markdown("# GoldenNoise\nPick the seeds whose images are best: every judgement is recorded with the noise behind it.")
@@ -263,6 +309,13 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
                     seed_strategy = gr.Radio(list(seeds.STRATEGIES), value=defaults.seed_strategy, label="Seed strategy")
                     start_seed = gr.Number(defaults.start_seed, precision=0, label="Start seed (sequential)")
                     use_clip = gr.Checkbox(defaults.use_clip, label="CLIP scores")
+                with gr.Row():
+                    pool_size = gr.Number(defaults.pool_size, precision=0, label="Pool size (pool strategy)")
+                    candidates = gr.Number(defaults.candidates, precision=0,
+                                           label="Candidates per prompt (0: off; more than the batch size: "
+                                                 "show only the best)")
+                    prefilter_method = gr.Radio(list(prefilter.METHODS), value=defaults.prefilter,
+                                                label="Rank candidates by")
                 with gr.Row():
                     prompt_file = gr.File(label="Prompt file (CSV, JSON, JSONL, TXT)", type="filepath",
                                           file_types=[".csv", ".json", ".jsonl", ".ndjson", ".txt"])
@@ -320,6 +373,26 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
                 selected_id = gr.Textbox(label="Selected record", interactive=False)
                 relabel = gr.Button("Relabel in the Workbench (supersedes this record)")
 
+            with gr.Tab("Analysis", id="analysis"):
+                gr.Markdown("What the judgements say: golden vs bad, CLIP vs annotator, noise statistics, "
+                            "embeddings, seeds across prompts, a seed selector with held-out figures. "
+                            "The same as `python -m goldennoise.analysis OUTPUTS`.")
+                with gr.Row():
+                    with_selector = gr.Checkbox(True, label="Train and evaluate the seed selector")
+                    analyze_button = gr.Button("Run analysis", variant="primary")
+                analysis_summary = gr.Markdown()
+                analysis_figures = gr.Gallery(label="Figures", columns=2, height="auto", format="png",
+                                              object_fit="contain", elem_id="gn-analysis-figures")
+                selector_table = gr.Dataframe(label="Seed selector (held out, grouped by prompt)", interactive=False)
+                report_file = gr.File(label="Self-contained HTML report")
+                gr.Markdown("### Export")
+                with gr.Row():
+                    export_formats = gr.CheckboxGroup(list(export.FORMATS), value=list(export.FORMATS),
+                                                      label="Formats")
+                    export_button = gr.Button("Export")
+                export_note = gr.Markdown()
+                export_files = gr.File(label="Exported files", file_count="multiple")
+
         batch_outputs = [gallery, golden, hint, state]
         pair_outputs = [pair_prompt, pair_progress, left_image, right_image, state]
         # The first chain names the API endpoints; later copies of the same steps are private.
@@ -339,7 +412,7 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         none_golden.click(None, js="() => window.goldennoise.tick(false)")
         (load.click(init_model,
                     [model, steps, guidance, scheduler, width, height, batch_size, seed_strategy, start_seed,
-                     max_sequence_length, use_clip, annotator, state],
+                     max_sequence_length, use_clip, annotator, pool_size, candidates, prefilter_method, state],
                     [status, state, scheduler], api_name="init_model", concurrency_id=GPU, concurrency_limit=1)
              .success(start_if_idle, state, [prompt_box, progress, state, tabs], api_visibility="private")
              .success(generate_batch, state, batch_outputs, api_visibility="private",
@@ -370,6 +443,11 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         history_model.input(history_table, history_inputs, history_outputs, api_visibility="private")
         history_df.select(show_record, history_df, [golden_gallery, bad_gallery, history_details, selected_id],
                           api_visibility="private")
+        analyze_button.click(run_analysis, with_selector, [analysis_summary, analysis_figures, selector_table,
+                                                           report_file], api_name="analysis",
+                             concurrency_id="analysis", concurrency_limit=1)
+        export_button.click(run_export, export_formats, [export_note, export_files], api_name="export",
+                            concurrency_id="analysis", concurrency_limit=1)
         relabel.click(reopen_record, [selected_id, state], [prompt_box, progress, *batch_outputs[:3], state, tabs],
                       api_name="reopen_record")
     return demo

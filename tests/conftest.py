@@ -55,3 +55,15 @@ def small_settings() -> session.Settings:
     settings.height = settings.width = 128
     settings.seed_strategy, settings.start_seed = "sequential", 100
     return settings
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory, tiny_model, tiny_clip):
+    """Outputs of two annotators judging 40 prompts by a planted noise rule (see tests/planted.py)."""
+    from tests.planted import make_dataset
+
+    engine = Engine(tmp_path_factory.mktemp("planted") / "outputs")
+    engine.model, engine.clip = tiny_model, tiny_clip
+    store = make_dataset(engine)
+    engine.close()
+    return engine.outputs, store

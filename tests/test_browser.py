@@ -267,3 +267,28 @@ def test_pairwise_by_keyboard_and_relabel_from_history(tmp_path):
     assert records[2]["preference"]["winner"] == "tie"
     assert records[3]["supersedes"] == records[0]["record_id"]
     assert records[3]["golden_seeds"] == [3001, 3002]
+
+
+def test_analysis_tab_in_the_browser(planted, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    outputs = tmp_path / "outputs"
+    shutil.copytree(planted[0], outputs)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("anything\n")
+    process, url = start_app(prompts, outputs)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(url)
+            page.get_by_role("tab", name="Analysis").click()
+            page.get_by_role("button", name="Run analysis").click()
+            expect(page.get_by_text(re.compile(r"40 prompts"))).to_be_visible(timeout=180_000)
+            expect(page.get_by_text(re.compile("Seed selector saved"))).to_be_visible()
+            expect(page.locator("#gn-analysis-figures img").first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "analysis.png"), full_page=True)
+            browser.close()
+    finally:
+        stop_app(process)
