@@ -62,8 +62,9 @@ class Batch:
 class Engine:
     """Holds the loaded model, CLIP scorer and prefetch worker for the whole process."""
 
-    def __init__(self, outputs: str | Path):
+    def __init__(self, outputs: str | Path, compile_denoiser: bool = False, placement: str = "auto"):
         self.outputs = Path(outputs)
+        self.load_options = {"compile_denoiser": compile_denoiser, "placement": placement}  # fast paths, per process
         self.model: models.LoadedModel | None = None
         self.clip: scoring.ClipScorer | None = None
         self.seconds_per_image: float | None = None  # running estimate, for stream chunking
@@ -88,7 +89,7 @@ class Engine:
             had_model, self.model = self.model is not None, None
             models.free_memory()
             try:
-                self.model = models.load_model(name)
+                self.model = models.load_model(name, **self.load_options)
             except models.ModelLoadError as error:
                 if had_model:
                     raise models.ModelLoadError(f"{error} No model is loaded now: load one to go on.") from error
@@ -121,12 +122,17 @@ class Engine:
                 raise generation.GenerationError(
                     f"Model {model_name!r} is not loaded (loaded: {model.spec.name if model else 'none'}); press Load in Settings."
                 )
-            pil_images, generation_seconds = self._generate(model, prompt, seeds, params)
+            tensors, generation_seconds = self._generate(model, prompt, seeds, params)
+            pil_images = generation.to_pil(tensors)
             per_image = generation_seconds / len(seeds)
             self.seconds_per_image = per_image if self.seconds_per_image is None else (
                 0.7 * self.seconds_per_image + 0.3 * per_image)
             start = time.perf_counter()
-            scores = scoring.clip_scores(self.clip, pil_images, prompt) if use_clip and self.clip else None
+            scores = None
+            if use_clip and self.clip:
+                # On a GPU, score the tensors where they are; on CPU the PIL path matches torchmetrics exactly.
+                on_device = self.clip.device == "cuda" and tensors.is_cuda
+                scores = scoring.clip_scores(self.clip, tensors if on_device else pil_images, prompt)
             scoring_seconds = time.perf_counter() - start
             start = time.perf_counter()
             settings = {"model": model.model_id, "revision": model.revision, **params.to_dict()}
@@ -139,7 +145,7 @@ class Engine:
                 clip_scores=scores,
                 noise=generation.noise_blocks(model, seeds, params),
                 model=model.info(),
-                parameters=params.to_dict(),
+                parameters={**params.to_dict(), "runtime": model.runtime},
                 clip_model=self.clip.info() if scores is not None else None,
                 generation_seconds=generation_seconds,
                 scoring_seconds=scoring_seconds,

@@ -73,14 +73,23 @@ def _call_kwargs(pipe, prompt: str, seeds: list[int], params: GenerationParams) 
         height=params.height,
         width=params.width,
         generator=[noise.generator(seed) for seed in seeds],
+        output_type="pt",  # tensors: CLIP scores them where they are; PIL is made once, for saving
     )
     if params.max_sequence_length is not None and "max_sequence_length" in inspect.signature(pipe.__call__).parameters:
         kwargs["max_sequence_length"] = params.max_sequence_length
     return kwargs
 
 
-def generate(model: LoadedModel, prompt: str, seeds: list[int], params: GenerationParams) -> tuple[list, float]:
-    """Generate one image per seed for `prompt`; return `(PIL images, seconds)`.
+def to_pil(images: torch.Tensor) -> list:
+    """(N, 3, H, W) in [0, 1] -> PIL images, rounded exactly as diffusers' output_type="pil" does."""
+    from PIL import Image
+
+    array = (images.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
+    return [Image.fromarray(image) for image in array]
+
+
+def generate(model: LoadedModel, prompt: str, seeds: list[int], params: GenerationParams) -> tuple[torch.Tensor, float]:
+    """Generate one image per seed for `prompt`; return `(images (N, 3, H, W) in [0, 1], seconds)`.
 
     Raises ValueError for bad parameters and GenerationError for out-of-memory.
     """
@@ -101,7 +110,22 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
     return images, time.perf_counter() - start
 
 
+def initial_latent_scale(pipe, params: GenerationParams) -> float:
+    """The scheduler's `init_noise_sigma` after `set_timesteps`, as the pipeline applies it.
+
+    Read off a fresh copy of the scheduler, so the shared pipeline's is not touched.
+    """
+    scheduler = with_scheduler(pipe, params.scheduler).scheduler
+    scheduler = type(scheduler).from_config(scheduler.config)
+    try:
+        scheduler.set_timesteps(params.num_inference_steps)
+    except (TypeError, ValueError):  # flow-matching schedulers want sigmas / mu from the pipeline
+        pass
+    return float(getattr(scheduler, "init_noise_sigma", 1.0))
+
+
 def noise_blocks(model: LoadedModel, seeds: list[int], params: GenerationParams) -> list[dict]:
     """The record's noise block for each seed at these parameters."""
     shape, packing = noise.latent_layout(model.pipe, params.height, params.width)
-    return [noise.noise_block(seed, shape, packing, model.dtype) for seed in seeds]
+    scale = initial_latent_scale(model.pipe, params)
+    return [noise.noise_block(seed, shape, packing, model.dtype, scale) for seed in seeds]

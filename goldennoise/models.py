@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
         ModelSpec("tiny-flux", "tiny-flux", 4, 0.0, 256, 256, 256, clip=tiny.TINY_CLIP),
+        ModelSpec("tiny-sd", "tiny-sd", 4, 5.0, 256, 256, None, clip=tiny.TINY_CLIP),
         ModelSpec("FLUX.1-schnell", "black-forest-labs/FLUX.1-schnell", 4, 0.0, 1024, 1024, 256),
         ModelSpec("FLUX.1-dev", "black-forest-labs/FLUX.1-dev", 28, 3.5, 1024, 1024, 512),
         ModelSpec("SD3.5-large", "stabilityai/stable-diffusion-3.5-large", 28, 3.5, 1024, 1024, 256),
@@ -117,7 +118,7 @@ class LoadedModel:
     device: str
     dtype: str
     pipeline_class: str
-    offload: bool = False
+    runtime: dict = field(default_factory=dict)  # placement and fast paths (see runtime.py)
 
     def info(self) -> dict:
         return {
@@ -127,7 +128,7 @@ class LoadedModel:
             "dtype": self.dtype,
             "pipeline_class": self.pipeline_class,
             "device": self.device,
-            "offload": self.offload,
+            "placement": self.runtime.get("placement", self.device),
         }
 
 
@@ -140,7 +141,8 @@ def quiet_loading() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def load_model(name: str, device: str | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
+def load_model(name: str, device: str | None = None, dtype: torch.dtype | None = None,
+               compile_denoiser: bool = False, placement: str = "auto") -> LoadedModel:
     """Load the text-to-image pipeline `name` (see `resolve`) ready to generate.
 
     Raises ModelLoadError with a message fit for the UI when it cannot be loaded.
@@ -152,7 +154,7 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
     auto_device, auto_dtype = choose_device_and_dtype()
     device, dtype = device or auto_device, dtype or auto_dtype
     source = spec.source
-    if source == tiny.TINY_FLUX:
+    if source in tiny.PIPELINES:
         source = str(tiny.tiny_model_path(source))
     try:
         pipe = AutoPipelineForText2Image.from_pretrained(source, dtype=dtype)
@@ -165,9 +167,11 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
             f"Could not load model {spec.name!r} from {spec.source!r}{hint}: {str(error).splitlines()[0]}"
         ) from error
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
+    from goldennoise import runtime
+
+    chosen = runtime.place(pipe, device, compile_denoiser, placement)
     revision = folder_fingerprint(Path(source)) if Path(source).is_dir() else hub_revision(source)
-    model_id = spec.name if spec.source == tiny.TINY_FLUX else spec.source
+    model_id = spec.name if spec.source in tiny.PIPELINES else spec.source
     return LoadedModel(
         pipe=pipe,
         spec=spec,
@@ -176,6 +180,7 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         pipeline_class=type(pipe).__name__,
+        runtime={"dtype": str(dtype).removeprefix("torch."), **chosen},
     )
 
 

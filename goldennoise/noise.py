@@ -72,13 +72,18 @@ def pack(noise: torch.Tensor, packing: str) -> torch.Tensor:
     raise ValueError(f"Unknown packing {packing!r}; expected 'flux-2x2' or 'none'.")
 
 
-def noise_block(seed: int, shape: tuple[int, ...], packing: str, pipeline_dtype: str) -> dict:
-    """The record's description of a seed's noise, enough to re-make and verify it."""
+def noise_block(seed: int, shape: tuple[int, ...], packing: str, pipeline_dtype: str, scale: float = 1.0) -> dict:
+    """The record's description of a seed's noise, enough to re-make and verify it.
+
+    `scale` is what the pipeline multiplies the noise by before denoising (the
+    scheduler's `init_noise_sigma`: 1 for flow matching, about 14.6 for SD's Euler).
+    """
     return {
         "generator": GENERATOR_DEVICE,
         "dtype": NOISE_DTYPE,
         "shape": list(shape),
         "packing": packing,
+        "scale": scale,
         # The pipeline casts the float32 draw to its own dtype (bf16 on GPU); on a CPU
         # generator a bf16 draw equals the float32 draw cast to bf16.
         "pipeline_dtype": pipeline_dtype,
@@ -91,11 +96,17 @@ class NoiseMismatch(ValueError):
 
 
 def remake_noise(seed: int, block: dict, packed: bool = False) -> torch.Tensor:
-    """Re-make a seed's noise from its record block, verified against the recorded sha256."""
+    """Re-make a seed's noise from its record block, verified against the recorded sha256.
+
+    packed=False: the unpacked `(1, C, h, w)` draw. packed=True: the initial latents
+    exactly as the pipeline denoised them (packed, and multiplied by `scale`).
+    """
     if block.get("generator") != GENERATOR_DEVICE or block.get("dtype") != NOISE_DTYPE:
         raise ValueError(f"Cannot re-make noise drawn on {block.get('generator')!r} as {block.get('dtype')!r}.")
     noise = initial_noise(seed, tuple(block["shape"]))
     digest = noise_sha256(noise)
     if digest != block["sha256"]:
         raise NoiseMismatch(f"Seed {seed}: noise hashes to {digest[:12]}…, record says {block['sha256'][:12]}….")
-    return pack(noise, block.get("packing", "none")) if packed else noise
+    if not packed:
+        return noise
+    return pack(noise, block.get("packing", "none")) * block.get("scale", 1.0)

@@ -49,7 +49,7 @@ class Record:
     created_at: str
     annotator: str
     prompt: dict  # text, id, index, source, metadata
-    model: dict = field(default_factory=dict)  # id, name, revision, dtype, pipeline_class, device, offload
+    model: dict = field(default_factory=dict)  # id, name, revision, dtype, pipeline_class, device, placement
     parameters: dict = field(default_factory=dict)  # num_inference_steps, guidance_scale, scheduler, height, width, ...
     seeds: list[int] = field(default_factory=list)  # all seeds shown, in display order
     golden_seeds: list[int] = field(default_factory=list)

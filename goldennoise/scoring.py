@@ -47,15 +47,44 @@ def load_clip(name: str, device: str | None = None) -> ClipScorer:
     return ClipScorer(model, processor, name, revision, device)
 
 
+def pixel_values(scorer: ClipScorer, images: torch.Tensor) -> torch.Tensor:
+    """CLIP preprocessing on tensors `(N, 3, H, W)` in [0, 1], on their device (no PIL round-trip).
+
+    Resize the short side (bicubic, antialiased), centre-crop, normalise: the
+    processor's steps, so scores match the PIL path to a fraction of a point.
+    """
+    processor = scorer.processor.image_processor
+    short = processor.size["shortest_edge"]
+    crop_h, crop_w = processor.crop_size["height"], processor.crop_size["width"]
+    x = images.to(scorer.device, torch.float32)
+    h, w = x.shape[-2:]
+    scale = short / min(h, w)
+    x = torch.nn.functional.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bicubic",
+                                        antialias=True, align_corners=False)
+    top, left = (x.shape[-2] - crop_h) // 2, (x.shape[-1] - crop_w) // 2
+    x = x[..., top:top + crop_h, left:left + crop_w]
+    mean = torch.tensor(processor.image_mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 @torch.no_grad()
-def clip_cosines(scorer: ClipScorer, images: list, prompt: str) -> torch.Tensor:
-    """Cosine similarity of each image with `prompt`, shape `(len(images),)`."""
-    inputs = scorer.processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
-    inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
+def clip_cosines(scorer: ClipScorer, images, prompt: str) -> torch.Tensor:
+    """Cosine similarity of each image with `prompt`, shape `(N,)`.
+
+    `images`: a list of PIL images, or a tensor `(N, 3, H, W)` in [0, 1] (scored on its device).
+    """
+    if isinstance(images, torch.Tensor):
+        inputs = scorer.processor(text=[prompt], return_tensors="pt", padding=True, truncation=True)
+        inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
+        inputs["pixel_values"] = pixel_values(scorer, images)
+    else:
+        inputs = scorer.processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
+        inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
     output = scorer.model(**inputs)  # image_embeds (N, D) and text_embeds (1, D), L2-normalised
     return (output.image_embeds @ output.text_embeds.T).squeeze(1).float().cpu()
 
 
-def clip_scores(scorer: ClipScorer, images: list, prompt: str) -> list[float]:
+def clip_scores(scorer: ClipScorer, images, prompt: str) -> list[float]:
     """CLIP score of each image for `prompt`: `100 * max(cos, 0)`."""
     return [float(s) for s in 100 * clip_cosines(scorer, images, prompt).clamp(min=0)]

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 TINY_FLUX = "tiny-flux"
+TINY_SD = "tiny-sd"
 TINY_CLIP = "tiny-clip"
 # Bump when a config below changes, so stale caches are rebuilt rather than reused.
 TINY_VERSION = "2"
@@ -120,6 +121,32 @@ def build_tiny_flux():
     )
 
 
+def build_tiny_sd():
+    """A randomly initialised `StableDiffusionPipeline`: the UNet, unpacked-latent code path."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(_BUILD_SEED)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, norm_num_groups=8, attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[8, 8, 8, 8], layers_per_block=1,
+        latent_channels=4, norm_num_groups=4, scaling_factor=0.18215,
+    )
+    text_encoder = CLIPTextModel(CLIPTextConfig(**_CLIP_TEXT))
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1)
+    for module in (unet, vae, text_encoder):
+        module.eval()
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=_clip_tokenizer(), unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
+
 def build_tiny_clip():
     """Return `(CLIPModel, CLIPProcessor)` with random weights, image size 32."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
@@ -150,7 +177,12 @@ def _save_flux(folder: Path) -> None:
     build_tiny_flux().save_pretrained(folder)
 
 
-_BUILDERS = {TINY_FLUX: _save_flux, TINY_CLIP: _save_clip}
+def _save_sd(folder: Path) -> None:
+    build_tiny_sd().save_pretrained(folder)
+
+
+_BUILDERS = {TINY_FLUX: _save_flux, TINY_SD: _save_sd, TINY_CLIP: _save_clip}
+PIPELINES = (TINY_FLUX, TINY_SD)
 
 
 def tiny_model_path(name: str) -> Path:

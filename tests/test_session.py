@@ -27,8 +27,10 @@ def test_three_prompts_give_three_verifiable_records(engine, three_prompts, smal
         assert record.golden_seeds == record.seeds[1:3]
         assert record.bad_seeds == [record.seeds[0], record.seeds[3]]
         assert record.model["pipeline_class"] == "FluxPipeline" and record.model["revision"].startswith("sha256:")
+        runtime = record.parameters.pop("runtime")
         assert record.parameters == {"num_inference_steps": 4, "guidance_scale": 0.0, "height": 128, "width": 128,
                                      "max_sequence_length": 256, "scheduler": None}
+        assert runtime["dtype"] == "float32" and runtime["placement"] == "cpu" and runtime["batched_call"]
         assert record.clip_model["id"] == "tiny-clip"
         assert record.timing["generation_seconds"] > 0 and record.timing["shown_at"]
         assert set(record.versions) >= {"torch", "diffusers", "transformers", "goldennoise"}
