@@ -94,13 +94,19 @@ def _entry(item, where: str) -> tuple[str, dict]:
     raise PromptFileError(f"{where}: expected a string or an object with \"prompt\", got {type(item).__name__}.")
 
 
-def _parse_json(text: str, source: str) -> list[tuple[str, dict, str]]:
+def _loads(text: str, where: str, locate: bool):
+    """json.loads with errors that name the place; `locate` adds the parser's line and column."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise PromptFileError(f"{source}, line {error.lineno} column {error.colno}: invalid JSON ({error.msg}).") from None
+        at = f", line {error.lineno} column {error.colno}" if locate else ""
+        raise PromptFileError(f"{where}{at}: invalid JSON ({error.msg}).") from None
     except RecursionError:
-        raise PromptFileError(f"{source}: JSON nested too deeply.") from None
+        raise PromptFileError(f"{where}: JSON nested too deeply.") from None
+
+
+def _parse_json(text: str, source: str) -> list[tuple[str, dict, str]]:
+    data = _loads(text, source, locate=True)
     if isinstance(data, dict) and "prompts" in data:
         data = data["prompts"]
     if not isinstance(data, list):
@@ -113,12 +119,7 @@ def _parse_jsonl(text: str, source: str) -> list[tuple[str, dict, str]]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PromptFileError(f"{source}, line {number}: invalid JSON ({error.msg}).") from None
-        except RecursionError:
-            raise PromptFileError(f"{source}, line {number}: JSON nested too deeply.") from None
+        item = _loads(line, f"{source}, line {number}", locate=False)
         rows.append((*_entry(item, f"{source}, line {number}"), f"line {number}"))
     return rows
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,37 @@ def running_app(tmp_path):
     """The app on a prompt file holding HTML."""
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red fox in the snow\n<b>bold</b> <img src=x onerror=alert(1)> lighthouse\na bowl of ramen\n")
-    process, url = start_app(prompts, tmp_path / "outputs")
-    yield url, tmp_path / "outputs"
-    stop_app(process)
+    with app_running(prompts, tmp_path / "outputs") as url:
+        yield url, tmp_path / "outputs"
 
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def browser_page(url: str, height: int = 1200):
+    """A page of headless Debian chromium at `url`, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+@contextmanager
+def app_running(prompts: Path, outputs: Path):
+    """`python app.py` on these prompts and outputs, for the duration of the block."""
+    process, url = start_app(prompts, outputs)
+    try:
+        yield url
+    finally:
+        stop_app(process)
 
 
 def load_tiny(page, annotator: str, start_seed: int) -> None:
@@ -82,16 +107,14 @@ def load_tiny(page, annotator: str, start_seed: int) -> None:
 
 
 def test_label_three_prompts_in_the_browser(running_app):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, outputs = running_app
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        dialogs = []
+    dialogs = []
+    with browser_page(url, height=1100) as page:
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
+        page.reload()  # the handler is in place before anything could run
         load_tiny(page, "browser-user", 1000)
         expect(page.get_by_text(re.compile("Loaded tiny-flux"))).to_be_attached(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "browser-settings.png"), full_page=True)
@@ -110,7 +133,6 @@ def test_label_three_prompts_in_the_browser(running_app):
             expect(page.get_by_text(re.compile(r"Saved: 2 golden, 2 bad"))).to_be_visible(timeout=60_000)
             if index < 2:
                 expect(page.get_by_role("checkbox", name=re.compile(f"seed {first_seed + 6}$"))).to_be_visible(timeout=60_000)
-        browser.close()
     assert dialogs == []  # the <img onerror> never ran
     lines = (outputs / "records.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
@@ -132,53 +154,45 @@ def seed_box(page, seed: int):
 
 def test_keyboard_only_labeling_and_resume(tmp_path):
     """Five prompts by keyboard alone, with one skip, one none golden and one undo; a restart resumes."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     prompts, outputs = tmp_path / "six.txt", tmp_path / "outputs"
     prompts.write_text("p one\np two\np three\np four\np five\np six\n")
     seeds_of = lambda index: [2000 + 4 * index + k for k in range(4)]  # sequential, batch 4
     ARTIFACTS.mkdir(exist_ok=True)
-    process, url = start_app(prompts, outputs)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1200})
-            page.goto(url)
-            load_tiny(page, "keys", 2000)
-            expect(seed_box(page, seeds_of(0)[0])).to_be_visible(timeout=60_000)
-            page.evaluate("document.activeElement && document.activeElement.blur()")
-            keys = page.keyboard
+    with app_running(prompts, outputs) as url, browser_page(url) as page:
+        load_tiny(page, "keys", 2000)
+        expect(seed_box(page, seeds_of(0)[0])).to_be_visible(timeout=60_000)
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        keys = page.keyboard
 
-            def wait_for(index):
-                expect(seed_box(page, seeds_of(index)[0])).to_be_visible(timeout=60_000)
+        def wait_for(index):
+            expect(seed_box(page, seeds_of(index)[0])).to_be_visible(timeout=60_000)
 
-            keys.press("1"); keys.press("3")  # p one: seeds 1 and 3 golden
-            expect(seed_box(page, seeds_of(0)[2])).to_be_checked()
-            keys.press("Enter")
-            wait_for(1)
-            keys.press("s")  # p two: skipped
-            wait_for(2)
-            keys.press("n"); keys.press("Enter")  # p three: none golden
-            wait_for(3)
-            keys.press("f")  # larger view, then close it again
-            expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "keyboard-preview.png"))
-            keys.press("f")
-            expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_have_count(0)
-            keys.press("a"); keys.press("Enter")  # p four: all golden...
-            wait_for(4)
-            keys.press("u")  # ...undone: p four is back with its ticks
-            wait_for(3)
-            expect(seed_box(page, seeds_of(3)[1])).to_be_checked()
-            keys.press("2"); keys.press("Enter")  # p four again: all but seed 2
-            wait_for(4)
-            keys.press("4"); keys.press("Enter")  # p five: seed 4
-            wait_for(5)
-            expect(page.get_by_text(re.compile("Prompt 6 of 6 · 4 judged · 1 skipped · 1 remaining"))).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "keyboard-workbench.png"), full_page=True)
-            browser.close()
-    finally:
-        stop_app(process)
+        keys.press("1"); keys.press("3")  # p one: seeds 1 and 3 golden
+        expect(seed_box(page, seeds_of(0)[2])).to_be_checked()
+        keys.press("Enter")
+        wait_for(1)
+        keys.press("s")  # p two: skipped
+        wait_for(2)
+        keys.press("n"); keys.press("Enter")  # p three: none golden
+        wait_for(3)
+        keys.press("f")  # larger view, then close it again
+        expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "keyboard-preview.png"))
+        keys.press("f")
+        expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_have_count(0)
+        keys.press("a"); keys.press("Enter")  # p four: all golden...
+        wait_for(4)
+        keys.press("u")  # ...undone: p four is back with its ticks
+        wait_for(3)
+        expect(seed_box(page, seeds_of(3)[1])).to_be_checked()
+        keys.press("2"); keys.press("Enter")  # p four again: all but seed 2
+        wait_for(4)
+        keys.press("4"); keys.press("Enter")  # p five: seed 4
+        wait_for(5)
+        expect(page.get_by_text(re.compile("Prompt 6 of 6 · 4 judged · 1 skipped · 1 remaining"))).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "keyboard-workbench.png"), full_page=True)
 
     records = [json.loads(line) for line in (outputs / "records.jsonl").read_text().splitlines()]
     story = [(r["kind"], r["prompt"]["text"], r.get("verdict"), r["golden_seeds"]) for r in records]
@@ -195,70 +209,54 @@ def test_keyboard_only_labeling_and_resume(tmp_path):
     assert records[4]["retracts"] == records[3]["record_id"]
     assert records[2]["bad_seeds"] == s(2) and records[1]["bad_seeds"] == []
 
-    process, url = start_app(prompts, outputs)  # restart: resumes at "p six"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            load_tiny(page, "keys", 2000)
-            expect(seed_box(page, seeds_of(5)[0])).to_be_visible(timeout=60_000)
-            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("p six")
-            browser.close()
-    finally:
-        stop_app(process)
+    with app_running(prompts, outputs) as url, browser_page(url, height=1000) as page:  # restart: resumes at "p six"
+        load_tiny(page, "keys", 2000)
+        expect(seed_box(page, seeds_of(5)[0])).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("p six")
 
 
 def test_pairwise_by_keyboard_and_relabel_from_history(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     prompts, outputs = tmp_path / "four.txt", tmp_path / "outputs"
     prompts.write_text("q one\nq two\nq three\nq four\n")
     ARTIFACTS.mkdir(exist_ok=True)
-    process, url = start_app(prompts, outputs)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1200})
-            page.goto(url)
-            load_tiny(page, "pairs", 3000)
-            expect(seed_box(page, 3000)).to_be_visible(timeout=60_000)
-            page.evaluate("document.activeElement && document.activeElement.blur()")
-            page.keyboard.press("2")
-            page.keyboard.press("Enter")  # q one: seed 3001 golden
-            expect(seed_box(page, 3004)).to_be_visible(timeout=60_000)
+    with app_running(prompts, outputs) as url, browser_page(url) as page:
+        load_tiny(page, "pairs", 3000)
+        expect(seed_box(page, 3000)).to_be_visible(timeout=60_000)
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")  # q one: seed 3001 golden
+        expect(seed_box(page, 3004)).to_be_visible(timeout=60_000)
 
-            page.get_by_role("tab", name="Pairwise").click()
-            page.get_by_role("button", name="Show a pair").click()
-            expect(page.get_by_text(re.compile(r"Left · seed 3002"))).to_be_visible(timeout=60_000)
-            page.evaluate("document.activeElement && document.activeElement.blur()")
-            page.screenshot(path=str(ARTIFACTS / "pairwise.png"), full_page=True)
-            page.keyboard.press("ArrowRight")  # q two: right is better
-            expect(page.get_by_text(re.compile(r"Saved pairwise: right"))).to_be_visible(timeout=60_000)
-            expect(page.get_by_text(re.compile(r"Left · seed 3004"))).to_be_visible(timeout=60_000)
-            page.keyboard.press("t")  # q three: tie
-            expect(page.get_by_text(re.compile(r"Saved pairwise: tie"))).to_be_visible(timeout=60_000)
+        page.get_by_role("tab", name="Pairwise").click()
+        page.get_by_role("button", name="Show a pair").click()
+        expect(page.get_by_text(re.compile(r"Left · seed 3002"))).to_be_visible(timeout=60_000)
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.screenshot(path=str(ARTIFACTS / "pairwise.png"), full_page=True)
+        page.keyboard.press("ArrowRight")  # q two: right is better
+        expect(page.get_by_text(re.compile(r"Saved pairwise: right"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(re.compile(r"Left · seed 3004"))).to_be_visible(timeout=60_000)
+        page.keyboard.press("t")  # q three: tie
+        expect(page.get_by_text(re.compile(r"Saved pairwise: tie"))).to_be_visible(timeout=60_000)
 
-            page.get_by_role("tab", name="History").click()
-            page.get_by_role("button", name="Refresh").click()
-            expect(page.get_by_text("3 answers shown")).to_be_visible(timeout=30_000)
-            page.get_by_label("Prompt contains").fill("q one")
-            page.get_by_label("Prompt contains").press("Enter")
-            expect(page.get_by_text("1 answer shown")).to_be_visible(timeout=30_000)
-            page.locator("span.text", has_text="q one").first.click()  # a data cell (wrap=True renders spans)
-            expect(page.get_by_text(re.compile("seed 3001 · CLIP")).first).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
-            page.get_by_role("button", name=re.compile("Relabel in the Workbench")).click()
-            expect(seed_box(page, 3001)).to_be_checked(timeout=30_000)  # the old answer, pre-ticked
-            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q one")
-            page.evaluate("document.activeElement && document.activeElement.blur()")
-            page.keyboard.press("3")
-            page.keyboard.press("Enter")  # relabel: seeds 3001 and 3002
-            expect(page.get_by_text(re.compile(r"Saved: 2 golden, 2 bad for “q one”"))).to_be_visible(timeout=30_000)
-            expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q four", timeout=30_000)
-            browser.close()
-    finally:
-        stop_app(process)
+        page.get_by_role("tab", name="History").click()
+        page.get_by_role("button", name="Refresh").click()
+        expect(page.get_by_text("3 answers shown")).to_be_visible(timeout=30_000)
+        page.get_by_label("Prompt contains").fill("q one")
+        page.get_by_label("Prompt contains").press("Enter")
+        expect(page.get_by_text("1 answer shown")).to_be_visible(timeout=30_000)
+        page.locator("span.text", has_text="q one").first.click()  # a data cell (wrap=True renders spans)
+        expect(page.get_by_text(re.compile("seed 3001 · CLIP")).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "history.png"), full_page=True)
+        page.get_by_role("button", name=re.compile("Relabel in the Workbench")).click()
+        expect(seed_box(page, 3001)).to_be_checked(timeout=30_000)  # the old answer, pre-ticked
+        expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q one")
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.keyboard.press("3")
+        page.keyboard.press("Enter")  # relabel: seeds 3001 and 3002
+        expect(page.get_by_text(re.compile(r"Saved: 2 golden, 2 bad for “q one”"))).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value("q four", timeout=30_000)
 
     records = [json.loads(line) for line in (outputs / "records.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["prompt"]["text"]) for r in records] == [
@@ -270,25 +268,17 @@ def test_pairwise_by_keyboard_and_relabel_from_history(tmp_path):
 
 
 def test_analysis_tab_in_the_browser(planted, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     outputs = tmp_path / "outputs"
     shutil.copytree(planted[0], outputs)
     prompts = tmp_path / "p.txt"
     prompts.write_text("anything\n")
-    process, url = start_app(prompts, outputs)
     ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            page.goto(url)
-            page.get_by_role("tab", name="Analysis").click()
-            page.get_by_role("button", name="Run analysis").click()
-            expect(page.get_by_text(re.compile(r"40 prompts"))).to_be_visible(timeout=180_000)
-            expect(page.get_by_text(re.compile("Seed selector saved"))).to_be_visible()
-            expect(page.locator("#gn-analysis-figures img").first).to_be_visible(timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "analysis.png"), full_page=True)
-            browser.close()
-    finally:
-        stop_app(process)
+    with app_running(prompts, outputs) as url, browser_page(url, height=1400) as page:
+        page.get_by_role("tab", name="Analysis").click()
+        page.get_by_role("button", name="Run analysis").click()
+        expect(page.get_by_text(re.compile(r"40 prompts"))).to_be_visible(timeout=180_000)
+        expect(page.get_by_text(re.compile("Seed selector saved"))).to_be_visible()
+        expect(page.locator("#gn-analysis-figures img").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "analysis.png"), full_page=True)

@@ -82,14 +82,15 @@ def analyze(outputs: str | Path, with_selector: bool = True, clip_embeddings: bo
     cluster_labels, analysis.clusters = embedding.clusters(noises, golden)
     figs["clusters"] = figures.interval_bars(analysis.clusters, "cluster", "Golden rate per k-means cluster of noises")
     if clip_embeddings:
-        _clip_embedding_figure(table, outputs, golden, figs, notes)
+        _clip_embedding_figure(table, read.records, outputs, golden, figs, notes)
     if with_selector:
         _selector(analysis, X, names, table, golden, noises.shape[1:])
     return analysis
 
 
-def _clip_embedding_figure(table, outputs, golden, figs, notes) -> None:
-    clip_name = _clip_name(table, outputs)
+def _clip_embedding_figure(table, records, outputs, golden, figs, notes) -> None:
+    used = set(table["record_id"])
+    clip_name = next((r.clip_model["id"] for r in records if r.clip_model and r.record_id in used), None)
     if clip_name is None:
         notes.append("CLIP image embeddings: no CLIP model recorded.")
         return
@@ -99,13 +100,6 @@ def _clip_embedding_figure(table, outputs, golden, figs, notes) -> None:
         notes.append(f"CLIP image embeddings skipped: {str(error).splitlines()[0]}")
         return
     figs["clip_tsne"] = figures.scatter(embedding.tsne(vectors), golden, f"t-SNE of image embeddings ({clip_name})")
-
-
-def _clip_name(table, outputs) -> str | None:
-    for record in RecordStore(outputs).read().records:
-        if record.clip_model and record.record_id in set(table["record_id"]):
-            return record.clip_model["id"]
-    return None
 
 
 def _selector(analysis: Analysis, X, names, table, golden, noise_shape) -> None:
