@@ -115,6 +115,13 @@ def test_label_three_prompts_in_the_browser(running_app):
     with browser_page(url, height=1100) as page:
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.reload()  # the handler is in place before anything could run
+        model = page.get_by_label("Model (known name, hub id or local folder)")
+        model.click()
+        page.get_by_role("option", name="tiny-sd").click()  # the model's own defaults fill in
+        expect(page.get_by_label("Guidance (guidance_scale)")).to_have_value("5", timeout=10_000)
+        model.click()
+        page.get_by_role("option", name="tiny-flux").click()
+        expect(page.get_by_label("Guidance (guidance_scale)")).to_have_value("0", timeout=10_000)
         load_tiny(page, "browser-user", 1000)
         expect(page.get_by_text(re.compile("Loaded tiny-flux"))).to_be_attached(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "browser-settings.png"), full_page=True)
