@@ -115,7 +115,11 @@ class Engine:
 
     def generate_batch(self, model_name: str, prompt: str, seeds: list[int], params: GenerationParams,
                        use_clip: bool) -> Batch:
-        """Generate, score and save one batch; raises ValueError / GenerationError for the UI."""
+        """Generate, score and save one batch; raises ValueError / GenerationError for the UI.
+
+        Only device work holds the lock (the pipeline, and CLIP when it scores on the
+        GPU); PNG encoding and CPU scoring run after it, beside the next generation.
+        """
         with self._lock:
             model = self.model
             if model is None or model.spec != models.resolve(model_name):
@@ -123,35 +127,40 @@ class Engine:
                     f"Model {model_name!r} is not loaded (loaded: {model.spec.name if model else 'none'}); press Load in Settings."
                 )
             tensors, generation_seconds = self._generate(model, prompt, seeds, params)
-            pil_images = generation.to_pil(tensors)
             per_image = generation_seconds / len(seeds)
             self.seconds_per_image = per_image if self.seconds_per_image is None else (
                 0.7 * self.seconds_per_image + 0.3 * per_image)
+            clip = self.clip if use_clip else None
             start = time.perf_counter()
             scores = None
-            if use_clip and self.clip:
-                # On a GPU, score the tensors where they are; on CPU the PIL path matches torchmetrics exactly.
-                on_device = self.clip.device == "cuda" and tensors.is_cuda
-                scores = scoring.clip_scores(self.clip, tensors if on_device else pil_images, prompt)
+            if clip is not None and clip.device == "cuda" and tensors.is_cuda:
+                scores = scoring.clip_scores(clip, tensors, prompt)  # on the GPU, no PIL round-trip
             scoring_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            settings = {"model": model.model_id, "revision": model.revision, **params.to_dict()}
-            paths = images.save_batch(self.outputs, prompt, seeds, pil_images, settings)
-            saving_seconds = time.perf_counter() - start
-            return Batch(
-                prompt=prompt,
-                seeds=list(seeds),
-                image_paths=paths,
-                clip_scores=scores,
-                noise=generation.noise_blocks(model, seeds, params),
-                model=model.info(),
-                parameters={**params.to_dict(), "runtime": model.runtime},
-                clip_model=self.clip.info() if scores is not None else None,
-                generation_seconds=generation_seconds,
-                scoring_seconds=scoring_seconds,
-                saving_seconds=saving_seconds,
-                created_at=utc_now(),
-            )
+            noise_blocks = generation.noise_blocks(model, seeds, params)
+            tensors = tensors.cpu()
+        start = time.perf_counter()
+        pil_images = generation.to_pil(tensors)
+        if clip is not None and scores is None:
+            scores = scoring.clip_scores(clip, pil_images, prompt)  # on CPU the PIL path matches torchmetrics
+        scoring_seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        settings = {"model": model.model_id, "revision": model.revision, **params.to_dict()}
+        paths = images.save_batch(self.outputs, prompt, seeds, pil_images, settings)
+        saving_seconds = time.perf_counter() - start
+        return Batch(
+            prompt=prompt,
+            seeds=list(seeds),
+            image_paths=paths,
+            clip_scores=scores,
+            noise=noise_blocks,
+            model=model.info(),
+            parameters={**params.to_dict(), "runtime": model.runtime},
+            clip_model=clip.info() if scores is not None else None,
+            generation_seconds=generation_seconds,
+            scoring_seconds=scoring_seconds,
+            saving_seconds=saving_seconds,
+            created_at=utc_now(),
+        )
 
     def stream_chunk_size(self, batch_size: int) -> int:
         """How many seeds to generate per call so that images appear as they are ready."""

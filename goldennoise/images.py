@@ -41,7 +41,8 @@ def save_png(image: Image.Image, path: Path, text: dict) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG", pnginfo=info)
+            # Level 1: lossless like any level, ~20% faster to write than the default 6 for ~6% more bytes.
+            image.save(handle, format="PNG", pnginfo=info, compress_level=1)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
