@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from goldennoise import generation, models, noise, scoring  # noqa: E402
+from goldennoise import generation, images, models, noise, scoring  # noqa: E402
 
 FLUX_TFLOP_PER_IMAGE_STEP = 69.5  # 1024x1024, 256 text tokens (from the count)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
@@ -65,15 +67,18 @@ def cpu_section(repeats: int) -> None:
     pil = generation.to_pil(tensors)
     clip_time = timed(lambda: scoring.clip_scores(clip, pil, prompt), repeats)
 
-    def png_once():
-        for image in pil:
-            image.save(io.BytesIO(), format="PNG")
+    folder = Path(tempfile.mkdtemp())
+
+    def png_once():  # what the app does: images.save_png, once per image
+        for index, image in enumerate(pil):
+            images.save_png(image, folder / f"{index}.png", {"prompt": prompt, "seed": str(index)})
 
     def webp_per_update():
         for image in pil:
             image.save(io.BytesIO(), format="WEBP")
 
     png, webp = timed(png_once, repeats), timed(webp_per_update, repeats)
+    shutil.rmtree(folder)
     print(f"CPU, tiny-flux 256x256, 4 steps, {len(seeds)} seeds (median of {repeats}):")
     print(f"  batch in one call: {batched * 1000:.1f} ms; {len(seeds)} single calls: {singles * 1000:.1f} ms; "
           f"speed-up x{singles / batched:.2f}")
