@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/annotation_flow.py [--prompts 12] [--think 1.5]
 
 1. Wait from Submit to the next batch on screen, driving the app's own session
-   logic (`session.submit` -> `advance` -> `generate`) with the tiny model at its
+   logic (`answers.submit` -> `advance` -> `generate`) with the tiny model at its
    default size (256², 4 steps, batch 4, CLIP on). The annotator "thinks" for
    `--think` seconds on each batch (the time prefetching has to work in). Run
    once with prefetching and once with it turned off; the ratio is the result.
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from goldennoise import session  # noqa: E402
+from goldennoise import answers, session  # noqa: E402
 from goldennoise.engine import Engine  # noqa: E402
 from goldennoise.prompts import parse_prompts  # noqa: E402
 from goldennoise.records import RecordStore  # noqa: E402
@@ -43,7 +43,7 @@ def annotator_waits(prefetch: bool, prompts: int, think: float) -> list[float]:
         for _ in range(prompts):
             time.sleep(think)  # the annotator judges the batch
             start = time.perf_counter()
-            session.submit(store, state, state.batch.seeds[:1])
+            answers.submit(store, state, state.batch.seeds[:1])
             session.advance(state)
             session.generate(engine, state)
             waits.append(time.perf_counter() - start)

@@ -5,30 +5,26 @@ Python caller); the functions here take the shared `Engine` / `RecordStore` as
 arguments, so the whole annotation loop runs and is tested without Gradio.
 
 Flow: `apply_settings` loads the model and resumes at the first prompt this
-annotator has not answered on this model; `generate`/`generate_stream` show the
-current prompt's batch (taking the prefetched one when it is ready) and start
-prefetching the next; `submit`, `submit_pair` and `skip` append a record and
-remember how to undo it; `undo` appends a retraction and puts the prompt and its
-images back on screen; `reopen` brings an old judgement back for relabeling.
+annotator has not answered on this model; `advance` moves along the queue;
+`generate`/`generate_stream` show the current prompt's batch (taking the
+prefetched one when it is ready) and start prefetching the next. Answers
+(submit, pair, skip, undo, relabel) are in `answers.py`.
 """
 
 from __future__ import annotations
 
-import platform
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from goldennoise import __version__, generation, history, models, prefilter, seeds
+from goldennoise import generation, history, models, prefilter, seeds
 from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationParams
 from goldennoise.prompts import Prompt, PromptSet
-from goldennoise.records import Record, RecordStore, new_record_id, utc_now
+from goldennoise.records import RecordStore, utc_now
 
-MAX_UNDO = 100
 PAIRWISE = "pairwise"
-WINNERS = ("left", "right", "tie", "both_bad")
 
 
 @dataclass
@@ -115,11 +111,12 @@ def use_prompts(state: SessionState, prompt_set: PromptSet) -> None:
     """Switch the session to another prompt file; answered prompts stay answered."""
     state.prompts = list(prompt_set.prompts)
     state.prompt_source = prompt_set.source
-    _clear_screen(state)
+    clear_screen(state)
     state.position, state.reopened = -1, None
 
 
-def _clear_screen(state: SessionState) -> None:
+def clear_screen(state: SessionState) -> None:
+    """Nothing on screen: no batch, no restored ticks, no relabel pending."""
     state.batch, state.shown_at, state.restored_golden, state.supersedes = None, None, [], None
 
 
@@ -156,7 +153,7 @@ def apply_settings(engine: Engine, state: SessionState, settings: Settings, stor
         clip_note = f"CLIP {clip.model_id}"
     engine.discard_prefetched(state.session_id)
     state.settings = settings
-    _clear_screen(state)
+    clear_screen(state)
     state.reopened = None
     if store is not None:
         records = store.read().records
@@ -204,7 +201,7 @@ def advance(state: SessionState, assigner: Assigner | None = None) -> Prompt | N
     if assigner is not None and left is not None and left.text not in state.status:
         assigner.release(left.text, state.annotator)
     state.position, state.reopened = _upcoming_position(state, assigner, claim=True), None
-    _clear_screen(state)
+    clear_screen(state)
     return current_prompt(state)
 
 
@@ -277,175 +274,6 @@ def prefetch_next(engine: Engine, state: SessionState, mode: str = "batch", assi
     engine.prefetch(state.session_id, _prefetch_key(state, prompt, mode), s.model, prompt.text,
                     _draw(state, prompt, mode, assigner), s.params(), s.use_clip)
     return True
-
-
-def library_versions() -> dict:
-    import diffusers
-    import torch
-    import transformers
-
-    return {
-        "goldennoise": __version__,
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | None, golden: set[int]) -> Record:
-    s = state.settings
-    samples = []
-    if batch is not None:
-        scores = batch.clip_scores or [None] * len(batch.seeds)
-        samples = [
-            {"seed": seed, "golden": seed in golden, "clip_score": score, "image_path": path, "noise": block}
-            for seed, score, path, block in zip(batch.seeds, scores, batch.image_paths, batch.noise, strict=True)
-        ]
-    return Record(
-        record_id=new_record_id(),
-        created_at=utc_now(),
-        annotator=state.annotator,
-        prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
-                "metadata": prompt.metadata},
-        model=batch.model if batch else {"name": s.model},
-        parameters=batch.parameters if batch else s.params().to_dict(),
-        seeds=list(batch.seeds) if batch else [],
-        samples=samples,
-        seed_strategy={"name": s.seed_strategy, "start_seed": s.start_seed, "batch_size": s.batch_size,
-                       **({"pool_size": s.pool_size} if s.seed_strategy == "pool" else {})},
-        clip_model=batch.clip_model if batch else None,
-        timing={} if batch is None else {
-            "generated_at": batch.created_at,
-            "shown_at": state.shown_at,
-            "prefetched": batch.prefetched,
-            "generation_seconds": round(batch.generation_seconds, 4),
-            "scoring_seconds": round(batch.scoring_seconds, 4),
-            "saving_seconds": round(batch.saving_seconds, 4),
-        },
-        versions=library_versions(),
-        session_id=state.session_id,
-        kind=kind,
-        supersedes=state.supersedes,
-        prefilter=batch.prefilter if batch else None,
-    )
-
-
-def _on_screen(state: SessionState, mode: str) -> tuple[Prompt, Batch]:
-    batch, prompt = state.batch, current_prompt(state)
-    if batch is None or prompt is None:
-        raise ValueError("Nothing to submit: generate a batch first.")
-    if state.mode != mode:
-        raise ValueError(f"The batch on screen was made for the {state.mode} view, not the {mode} view.")
-    return prompt, batch
-
-
-def _append(store: RecordStore, state: SessionState, record: Record, golden: list[int], status: str,
-            assigner: Assigner | None) -> Record:
-    prompt = current_prompt(state)
-    store.append(record)
-    if assigner is not None:
-        assigner.answered(prompt.text, state.annotator, record.seeds if record.kind == "judgement" else None)
-    state.undo_stack.append(UndoEntry(record.record_id, state.position, state.reopened, state.batch, golden,
-                                      state.status.get(prompt.text), state.mode))
-    del state.undo_stack[:-MAX_UNDO]
-    state.status[prompt.text] = status
-    _clear_screen(state)
-    return record
-
-
-def build_record(state: SessionState, golden_seeds: list[int]) -> Record:
-    """The record of judging the batch on screen with `golden_seeds` chosen."""
-    prompt, batch = _on_screen(state, "batch")
-    golden = [int(s) for s in golden_seeds]
-    unknown = sorted(set(golden) - set(batch.seeds))
-    if unknown:
-        raise ValueError(f"Seeds {unknown} are not in the batch on screen ({batch.seeds}).")
-    record = _base_record(state, "judgement", prompt, batch, set(golden))
-    record.golden_seeds = [seed for seed in batch.seeds if seed in set(golden)]
-    record.bad_seeds = [seed for seed in batch.seeds if seed not in set(golden)]
-    record.verdict = history.verdict(record.golden_seeds, batch.seeds)
-    return record
-
-
-def submit(store: RecordStore, state: SessionState, golden_seeds: list[int], assigner: Assigner | None = None) -> Record:
-    """Record the judgement of the batch on screen; unticked seeds are bad seeds."""
-    record = build_record(state, golden_seeds)
-    return _append(store, state, record, record.golden_seeds, "judged", assigner)
-
-
-def submit_pair(store: RecordStore, state: SessionState, winner: str, assigner: Assigner | None = None) -> Record:
-    """Record a pairwise preference between the two seeds on screen."""
-    if winner not in WINNERS:
-        raise ValueError(f"winner must be one of {', '.join(WINNERS)}, got {winner!r}.")
-    prompt, batch = _on_screen(state, PAIRWISE)
-    left, right = batch.seeds
-    record = _base_record(state, "pairwise", prompt, batch, set())
-    record.preference = {"left": left, "right": right, "winner": winner}
-    return _append(store, state, record, [], "judged", assigner)
-
-
-def skip(store: RecordStore, state: SessionState, assigner: Assigner | None = None) -> Record:
-    """Record that the prompt on screen was passed over (not a judgement) and move on."""
-    prompt = current_prompt(state)
-    if prompt is None:
-        raise ValueError("No prompt on screen to skip.")
-    record = _base_record(state, "skip", prompt, state.batch, set())
-    return _append(store, state, record, [], "skipped", assigner)
-
-
-def undo(store: RecordStore, state: SessionState, assigner: Assigner | None = None) -> Record:
-    """Retract this session's last answer and put its prompt and images back on screen.
-
-    The prefetched batch of the following prompt is kept: it is still the one to show next.
-    """
-    if not state.undo_stack:
-        raise ValueError("Nothing to undo in this session.")
-    entry = state.undo_stack.pop()
-    prompt = entry.reopened or state.prompts[entry.position]
-    retraction = Record(record_id=new_record_id(), created_at=utc_now(), annotator=state.annotator,
-                        prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
-                                "metadata": prompt.metadata},
-                        model={"name": state.settings.model} if state.settings else {},
-                        session_id=state.session_id, kind="retraction", retracts=entry.record_id)
-    store.append(retraction)
-    if assigner is not None:
-        assigner.retracted(prompt.text, state.annotator)
-    if entry.previous_status is None:
-        state.status.pop(prompt.text, None)
-    else:
-        state.status[prompt.text] = entry.previous_status
-    state.position, state.reopened = entry.position, entry.reopened
-    state.batch, state.mode, state.shown_at = entry.batch, entry.mode, utc_now() if entry.batch else None
-    state.restored_golden, state.supersedes = entry.golden_seeds, None
-    return retraction
-
-
-def batch_from_record(record: Record) -> Batch:
-    """The batch a judgement was made on, rebuilt from its record (images stay on disk)."""
-    scores = [sample["clip_score"] for sample in record.samples]
-    return Batch(
-        prompt=record.prompt["text"], seeds=list(record.seeds),
-        image_paths=[sample["image_path"] for sample in record.samples],
-        clip_scores=None if any(score is None for score in scores) else scores,
-        noise=[sample["noise"] for sample in record.samples], model=record.model, parameters=record.parameters,
-        clip_model=record.clip_model, generation_seconds=record.timing.get("generation_seconds", 0.0),
-        scoring_seconds=record.timing.get("scoring_seconds", 0.0), saving_seconds=record.timing.get("saving_seconds", 0.0),
-        created_at=record.timing.get("generated_at", record.created_at), prefilter=record.prefilter,
-    )
-
-
-def reopen(state: SessionState, record: Record) -> None:
-    """Show an earlier judgement's batch again; the next submit supersedes that record."""
-    if record.kind != "judgement":
-        raise ValueError("Only judgements can be relabeled.")
-    if state.settings is None:
-        raise ValueError("Load a model first: a relabel is recorded with the session's settings.")
-    p = record.prompt
-    state.reopened = Prompt(text=p["text"], id=p["id"], index=p["index"], source=p["source"],
-                            metadata=p.get("metadata", {}))
-    state.batch, state.mode, state.shown_at = batch_from_record(record), "batch", utc_now()
-    state.restored_golden, state.supersedes = list(record.golden_seeds), record.record_id
 
 
 def counts(state: SessionState) -> dict[str, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from goldennoise import export, history, models, prefilter, seeds, session
+from goldennoise import answers, export, history, models, prefilter, seeds, session
 from goldennoise.assignment import Assigner
 from goldennoise.engine import Batch, Engine
 from goldennoise.generation import GenerationError
@@ -36,6 +36,11 @@ PAIR_LEGEND = "**Keys** · `1` / `←` left · `2` / `→` right · `t` tie · `
 HISTORY_COLUMNS = ["time", "annotator", "prompt", "model", "answer", "golden", "shown", "record_id"]
 
 
+def _refused(error: Exception) -> gr.Error:
+    log.warning("request refused: %s", error)
+    return gr.Error(str(error), print_exception=False)
+
+
 def user_errors(fn):
     """Turn errors a user can act on into `gr.Error` (a message in the UI and the API)."""
     @functools.wraps(fn)
@@ -43,8 +48,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as error:
-            log.warning("request refused: %s", error)
-            raise gr.Error(str(error), print_exception=False) from None
+            raise _refused(error) from None
     return wrapper
 
 
@@ -55,16 +59,20 @@ def user_errors_stream(fn):
         try:
             yield from fn(*args, **kwargs)
         except USER_ERRORS as error:
-            log.warning("request refused: %s", error)
-            raise gr.Error(str(error), print_exception=False) from None
+            raise _refused(error) from None
     return wrapper
 
 
 def _whole(value, name: str) -> int:
     """A whole number from a UI/API value, or a ValueError naming the field."""
-    if value is None or value == "" or float(value) != int(float(value)):
+    try:
+        number = float(value)
+        whole = int(number)
+    except (TypeError, ValueError, OverflowError):  # None, "", "abc", inf, nan
+        raise ValueError(f"{name} must be a whole number, got {value!r}.") from None
+    if number != whole:
         raise ValueError(f"{name} must be a whole number, got {value!r}.")
-    return int(float(value))
+    return whole
 
 
 def _settings_from_inputs(model, steps, guidance, scheduler, width, height, batch_size, seed_strategy,
@@ -175,7 +183,7 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def submit_selection(golden, state):
-        record = session.submit(store, state, golden or [], assigner)
+        record = answers.submit(store, state, golden or [], assigner)
         counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
                    "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
             record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
@@ -183,12 +191,12 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def skip_prompt(state):
-        record = session.skip(store, state, assigner)
+        record = answers.skip(store, state, assigner)
         return f"Skipped “{record.prompt['text'][:60]}”.", state
 
     @user_errors
     def undo_last(state):
-        retraction = session.undo(store, state, assigner)
+        retraction = answers.undo(store, state, assigner)
         text, progress = prompt_view(state)
         message = f"Undone: “{retraction.prompt['text'][:60]}” is back (retraction {retraction.record_id[:8]})."
         return (text, progress, *render_batch(state, state.batch), *render_pair(state), message, state)
@@ -201,7 +209,7 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def submit_pair(winner, state):
-        record = session.submit_pair(store, state, winner, assigner)
+        record = answers.submit_pair(store, state, winner, assigner)
         return f"Saved pairwise: {winner.replace('_', ' ')} for “{record.prompt['text'][:60]}”.", state
 
     def start_if_idle(state):
@@ -247,17 +255,15 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
 
     @user_errors
     def reopen_record(record_id, state):
-        session.reopen(state, find_record(record_id))
+        answers.reopen(state, find_record(record_id))
         return (*prompt_view(state), *render_batch(state, state.batch), state, gr.Tabs(selected="workbench"))
 
+    @user_errors
     def run_analysis(with_selector, progress=gr.Progress()):
         from goldennoise.analysis import analyze, report
 
         progress(0.1, desc="Re-making noises and fitting…")
-        try:
-            analysis = analyze(outputs, with_selector=bool(with_selector))
-        except ValueError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+        analysis = analyze(outputs, with_selector=bool(with_selector))
         written = report.write(analysis, outputs)
         overall = analysis.summary["overall"].iloc[0]
         lines = [f"**{int(overall['prompts_judged'])} prompts**, {int(overall['judgements'])} judgements, "
@@ -276,11 +282,9 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
         table = None if analysis.selector_results is None else analysis.selector_results.round(3)
         return "  \n".join(lines), gallery, table, str(written["report"])
 
+    @user_errors
     def run_export(formats):
-        try:
-            done = export.export(outputs, outputs / "exports", formats or export.FORMATS)
-        except ValueError as error:
-            raise gr.Error(str(error), print_exception=False) from None
+        done = export.export(outputs, outputs / "exports", formats or export.FORMATS)
         files = [str(path) for name, path in done.items() if name != "imagefolder"]
         note = "\n".join(f"- {name}: `{path}`" for name, path in done.items())
         return note, files
@@ -356,7 +360,7 @@ def build_demo(engine: Engine, store: RecordStore, prompt_set: PromptSet, defaul
                         pair_undo = gr.Button("Undo (u)", elem_id="gn-pair-undo")
                     pair_message = gr.Markdown()
                     gr.Markdown(PAIR_LEGEND)
-                    pair_winner = gr.Radio(list(session.WINNERS), visible=False)
+                    pair_winner = gr.Radio(list(answers.WINNERS), visible=False)
                     pair_api = gr.Button(visible=False)
             with gr.Tab("History", id="history"):
                 with gr.Row():

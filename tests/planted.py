@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from goldennoise import noise, session
+from goldennoise import answers, noise, session
 from goldennoise.assignment import Assigner
 from goldennoise.prompts import parse_prompts
 from goldennoise.records import RecordStore
@@ -40,5 +40,5 @@ def make_dataset(engine, prompts: int = 40, batch_size: int = 6, strategy: str =
                 continue
             batch = session.generate(engine, state, assigner=assigner)
             shape = batch.noise[0]["shape"]
-            session.submit(store, state, [s for s in batch.seeds if rule(s, shape, rng)], assigner)
+            answers.submit(store, state, [s for s in batch.seeds if rule(s, shape, rng)], assigner)
     return store

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from goldennoise import dataset, export, noise, seeds, session
+from goldennoise import answers, dataset, export, noise, seeds, session
 from goldennoise.analysis import __main__ as analysis_cli
 from goldennoise.analysis import analyze, report
 from goldennoise.engine import Engine
@@ -71,7 +71,7 @@ def test_cli_writes_report_and_selector_used_by_prefiltering(planted, tiny_model
         assert len(batch.seeds) == 4 and len(batch.prefilter["hidden"]) == 4
         assert [ranked[str(s)] for s in batch.seeds] == sorted((ranked[str(s)] for s in batch.seeds), reverse=True)
         assert min(ranked[str(s)] for s in batch.seeds) >= max(h["rank_score"] for h in batch.prefilter["hidden"])
-        record = session.submit(RecordStore(tmp_path), state, batch.seeds[:1])
+        record = answers.submit(RecordStore(tmp_path), state, batch.seeds[:1])
         hidden = record.prefilter["hidden"][0]
         assert noise.remake_noise(hidden["seed"], hidden["noise"]).shape == (1, 4, 8, 8)
         assert set(record.seeds).isdisjoint(h["seed"] for h in record.prefilter["hidden"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from goldennoise import session
+from goldennoise import answers, session
 from goldennoise.assignment import Assigner, is_overlap
 from goldennoise.prompts import parse_prompts
 from goldennoise.records import RecordStore
@@ -47,7 +47,7 @@ def test_two_sessions_get_different_prompts_and_overlap_shows_the_same_seeds(eng
             session.apply_settings(engine, state, small_settings, store, assigner)
         first = session.advance(ann, assigner)
         batch = session.generate(engine, ann, assigner=assigner)
-        session.submit(store, ann, batch.seeds[:1], assigner)
+        answers.submit(store, ann, batch.seeds[:1], assigner)
         second = session.advance(bob, assigner)
         assert (second.text == first.text) is expect_same
         if expect_same:  # bob judges the very seeds ann judged, so they compare seed by seed

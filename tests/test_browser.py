@@ -165,38 +165,44 @@ def test_keyboard_only_labeling_and_resume(tmp_path):
 
     prompts, outputs = tmp_path / "six.txt", tmp_path / "outputs"
     prompts.write_text("p one\np two\np three\np four\np five\np six\n")
-    seeds_of = lambda index: [2000 + 4 * index + k for k in range(4)]  # sequential, batch 4
+
+    def seeds_of(index: int) -> list[int]:
+        return [2000 + 4 * index + k for k in range(4)]  # sequential from 2000, batch 4
+
     ARTIFACTS.mkdir(exist_ok=True)
     with app_running(prompts, outputs) as url, browser_page(url) as page:
         load_tiny(page, "keys", 2000)
         expect(seed_box(page, seeds_of(0)[0])).to_be_visible(timeout=60_000)
         page.evaluate("document.activeElement && document.activeElement.blur()")
-        keys = page.keyboard
+
+        def press(*keys: str) -> None:
+            for key in keys:
+                page.keyboard.press(key)
 
         def wait_for(index):
             expect(seed_box(page, seeds_of(index)[0])).to_be_visible(timeout=60_000)
 
-        keys.press("1"); keys.press("3")  # p one: seeds 1 and 3 golden
+        press("1", "3")  # p one: seeds 1 and 3 golden
         expect(seed_box(page, seeds_of(0)[2])).to_be_checked()
-        keys.press("Enter")
+        press("Enter")
         wait_for(1)
-        keys.press("s")  # p two: skipped
+        press("s")  # p two: skipped
         wait_for(2)
-        keys.press("n"); keys.press("Enter")  # p three: none golden
+        press("n", "Enter")  # p three: none golden
         wait_for(3)
-        keys.press("f")  # larger view, then close it again
+        press("f")  # larger view, then close it again
         expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "keyboard-preview.png"))
-        keys.press("f")
+        press("f")
         expect(page.locator('#gn-gallery [aria-label="detailed view of selected image"]')).to_have_count(0)
-        keys.press("a"); keys.press("Enter")  # p four: all golden...
+        press("a", "Enter")  # p four: all golden...
         wait_for(4)
-        keys.press("u")  # ...undone: p four is back with its ticks
+        press("u")  # ...undone: p four is back with its ticks
         wait_for(3)
         expect(seed_box(page, seeds_of(3)[1])).to_be_checked()
-        keys.press("2"); keys.press("Enter")  # p four again: all but seed 2
+        press("2", "Enter")  # p four again: all but seed 2
         wait_for(4)
-        keys.press("4"); keys.press("Enter")  # p five: seed 4
+        press("4", "Enter")  # p five: seed 4
         wait_for(5)
         expect(page.get_by_text(re.compile("Prompt 6 of 6 · 4 judged · 1 skipped · 1 remaining"))).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "keyboard-workbench.png"), full_page=True)

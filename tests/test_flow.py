@@ -2,8 +2,7 @@
 
 import pytest
 
-from goldennoise import engine as engine_module
-from goldennoise import history, session
+from goldennoise import answers, history, session
 from goldennoise.prompts import parse_prompts
 from goldennoise.records import RecordStore
 
@@ -25,16 +24,16 @@ def shown(engine, state):
 def test_skip_undo_none_all_tell_the_story(loaded):
     engine, store, state = loaded
     batch = shown(engine, state)
-    session.submit(store, state, batch.seeds[:1])  # one: some golden
+    answers.submit(store, state, batch.seeds[:1])  # one: some golden
     session.advance(state)
     shown(engine, state)
-    session.skip(store, state)  # two: skipped
+    answers.skip(store, state)  # two: skipped
     session.advance(state)
     batch = shown(engine, state)
-    session.submit(store, state, [])  # three: none golden
-    session.undo(store, state)  # ...undone: three is back with its images
+    answers.submit(store, state, [])  # three: none golden
+    answers.undo(store, state)  # ...undone: three is back with its images
     assert session.current_prompt(state).text == "three" and state.batch.seeds == batch.seeds
-    session.submit(store, state, batch.seeds)  # three: all golden
+    answers.submit(store, state, batch.seeds)  # three: all golden
     records = store.read().records
     assert [r.kind for r in records] == ["judgement", "skip", "judgement", "retraction", "judgement"]
     assert records[3].retracts == records[2].record_id
@@ -50,10 +49,10 @@ def test_resume_continues_at_first_unanswered_prompt(loaded, small_settings):
     for _ in range(2):
         session.advance(state)
         batch = shown(engine, state)
-        session.submit(store, state, batch.seeds[:2])
+        answers.submit(store, state, batch.seeds[:2])
     session.advance(state)
     shown(engine, state)
-    session.skip(store, state)
+    answers.skip(store, state)
     restarted = session.new_session(FIVE, annotator="kim")
     session.apply_settings(engine, restarted, small_settings, store)
     assert session.advance(restarted).text == "four"
@@ -66,26 +65,26 @@ def test_resume_continues_at_first_unanswered_prompt(loaded, small_settings):
 def test_undo_of_skip_brings_prompt_back(loaded):
     engine, store, state = loaded
     shown(engine, state)
-    session.skip(store, state)
-    session.undo(store, state)
+    answers.skip(store, state)
+    answers.undo(store, state)
     assert session.current_prompt(state).text == "one" and "one" not in state.status
     with pytest.raises(ValueError, match="Nothing to undo"):
-        session.undo(store, state)
+        answers.undo(store, state)
 
 
 def test_relabel_supersedes_and_undo_restores(loaded):
     engine, store, state = loaded
     batch = shown(engine, state)
-    first = session.submit(store, state, batch.seeds[:1])
+    first = answers.submit(store, state, batch.seeds[:1])
     session.advance(state)
     shown(engine, state)
-    session.reopen(state, first)
+    answers.reopen(state, first)
     assert state.restored_golden == batch.seeds[:1] and session.current_prompt(state).text == "one"
-    second = session.submit(store, state, batch.seeds[1:3])
+    second = answers.submit(store, state, batch.seeds[1:3])
     assert second.supersedes == first.record_id
     assert [r.record_id for r in history.live(store.read().records)] == [second.record_id]
     assert session.advance(state).text == "two"  # back to where the queue was
-    session.undo(store, state)
+    answers.undo(store, state)
     assert [r.record_id for r in history.live(store.read().records)] == [first.record_id]
 
 
@@ -94,8 +93,8 @@ def test_pairwise_records_preference_with_noise(loaded):
     batch = session.generate(engine, state, mode=session.PAIRWISE)
     assert len(batch.seeds) == 2
     with pytest.raises(ValueError, match="made for the pairwise view"):
-        session.submit(store, state, [])
-    record = session.submit_pair(store, state, "right")
+        answers.submit(store, state, [])
+    record = answers.submit_pair(store, state, "right")
     assert record.kind == "pairwise" and record.preference == {"left": batch.seeds[0], "right": batch.seeds[1],
                                                                "winner": "right"}
     assert all(sample["noise"]["sha256"] for sample in record.samples)
@@ -105,10 +104,10 @@ def test_prefetch_is_used_and_stale_prefetch_discarded(loaded, small_settings):
     engine, store, state = loaded
     batch = shown(engine, state)
     assert not batch.prefetched
-    session.submit(store, state, [])
+    answers.submit(store, state, [])
     session.advance(state)
     assert shown(engine, state).prefetched  # made while "one" was being judged
-    session.submit(store, state, [])
+    answers.submit(store, state, [])
     changed = session.Settings(**{**small_settings.__dict__, "num_inference_steps": 3})
     session.apply_settings(engine, state, changed, store)  # settings changed: prefetch is stale
     session.advance(state)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from goldennoise import noise, session
+from goldennoise import answers, noise, session
 from goldennoise.records import RecordStore
 
 
@@ -18,7 +18,7 @@ def test_three_prompts_give_three_verifiable_records(engine, three_prompts, smal
         session.advance(state)
         batch = session.generate(engine, state)
         assert batch.seeds == [100 + 4 * index + k for k in range(4)]
-        session.submit(store, state, batch.seeds[1:3])
+        answers.submit(store, state, batch.seeds[1:3])
     result = store.read()
     assert result.warnings == [] and len(result.records) == 3
     for index, record in enumerate(result.records):
@@ -63,11 +63,11 @@ def test_submit_refuses_seeds_not_shown(engine, three_prompts, small_settings):
     state = session.new_session(three_prompts)
     session.apply_settings(engine, state, small_settings)
     with pytest.raises(ValueError, match="generate a batch first"):
-        session.submit(RecordStore(engine.outputs), state, [])
+        answers.submit(RecordStore(engine.outputs), state, [])
     batch = session.generate(engine, state)
     with pytest.raises(ValueError, match=r"Seeds \[5\] are not in the batch"):
-        session.submit(RecordStore(engine.outputs), state, [5])
-    record = session.submit(RecordStore(engine.outputs), state, [])  # none golden is a valid answer
+        answers.submit(RecordStore(engine.outputs), state, [5])
+    record = answers.submit(RecordStore(engine.outputs), state, [])  # none golden is a valid answer
     assert record.golden_seeds == [] and record.bad_seeds == batch.seeds
 
 
