@@ -8,7 +8,9 @@ images and its ticks back on screen. `reopen` shows an old judgement's batch aga
 
 from __future__ import annotations
 
+import functools
 import platform
+from dataclasses import asdict
 
 from goldennoise import __version__, history
 from goldennoise.assignment import Assigner
@@ -21,6 +23,7 @@ MAX_UNDO = 100
 WINNERS = ("left", "right", "tie", "both_bad")
 
 
+@functools.cache  # the versions cannot change within a process
 def library_versions() -> dict:
     import diffusers
     import torch
@@ -48,8 +51,7 @@ def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | 
         record_id=new_record_id(),
         created_at=utc_now(),
         annotator=state.annotator,
-        prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
-                "metadata": prompt.metadata},
+        prompt=asdict(prompt),  # text, id, index, source, metadata
         model=batch.model if batch else {"name": s.model},
         parameters=batch.parameters if batch else s.params().to_dict(),
         seeds=list(batch.seeds) if batch else [],
@@ -65,7 +67,7 @@ def _base_record(state: SessionState, kind: str, prompt: Prompt, batch: Batch | 
             "scoring_seconds": round(batch.scoring_seconds, 4),
             "saving_seconds": round(batch.saving_seconds, 4),
         },
-        versions=library_versions(),
+        versions=dict(library_versions()),  # a copy: records must not share the cached dict
         session_id=state.session_id,
         kind=kind,
         supersedes=state.supersedes,
@@ -146,8 +148,7 @@ def undo(store: RecordStore, state: SessionState, assigner: Assigner | None = No
     entry = state.undo_stack.pop()
     prompt = entry.reopened or state.prompts[entry.position]
     retraction = Record(record_id=new_record_id(), created_at=utc_now(), annotator=state.annotator,
-                        prompt={"text": prompt.text, "id": prompt.id, "index": prompt.index, "source": prompt.source,
-                                "metadata": prompt.metadata},
+                        prompt=asdict(prompt),
                         model={"name": state.settings.model} if state.settings else {},
                         session_id=state.session_id, kind="retraction", retracts=entry.record_id)
     store.append(retraction)
@@ -183,8 +184,6 @@ def reopen(state: SessionState, record: Record) -> None:
         raise ValueError("Only judgements can be relabeled.")
     if state.settings is None:
         raise ValueError("Load a model first: a relabel is recorded with the session's settings.")
-    p = record.prompt
-    state.reopened = Prompt(text=p["text"], id=p["id"], index=p["index"], source=p["source"],
-                            metadata=p.get("metadata", {}))
+    state.reopened = Prompt(**record.prompt)
     state.batch, state.mode, state.shown_at = batch_from_record(record), "batch", utc_now()
     state.restored_golden, state.supersedes = list(record.golden_seeds), record.record_id

@@ -37,6 +37,11 @@ def _table(outputs: Path):
     return table.assign(noise_sha256=[block["sha256"] for block in table["noise"]])
 
 
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
 def export_imagefolder(outputs: Path, table, dest: Path) -> Path:
     folder = dest / "imagefolder"
     rows = []
@@ -50,8 +55,7 @@ def export_imagefolder(outputs: Path, table, dest: Path) -> Path:
                      "golden": bool(row.golden), "clip_score": row.clip_score, "annotator": row.annotator,
                      "model": row.model, "parameters": row.parameters, "record_id": row.record_id,
                      "noise_sha256": row.noise_sha256})
-    with open(folder / "metadata.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    _write_jsonl(folder / "metadata.jsonl", rows)
     return folder
 
 
@@ -62,17 +66,12 @@ def export_table(table, dest: Path) -> Path:
     return dest / "samples.parquet"
 
 
-def _index(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
 def export_npz(table, dest: Path) -> Path:
     main = dataset.main_shape(table)
     noises = dataset.load_noises(main)[:, 0]  # (n, C, h, w), verified against the records
     np.savez_compressed(dest / "noises.npz", noises=noises, golden=main["golden"].to_numpy(bool),
                         seeds=main["seed"].to_numpy(np.uint64))
-    _index(dest / "noises.index.jsonl", [
+    _write_jsonl(dest / "noises.index.jsonl", [
         {"row": i, "prompt": r.prompt, "prompt_id": r.prompt_id, "seed": int(r.seed), "golden": bool(r.golden),
          "record_id": r.record_id, "noise_sha256": r.noise_sha256} for i, r in enumerate(main.itertuples())])
     return dest / "noises.npz"
@@ -93,7 +92,7 @@ def export_pairs(table, dest: Path) -> Path:
     shape = noises.shape[1:]
     np.savez_compressed(dest / "pairs.npz", winner=np.array(winners).reshape(-1, *shape),
                         loser=np.array(losers).reshape(-1, *shape))
-    _index(dest / "pairs.index.jsonl", index)
+    _write_jsonl(dest / "pairs.index.jsonl", index)
     return dest / "pairs.npz"
 
 
