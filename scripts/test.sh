@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install everything the tests need into .venv (CPU torch) and run them.
-# Debian chromium is installed for the browser test when missing (needs root or sudo).
+# Install GoldenNoise with its test extra into .venv (CPU torch) and run the tests.
+# Debian chromium is installed for the browser tests when missing (needs root or sudo).
+# Quick subset while working: bash scripts/test.sh -m "not slow"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check torch==2.13.0 -r requirements.txt -r requirements-test.txt
+bash scripts/pip-install.sh -e ".[test]"
 if ! command -v chromium >/dev/null; then
   SUDO=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
   $SUDO apt-get update -q && $SUDO apt-get install -y -q chromium

@@ -1,44 +1,54 @@
-"""A dataset made by driving the app's session loop, with annotators whose choices follow a planted rule.
+"""Datasets made by driving the app's own annotation loop, with annotators who follow a known rule.
 
-The rule looks only at the noise: a seed is golden when channel 0 of its noise
-has a high mean (plus some judging noise). A seed selector should find this; with
-labels shuffled within each prompt it must not.
+`planted_golden`: a seed is golden when channel 0 of its noise has a high mean
+(plus judging noise): a selector should find it on unseen seeds. `lookup_golden`:
+golden by a random per-seed table with no relation to the noise: with the pool
+strategy the same seed recurs under many prompts, and an honest evaluation on
+unseen seeds must find nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from goldennoise import answers, noise, session
-from goldennoise.assignment import Assigner
-from goldennoise.prompts import parse_prompts
-from goldennoise.records import RecordStore
+from goldennoise.annotation import flow
+from goldennoise.annotation.engine import Engine
+from goldennoise.annotation.tabs import Tabs
+from goldennoise.generation import latents
+from goldennoise.store.campaign import Campaign
 
 
 def planted_golden(seed: int, shape, rng: np.random.Generator) -> bool:
-    channel0_mean = float(noise.initial_noise(seed, shape)[0, 0].mean())
+    channel0_mean = float(latents.initial_noise(seed, tuple(shape))[0, 0].mean())
     return channel0_mean + rng.normal(0, 0.04) > 0.04
 
 
-def make_dataset(engine, prompts: int = 40, batch_size: int = 6, strategy: str = "pool", annotators=("ann", "bob"),
-                 overlap: float = 0.25, size: int = 64, seed: int = 0, rule=planted_golden) -> RecordStore:
-    store = RecordStore(engine.outputs)
-    prompt_set = parse_prompts("\n".join(f"a planted prompt number {i}" for i in range(prompts)).encode(), "planted.txt")
-    settings = session.default_settings("tiny-flux")
-    settings.height = settings.width = size
-    settings.batch_size, settings.seed_strategy, settings.start_seed, settings.pool_size = batch_size, strategy, 0, 24
-    assigner = Assigner(overlap=overlap)
-    rng = np.random.default_rng(seed)
-    states = [session.new_session(prompt_set, name) for name in annotators]
-    for state in states:
-        session.apply_settings(engine, state, settings, store, assigner)
-    active = list(states)
-    while active:
-        for state in list(active):
-            if session.advance(state, assigner) is None:
-                active.remove(state)
+def lookup_golden(seed: int, shape, rng: np.random.Generator) -> bool:
+    """Golden for a fixed, random half of seeds: seed identity, no noise feature."""
+    return int(hashlib.sha256(f"lookup:{seed}".encode()).hexdigest(), 16) % 2 == 0
+
+
+def make_dataset(outputs, tmp, prompts: int = 40, batch_size: int = 6, strategy: str = "pool", pool_size: int = 24,
+                 annotators=("ann", "bob"), overlap: float = 0.25, size: int = 64, seed: int = 0,
+                 rule=planted_golden, engine: Engine | None = None, **campaign_values) -> Engine:
+    """Label every prompt of a fresh campaign by `rule`; returns the engine (its outputs hold the records)."""
+    prompt_file = tmp / f"planted-{prompts}.txt"
+    prompt_file.write_text("\n".join(f"a planted prompt number {i}" for i in range(prompts)) + "\n")
+    campaign = Campaign(name="planted", model="tiny-flux", height=size, width=size, prompts=str(prompt_file),
+                        batch_size=batch_size, seed_strategy=strategy, start_seed=0, pool_size=pool_size,
+                        overlap=overlap, min_view_ms=0, **campaign_values)
+    engine = engine or Engine(outputs, prefetch=False)
+    engine.start(campaign)
+    tabs, rng = Tabs(), np.random.default_rng(seed)
+    screens = {name: flow.join(engine, tabs.get(f"tab-{name}"), name) for name in annotators}
+    while any(s.state == "batch" for s in screens.values()):
+        for name, screen in list(screens.items()):
+            if screen.state != "batch":
                 continue
-            batch = session.generate(engine, state, assigner=assigner)
-            shape = batch.noise[0]["shape"]
-            answers.submit(store, state, [s for s in batch.seeds if rule(s, shape, rng)], assigner)
-    return store
+            shape = screen.batch.noise[0]["shape"]
+            golden = [s for s in screen.batch.seeds if rule(s, shape, rng)]
+            _, screens[name] = flow.answer(engine, tabs.get(f"tab-{name}"), "batch", screen.batch.batch_id,
+                                           golden=golden)
+    return engine

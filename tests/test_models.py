@@ -1,8 +1,10 @@
 """Model names resolve as users type them; schedulers are per call, never shared mutation."""
 
+from pathlib import Path
+
 import pytest
 
-from goldennoise import models
+from goldennoise.generation import models
 
 
 @pytest.mark.parametrize(
@@ -22,22 +24,48 @@ def test_known_defaults():
 
 @pytest.mark.parametrize("name", ["", "not a model", "../no-such-folder", "a/b/c", "nothing-like-this"])
 def test_unknown_names_list_the_choices(name):
-    with pytest.raises(models.ModelLoadError, match="FLUX.1-schnell|No model given"):
+    with pytest.raises(models.ModelLoadError, match="FLUX.1-schnell|none given"):
         models.resolve(name)
 
 
 def test_uncached_hub_id_fails_with_a_clear_message():
-    with pytest.raises(models.ModelLoadError, match="Could not load model 'nobody/no-such-model'"):
+    with pytest.raises(models.ModelLoadError, match="'nobody/no-such-model' is not in the local cache"):
         models.load_model("nobody/no-such-model")
 
 
 def test_local_folder_loads_through_the_same_path(tiny_model):
-    from goldennoise import tiny
+    from goldennoise.generation import tiny
 
     folder = tiny.tiny_model_path("tiny-flux")
     loaded = models.load_model(str(folder))
     assert loaded.pipeline_class == "FluxPipeline" and loaded.revision == tiny_model.revision
     assert not loaded.pipe.transformer.training
+
+
+def test_error_messages_do_not_reveal_server_paths(tmp_path):
+    import os
+
+    for name in ("~/x", "../../etc", "./"):
+        with pytest.raises(models.ModelLoadError) as caught:
+            models.load_model(name)
+        assert str(Path.home()) not in str(caught.value) and os.getcwd() not in str(caught.value)
+    with pytest.raises(models.ModelLoadError) as missing:
+        models.resolve("../no-such-folder")
+    with pytest.raises(models.ModelLoadError) as present:
+        models.resolve("../" + tmp_path.name)  # exists or not: the same words
+    assert str(missing.value).split("'")[2] == str(present.value).split("'")[2]
+
+
+def test_gated_model_says_how_to_get_access():
+    from huggingface_hub.errors import GatedRepoError
+
+    from goldennoise.generation import hub
+
+    import httpx
+
+    response = httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co/x"))
+    text = hub.explain_load_error("black-forest-labs/FLUX.1-dev", GatedRepoError("401 gated", response=response))
+    assert "accept the licence" in text and "HF_TOKEN" in text
 
 
 def test_scheduler_view_leaves_the_shared_pipeline_alone(tiny_model):

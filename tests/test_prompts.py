@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from goldennoise.prompts import MAX_FILE_BYTES, PromptFileError, load_prompts, parse_prompts
+from goldennoise.errors import PromptFileError
+from goldennoise.store.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts
 
 GOOD = {
     "p.csv": b'id,prompt,style\nA1,"a cat, sitting",photo\nA2,a dog,anime\n,,\nA3,a cat sitting,\n',

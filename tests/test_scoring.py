@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.functional.multimodal import clip_score as torchmetrics_clip_score
 
-from goldennoise import generation, scoring
+from goldennoise.generation import latents, pipeline, scoring
 
 
 class _FeaturesAsTensor(torch.nn.Module):
@@ -24,7 +24,7 @@ class _FeaturesAsTensor(torch.nn.Module):
 
 def test_clip_scores_agree_with_torchmetrics(tiny_model, tiny_clip, params):
     prompt = "a blue house by the sea"
-    images = generation.to_pil(generation.generate(tiny_model, prompt, [1, 2, 3, 4, 5], params)[0])
+    images = pipeline.to_pil(pipeline.generate(tiny_model, prompt, [1, 2, 3, 4, 5], params).images)
     ours = scoring.clip_scores(tiny_clip, images, prompt)
     wrapped = _FeaturesAsTensor(tiny_clip.model)
     for image, score in zip(images, ours):
@@ -37,22 +37,22 @@ def test_clip_scores_agree_with_torchmetrics(tiny_model, tiny_clip, params):
 
 
 def test_scores_are_clamped_at_zero_per_image(tiny_model, tiny_clip, params):
-    images = generation.to_pil(generation.generate(tiny_model, "x", [1, 2], params)[0])
+    images = pipeline.to_pil(pipeline.generate(tiny_model, "x", [1, 2], params).images)
     cosines = scoring.clip_cosines(tiny_clip, images, "x")
     assert scoring.clip_scores(tiny_clip, images, "x") == pytest.approx([100 * max(float(c), 0) for c in cosines])
 
 
 def test_tensor_path_matches_the_pil_path(tiny_model, tiny_clip, params):
     """The GPU path scores tensors without PIL; it must rank and score like the PIL path."""
-    tensors, _ = generation.generate(tiny_model, "a red cat", [1, 2, 3, 4, 5, 6], params)
+    tensors = pipeline.generate(tiny_model, "a red cat", [1, 2, 3, 4, 5, 6], params).images
     from_tensors = scoring.clip_scores(tiny_clip, tensors, "a red cat")
-    from_pil = scoring.clip_scores(tiny_clip, generation.to_pil(tensors), "a red cat")
+    from_pil = scoring.clip_scores(tiny_clip, pipeline.to_pil(tensors), "a red cat")
     assert from_tensors == pytest.approx(from_pil, abs=0.5)
     assert np.argsort(from_tensors).tolist() == np.argsort(from_pil).tolist()
 
 
 def test_to_pil_rounds_like_diffusers(tiny_model, params):
-    tensors, _ = generation.generate(tiny_model, "x", [3], params)
+    tensors = pipeline.generate(tiny_model, "x", [3], params).images
     kwargs = dict(num_inference_steps=4, guidance_scale=0.0, height=128, width=128, max_sequence_length=64)
-    pil = tiny_model.pipe("x", generator=generation.noise.generator(3), output_type="pil", **kwargs).images[0]
-    assert np.array_equal(np.asarray(generation.to_pil(tensors)[0]), np.asarray(pil))
+    pil = tiny_model.pipe("x", generator=latents.generator(3), output_type="pil", **kwargs).images[0]
+    assert np.array_equal(np.asarray(pipeline.to_pil(tensors)[0]), np.asarray(pil))

@@ -1,0 +1,101 @@
+"""One generated batch as plain data, and the function that makes it.
+
+`make_batch` generates, scores and saves a prompt's images for given seeds on a
+`Worker` (one loaded pipeline and its CLIP on one device). It keeps no state of
+its own: whoever owns the workers decides which one runs which chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from goldennoise.generation import gpu, images, scoring
+from goldennoise.generation.models import LoadedModel
+from goldennoise.generation.pipeline import GenerationParams
+from goldennoise.ids import new_id, utc_now
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One prompt's generated images: everything a record needs about how they were made."""
+
+    batch_id: str
+    prompt: str
+    prompt_id: str
+    seeds: list[int]
+    image_paths: list[str]  # relative to the outputs folder, in seed order
+    clip_scores: list[float] | None
+    noise: list[dict]  # provenance block per seed (latents.provenance)
+    model: dict
+    parameters: dict
+    clip_model: dict | None
+    generation_seconds: float
+    scoring_seconds: float
+    saving_seconds: float
+    created_at: str
+    campaign: str | None = None
+    source: str = "live"  # "live", "prefetched", "pregenerated" or "record"
+    prefilter: dict | None = None  # set when more candidates were made than shown (see prefilter.py)
+    slots: list[dict] = field(default_factory=list)  # per shown seed: {"slot", "propensity"} when pre-filtered
+
+    def extended(self, more: "Batch") -> "Batch":
+        """This batch followed by `more` (a later chunk of the same prompt and settings)."""
+        return replace(
+            self, seeds=self.seeds + more.seeds, image_paths=self.image_paths + more.image_paths,
+            clip_scores=None if self.clip_scores is None else self.clip_scores + (more.clip_scores or []),
+            noise=self.noise + more.noise, generation_seconds=self.generation_seconds + more.generation_seconds,
+            scoring_seconds=self.scoring_seconds + more.scoring_seconds,
+            saving_seconds=self.saving_seconds + more.saving_seconds, created_at=more.created_at)
+
+
+@dataclass
+class Worker:
+    """One loaded pipeline (and its CLIP) on one device, with the lock that serialises its device work."""
+
+    index: int
+    model: LoadedModel
+    clip: scoring.ClipScorer | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        gpu.install(self.index, self.model, self.clip)  # where `gpu.run` (maybe on ZeroGPU) finds them
+
+
+def run_device(worker: Worker, prompt: str, seeds: list[int], params: GenerationParams) -> dict:
+    """The device part of a batch (the caller holds the worker): CPU images, noise blocks, scores, seconds."""
+    return gpu.run(worker.index, prompt, [int(s) for s in seeds], params.to_dict())
+
+
+def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, seeds: list[int],
+           params: GenerationParams, group: str, batch_id: str, campaign: str | None = None) -> Batch:
+    """The CPU part: CLIP scores (when not scored on the device), PNG files, the Batch record."""
+    from PIL import Image
+
+    start = time.perf_counter()
+    pil_images = [Image.fromarray(array) for array in made["images"]]
+    scores = made["scores"]
+    if worker.clip is not None and scores is None:
+        scores = scoring.clip_scores(worker.clip, pil_images, prompt)  # on CPU the PIL path matches torchmetrics
+    scoring_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    model = worker.model
+    folder = images.batch_folder(group, prompt, prompt_id, batch_id)
+    settings = {"model": model.model_id, "revision": model.revision, **params.to_dict()}
+    paths = images.save_batch(outputs, folder, prompt, seeds, pil_images, settings)
+    return Batch(
+        batch_id=batch_id, prompt=prompt, prompt_id=prompt_id, seeds=[int(s) for s in seeds], image_paths=paths,
+        clip_scores=scores, noise=made["noise"], model=model.info(),
+        parameters={**params.to_dict(), "runtime": model.runtime},
+        clip_model=worker.clip.info() if scores is not None else None, generation_seconds=made["seconds"],
+        scoring_seconds=scoring_seconds, saving_seconds=time.perf_counter() - start, created_at=utc_now(),
+        campaign=campaign)
+
+
+def make_batch(worker: Worker, outputs, prompt: str, prompt_id: str, seeds: list[int], params: GenerationParams,
+               group: str, batch_id: str | None = None, campaign: str | None = None) -> Batch:
+    """Generate, score and save one batch; only the device work holds `worker.lock`."""
+    with worker.lock:
+        made = run_device(worker, prompt, seeds, params)
+    return finish(worker, made, outputs, prompt, prompt_id, seeds, params, group, batch_id or new_id(), campaign)

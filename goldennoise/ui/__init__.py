@@ -1,0 +1,29 @@
+"""The Gradio app: the only package that imports gradio.
+
+`build_demo(context)` makes the Blocks around a started engine; `launch` queues
+and serves it, with the browser runtime (`shortcuts.js`) and the stylesheet, and
+serves only the generated images (never `records.jsonl`, campaigns or exports).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from goldennoise.ui.context import Context
+from goldennoise.ui.layout import build_demo
+
+HERE = Path(__file__).parent
+SHORTCUTS_JS = (HERE / "shortcuts.js").read_text(encoding="utf-8")
+STYLE_CSS = (HERE / "style.css").read_text(encoding="utf-8")
+MAX_UPLOAD = "20mb"  # prompt files; the parser refuses more than 20 MiB as well
+
+
+def launch(demo, outputs: Path, max_queue: int = 64, **kwargs):
+    """Queue and launch `demo`. Past `max_queue` waiting requests a caller is told the queue is full."""
+    images = Path(outputs).resolve() / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    return demo.queue(default_concurrency_limit=8, max_size=max_queue).launch(
+        allowed_paths=[str(images)], js=SHORTCUTS_JS, css=STYLE_CSS, max_file_size=MAX_UPLOAD, **kwargs)
+
+
+__all__ = ["Context", "build_demo", "launch"]

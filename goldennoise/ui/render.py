@@ -1,0 +1,172 @@
+"""HTML for the screens: every user string escaped, so a prompt or a name is always shown as text.
+
+One function per screen. The Workbench and Pairwise screens are single HTML
+fragments (prompt, images, ticks, progress, buttons) so the browser replaces
+them in one update: no frame shows a new prompt over old images. Data
+attributes carry what `shortcuts.js` needs (batch id, seeds as strings, the
+minimum viewing time); seeds stay strings in the page because JavaScript numbers
+cannot hold 64-bit integers.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from goldennoise.annotation.tabs import Screen
+
+e = html.escape
+
+
+def image_url(outputs: Path, relative: str) -> str:
+    return "/gradio_api/file=" + str((Path(outputs) / relative).resolve())
+
+
+def _progress(p: dict | None) -> str:
+    if not p:
+        return ""
+    return (f"{p['judged']} judged · {p['skipped']} skipped · {p['remaining_for_you']} left for you "
+            f"(of {p['total']})")
+
+
+def _frame(view: str, state: str, body: str, notice: str | None, progress: dict | None, attrs: str = "") -> str:
+    note = f"<div class='gn-notice' role='status'>{e(notice)}</div>" if notice else ""
+    return (f"<div class='gn-screen' data-view='{view}' data-state='{state}' {attrs}>"
+            f"<div class='gn-top'><span class='gn-progress'>{e(_progress(progress))}</span></div>{note}{body}</div>")
+
+
+def idle(view: str, message: str) -> str:
+    return _frame(view, "idle", f"<p class='gn-empty'>{e(message)}</p>", None, None)
+
+
+def done(view: str, notice: str | None, progress: dict | None, waiting: bool = False) -> str:
+    text = ("Nothing left for you right now: the remaining prompts are being answered by others. "
+            "Check back in a minute." if waiting else "All done — every prompt here has been answered. Thank you!")
+    return _frame(view, "done", f"<div class='gn-done'><p class='gn-done-title'>✓ {e(text)}</p></div>",
+                  notice, progress)
+
+
+def _cell(outputs: Path, i: int, seed: int, path: str, score: float | None, ticked: bool) -> str:
+    label = f"#{i} · seed {seed}" + ("" if score is None else f" · CLIP {score:.2f}")
+    return (f"<button type='button' class='gn-cell{' gn-ticked' if ticked else ''}' data-seed='{seed}' data-i='{i}' "
+            f"aria-pressed='{'true' if ticked else 'false'}' aria-label='{e(label)}' title='{e(label)}'>"
+            f"<img src='{e(image_url(outputs, path))}' alt='{e(label)}' draggable='false'>"
+            f"<span class='gn-num'>#{i}</span><span class='gn-check' aria-hidden='true'>✓</span>"
+            f"<span class='gn-seed'>seed {seed}{'' if score is None else f' · {score:.2f}'}</span></button>")
+
+
+def workbench(outputs: Path, screen: Screen, progress: dict | None, min_view_ms: int, blind: bool) -> str:
+    """The Workbench: prompt, the batch (tick by click or number), Submit, and the other actions."""
+    if screen.state == "done":
+        return done("batch", screen.notice, progress)
+    if screen.state != "batch":
+        return idle("batch", screen.notice or "Say who you are in Start, then label here.")
+    batch = screen.batch
+    scores = None if blind or batch.clip_scores is None else batch.clip_scores
+    cells = "".join(_cell(outputs, i + 1, seed, path, None if scores is None else scores[i], seed in screen.ticks)
+                    for i, (seed, path) in enumerate(zip(batch.seeds, batch.image_paths)))
+    n = len(batch.seeds)
+    cols = n if n <= 4 else (4 if n <= 8 else 5)
+    rows = -(-n // cols)
+    origin = {"relabel": ("Relabelling your earlier answer" if screen.supersedes else
+                          "Second opinion on another annotator's answer"), "undo": "Undone: answer again"}
+    tag = f"<span class='gn-origin'>{e(origin[screen.origin])}</span>" if screen.origin in origin else ""
+    body = (f"<p class='gn-prompt'>{tag}{e(screen.prompt.text)}</p>"
+            f"<div class='gn-grid' style='--cols:{cols};--rows:{rows}'>{cells}</div>"
+            "<div class='gn-actions'>"
+            "<button type='button' class='gn-primary' data-action='submit'>Submit <kbd>Enter</kbd></button>"
+            "<button type='button' data-action='all'>All golden <kbd>a</kbd></button>"
+            "<button type='button' data-action='none'>None <kbd>n</kbd></button>"
+            "<button type='button' data-action='skip'>Skip <kbd>s</kbd></button>"
+            "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button>"
+            "<button type='button' data-action='zoom'>Larger <kbd>f</kbd></button>"
+            "<span class='gn-hint'>Click an image or press its number to tick it: ticked = golden, the rest are "
+            "recorded as bad.</span></div>")
+    attrs = (f"data-batch='{e(batch.batch_id)}' data-min-view='{int(min_view_ms)}' "
+             f"data-ticks='{e(','.join(str(s) for s in screen.ticks))}'")
+    return _frame("batch", "batch", body, screen.notice, progress, attrs)
+
+
+def pairwise(outputs: Path, screen: Screen, progress: dict | None, min_view_ms: int, blind: bool) -> str:
+    """Two seeds of one prompt side by side: left, right, tie or both bad."""
+    if screen.state == "done":
+        return done("pairwise", screen.notice, progress)
+    if screen.state != "batch":
+        return idle("pairwise", screen.notice or "Say who you are in Start, then compare pairs here.")
+    batch = screen.batch
+    sides = []
+    for side, seed, path, score in zip(("Left", "Right"), batch.seeds, batch.image_paths,
+                                       batch.clip_scores if batch.clip_scores and not blind else (None, None)):
+        label = f"{side} · seed {seed}" + ("" if score is None else f" · CLIP {score:.2f}")
+        sides.append(f"<figure class='gn-side'><img src='{e(image_url(outputs, path))}' alt='{e(label)}' "
+                     f"draggable='false'><figcaption>{e(label)}</figcaption></figure>")
+    body = (f"<p class='gn-prompt'>{e(screen.prompt.text)}</p><div class='gn-pair'>{''.join(sides)}</div>"
+            "<div class='gn-actions'>"
+            "<button type='button' class='gn-primary' data-action='left'>Left is better <kbd>1</kbd> <kbd>←</kbd></button>"
+            "<button type='button' class='gn-primary' data-action='right'>Right is better <kbd>2</kbd> <kbd>→</kbd></button>"
+            "<button type='button' data-action='tie'>Tie <kbd>t</kbd></button>"
+            "<button type='button' data-action='both_bad'>Both bad <kbd>b</kbd></button>"
+            "<button type='button' data-action='skip'>Skip <kbd>s</kbd></button>"
+            "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button></div>")
+    attrs = f"data-batch='{e(batch.batch_id)}' data-min-view='{int(min_view_ms)}'"
+    return _frame("pairwise", "batch", body, screen.notice, progress, attrs)
+
+
+def message(text: str, kind: str = "info", nonce: int = 0) -> str:
+    """A status line under the screen; `nonce` makes every reply a change the page can see."""
+    return f"<div class='gn-msg gn-{kind}' data-n='{nonce}' role='status'>{e(text)}</div>"
+
+
+def saved_text(record, scores_after: list | None) -> str:
+    """What was just recorded, in words (and, blind campaigns, what CLIP would have picked)."""
+    if record.kind == "skip":
+        return f"Skipped “{record.prompt.text[:60]}”."
+    if record.kind == "pairwise":
+        return f"Saved: {record.preference.winner.replace('_', ' ')} for “{record.prompt.text[:60]}”."
+    counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
+               "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
+        record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
+    text = f"Saved: {counted} for “{record.prompt.text[:60]}”."
+    if scores_after and all(s is not None for s in scores_after):
+        best = max(range(len(scores_after)), key=lambda i: scores_after[i])
+        text += f" CLIP would have picked #{best + 1} (score {scores_after[best]:.1f})."
+    return text
+
+
+def campaign_summary(active, is_admin: bool) -> str:
+    c = active.campaign
+    rows = [("Campaign", c.id), ("Model", f"{c.model} ({c.dtype})"),
+            ("Generation", f"{c.num_inference_steps} steps · guidance {c.guidance_scale} · {c.width}×{c.height}"
+                           + (f" · {c.scheduler}" if c.scheduler else "")),
+            ("Prompts", f"{len(active.prompts)} from {Path(c.prompts).name}"),
+            ("Seeds", f"{c.seed_strategy} · {c.batch_size} per prompt" +
+                      (f" · pool of {c.pool_size} from {c.start_seed}" if c.seed_strategy == "pool" else "")),
+            ("Pre-filter", f"{c.candidates} candidates by {c.prefilter}, {c.explore} explored" if c.candidates
+             else "off"),
+            ("Annotation", f"overlap {c.overlap:g} · {'blind (CLIP hidden until answered)' if c.blind else 'CLIP shown'}"
+                           f" · at least {c.min_view_ms} ms per batch"),
+            ("Batches ready", f"{active.store.count()} of {len(active.prompts)}"),
+            ("Your role", "administrator" if is_admin else "annotator (the campaign is read-only)")]
+    cells = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+    warnings = "".join(f"<p class='gn-warn'>{e(w)}</p>" for w in active.warnings)
+    return f"<table class='gn-campaign'>{cells}</table>{warnings}"
+
+
+def record_details(outputs: Path, record, own: bool) -> str:
+    """A record from History, as text and thumbnails."""
+    head = (f"<p class='gn-prompt'>{e(record.prompt.text)}</p><p>{e(record.annotator)} · "
+            f"{e(record.model.name or record.model.id or '')} · {e(record.created_at)} · "
+            f"<b>{e(record.kind if record.kind != 'judgement' else record.verdict.replace('_', ' '))}</b>"
+            f"{' · yours' if own else ''}</p><p class='gn-id'>record <code>{e(record.record_id)}</code></p>")
+    golden = set(getattr(record, "golden_seeds", []))
+    winner = None
+    if record.kind == "pairwise":
+        p = record.preference
+        winner = {"left": p.left, "right": p.right}.get(p.winner)
+    cells = []
+    for s in record.samples:
+        mark = "golden" if s.seed in golden or s.seed == winner else ("bad" if record.kind == "judgement" else "")
+        cells.append(f"<figure class='gn-thumb gn-{mark or 'shown'}'><img src='{e(image_url(outputs, s.image_path))}' "
+                     f"alt='seed {s.seed}'><figcaption>seed {s.seed}{' · ' + mark if mark else ''}"
+                     f"{'' if s.clip_score is None else f' · CLIP {s.clip_score:.2f}'}</figcaption></figure>")
+    return f"<div class='gn-record'>{head}<div class='gn-thumbs'>{''.join(cells)}</div></div>"

@@ -1,0 +1,215 @@
+() => {
+  // GoldenNoise in the browser: ticks, keys and answers for the Workbench and Pairwise screens.
+  // Loaded once through launch(js=...). It finds its elements by elem_id (#gn-screen, #gn-send, ...)
+  // and by the classes of the HTML that goldennoise/ui/render.py writes, never by Gradio's own classes.
+  //
+  // Workbench: 1-9, 0 toggle image 1-10 (or click it) · Enter submits the ticks on screen, whatever has
+  //            focus (except a text field) · a all · n none · s skip · u undo · f or arrows: larger view.
+  // Pairwise:  1 or Left · 2 or Right · t tie · b both bad · s skip · u undo.
+  // While an answer is on its way every shortcut is ignored; a submit counts only once the batch has been
+  // fully painted for the campaign's minimum viewing time (the server checks it too).
+  if (window.gn) return;
+  const VIEWS = {
+    batch: { root: "gn-workbench", screen: "gn-screen", send: "gn-send", msg: "gn-message" },
+    pairwise: { root: "gn-pairwise", screen: "gn-pair-screen", send: "gn-pair-send", msg: "gn-pair-message" },
+  };
+  const fresh = () => ({ batch: null, busy: false, shownAt: 0, visibleAt: 0, events: [], pending: null, timer: 0 });
+  const st = { batch: fresh(), pairwise: fresh() };
+  const screenOf = (v) => document.querySelector(`#${VIEWS[v].screen} .gn-screen`);
+  const shown = (id) => { const el = document.getElementById(id); return el !== null && el.offsetParent !== null; };
+  const activeView = () => (shown("gn-workbench") ? "batch" : shown("gn-pairwise") ? "pairwise" : null);
+  const cells = () => Array.from(document.querySelectorAll("#gn-screen .gn-cell"));
+  const now = () => performance.now();
+
+  function log(v, how, action, i) {
+    const s = st[v];
+    if (s.events.length >= 200) return;
+    const t = Math.round(now() - (s.visibleAt || s.shownAt));
+    s.events.push(i === undefined ? { t, k: how, a: action } : { t, k: how, a: action, i });
+  }
+  function say(v, text) {
+    const el = screenOf(v);
+    if (!el) return;
+    let local = el.querySelector(".gn-local");
+    if (!local) {
+      local = document.createElement("span");
+      local.className = "gn-local";
+      el.querySelector(".gn-top").appendChild(local);
+    }
+    local.textContent = text;
+    clearTimeout(st[v].timer);
+    st[v].timer = setTimeout(() => { local.textContent = ""; }, 2500);
+  }
+  function setTick(cell, on) {
+    cell.classList.toggle("gn-ticked", on);
+    cell.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  function toggle(i, how) {
+    const cell = cells()[i];
+    if (!cell) return;
+    setTick(cell, !cell.classList.contains("gn-ticked"));
+    log("batch", how, "toggle", i + 1);
+    lightbox.sync();
+  }
+  function tickAll(on, how) {
+    cells().forEach((c) => setTick(c, on));
+    log("batch", how, on ? "all" : "none");
+    lightbox.sync();
+  }
+
+  // A reply arrived: the transition is over. A new batch counts as visible once its images are painted.
+  function arrived(v) {
+    const s = st[v];
+    s.busy = false;
+    const el = screenOf(v);
+    const id = el && el.dataset.batch ? el.dataset.batch : null;
+    if (id === s.batch) return;
+    s.batch = id; s.shownAt = now(); s.visibleAt = 0; s.events = [];
+    if (v === "batch") lightbox.close();
+    if (!id) return;
+    const images = Array.from(el.querySelectorAll("img"));
+    Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
+      requestAnimationFrame(() => requestAnimationFrame(() => {
+        if (s.batch !== id) return;
+        s.visibleAt = now();
+        el.dataset.painted = "1";
+      }));
+    });
+  }
+  const observed = {};
+  function observe() {
+    for (const v of Object.keys(VIEWS)) {
+      if (observed[v]) continue;
+      const root = document.getElementById(VIEWS[v].screen);
+      const msg = document.getElementById(VIEWS[v].msg);
+      if (!root || !msg) continue;
+      observed[v] = true;
+      new MutationObserver(() => arrived(v)).observe(root, { childList: true, subtree: true });
+      new MutationObserver(() => { st[v].busy = false; }).observe(msg, { childList: true, subtree: true, characterData: true });
+      arrived(v);
+    }
+    if (!observed.batch || !observed.pairwise) setTimeout(observe, 200);
+  }
+  observe();
+
+  // Answers go to the server through a hidden Gradio button whose js= takes the payload (one round trip).
+  function send(v, action, how) {
+    const s = st[v];
+    const el = screenOf(v);
+    if (s.busy) return;
+    if (action !== "undo") {
+      if (!el || !el.dataset.batch) return;
+      const minimum = Number(el.dataset.minView || 0);
+      const seen = s.visibleAt ? now() - s.visibleAt : -1;
+      if (action !== "skip" && seen < minimum) {
+        say(v, seen < 0 ? "The images are still loading…" : `Look a moment longer (at least ${minimum} ms).`);
+        return;
+      }
+    }
+    log(v, how, action);
+    const golden = v === "batch" ? cells().filter((c) => c.classList.contains("gn-ticked")).map((c) => c.dataset.seed) : [];
+    s.pending = JSON.stringify({
+      action, batch: s.batch, golden, visible_ms: s.visibleAt ? Math.round(now() - s.visibleAt) : null,
+      interaction: s.events,
+    });
+    s.busy = true;
+    clearTimeout(s.guard);
+    s.guard = setTimeout(() => { s.busy = false; }, 60000);  // a reply that never comes must not lock the keys
+    const host = document.getElementById(VIEWS[v].send);
+    const button = host && (host.tagName === "BUTTON" ? host : host.querySelector("button"));
+    if (button) button.click(); else s.busy = false;
+  }
+
+  // The larger view: the image at full resolution; number keys, space or a click tick it.
+  const lightbox = {
+    el: null, i: 0,
+    open(i) {
+      const list = cells();
+      if (!list.length) return;
+      if (!this.el) {
+        this.el = document.createElement("div");
+        this.el.id = "gn-lightbox";
+        this.el.innerHTML = "<img alt=''><div class='gn-lb-caption'></div>";
+        this.el.addEventListener("click", (ev) => {
+          if (ev.target.tagName === "IMG") toggle(this.i, "click"); else this.close();
+        });
+        document.body.appendChild(this.el);
+      }
+      this.i = (i + list.length) % list.length;
+      this.el.querySelector("img").src = list[this.i].querySelector("img").src;
+      this.el.style.display = "flex";
+      this.sync();
+    },
+    isOpen() { return this.el !== null && this.el.style.display === "flex"; },
+    close() { if (this.el) this.el.style.display = "none"; },
+    sync() {
+      if (!this.isOpen()) return;
+      const cell = cells()[this.i];
+      if (!cell) return this.close();
+      const ticked = cell.classList.contains("gn-ticked");
+      this.el.classList.toggle("gn-ticked", ticked);
+      this.el.querySelector(".gn-lb-caption").textContent =
+        `#${this.i + 1} · seed ${cell.dataset.seed} · ${ticked ? "✓ golden" : "not ticked"} — click, space or ${this.i + 1} to tick · ← → · Esc`;
+    },
+  };
+
+  function workbenchKey(ev) {
+    const k = ev.key;
+    if (st.batch.busy) return /^[0-9]$/.test(k) || ["Enter", "a", "n", "s", "u", "f", " "].includes(k);
+    if (lightbox.isOpen()) {
+      if (k === "Escape" || k === "f") { lightbox.close(); return true; }
+      if (k === "ArrowRight" || k === "ArrowLeft") { lightbox.open(lightbox.i + (k === "ArrowRight" ? 1 : -1)); return true; }
+      if (k === " ") { toggle(lightbox.i, "key"); return true; }
+    }
+    if (/^[0-9]$/.test(k)) { toggle(k === "0" ? 9 : Number(k) - 1, "key"); return true; }
+    if (k === "Enter") { if (!ev.repeat) send("batch", "submit", "key"); return true; }
+    if (k === "a") { tickAll(true, "key"); return true; }
+    if (k === "n") { tickAll(false, "key"); return true; }
+    if (k === "s") { send("batch", "skip", "key"); return true; }
+    if (k === "u") { send("batch", "undo", "key"); return true; }
+    if (k === "f" || k === "ArrowRight" || k === "ArrowLeft") { lightbox.open(0); return true; }
+    return false;
+  }
+  function pairKey(ev) {
+    const actions = { "1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right", t: "tie", b: "both_bad",
+      s: "skip", u: "undo" };
+    const action = actions[ev.key];
+    if (!action) return ev.key === "Enter";  // Enter never re-fires a focused button here
+    if (!ev.repeat && !st.pairwise.busy) send("pairwise", action, "key");
+    return true;
+  }
+  const typing = (t) => t && (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+    (t.tagName === "INPUT" && !["checkbox", "radio", "button", "submit", "range"].includes(t.type)));
+
+  // Capture phase: Enter submits even when a button has focus, and never "presses" that button again.
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing || typing(ev.target)) return;
+    const v = activeView();
+    if (!v) return;
+    const handled = v === "batch" ? workbenchKey(ev) : pairKey(ev);
+    if (handled) { ev.preventDefault(); ev.stopPropagation(); }
+  }, true);
+  // Clicks on our own buttons never leave focus behind (so no key can repeat them).
+  document.addEventListener("mousedown", (ev) => {
+    if (ev.target.closest && ev.target.closest(".gn-screen button")) ev.preventDefault();
+  }, true);
+  document.addEventListener("click", (ev) => {
+    const target = ev.target.closest && ev.target.closest(".gn-screen button");
+    if (!target) return;
+    const v = target.closest(".gn-screen").dataset.view;
+    if (target.classList.contains("gn-cell")) {
+      if (!st.batch.busy) toggle(cells().indexOf(target), "click");
+      return;
+    }
+    const action = target.dataset.action;
+    if (v === "batch" && action === "all") tickAll(true, "click");
+    else if (v === "batch" && action === "none") tickAll(false, "click");
+    else if (v === "batch" && action === "zoom") lightbox.open(0);
+    else if (action) send(v, action, "click");
+  });
+
+  window.gn = {
+    take: (v) => { const p = st[v].pending; st[v].pending = null; return p || "{}"; },
+    state: (v) => ({ batch: st[v].batch, busy: st[v].busy, visibleAt: st[v].visibleAt }),
+  };
+}
