@@ -36,6 +36,7 @@ from goldennoise.generation.pipeline import GenerationParams, check_params, size
 from goldennoise.ids import new_id
 from goldennoise.store import campaign as campaigns
 from goldennoise.store.campaign import Campaign
+from goldennoise.store.configuration import configuration, configuration_id
 from goldennoise.store.live import in_campaign
 from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
@@ -194,7 +195,7 @@ class Engine:
         active = Active(resolved, list(prompt_set.prompts), params, workers, Pool(workers), assigner, store,
                         self._epoch, budgets.Budget(device), warnings=warnings)
         if resolved.candidates and resolved.prefilter == "selector":
-            active.selector = self._selector(resolved)
+            active.selector = self._selector(resolved, active)
         log.info("campaign %s: %d prompts, %d worker(s), %d batches pre-generated", resolved.id,
                  len(active.prompts), len(workers), store.count())
         return active
@@ -218,11 +219,16 @@ class Engine:
             workers.append(Worker(base + offset, model, clip))
         return workers
 
-    def _selector(self, campaign: Campaign) -> prefilter.SeedSelector:
-        path = self.outputs / "analysis" / prefilter.SELECTOR_FILE
+    def _selector(self, campaign: Campaign, active: Active) -> prefilter.SeedSelector:
+        if not active.workers:
+            raise CampaignError("campaign prefilter.method: 'selector' re-ranks candidates with a loaded model.")
+        model = active.workers[0].model
+        config = configuration_id(configuration(model.info(), {**active.params.to_dict()}))
+        path = self.outputs / "analysis" / "selectors" / f"{config}.json"
         if not path.is_file():
-            raise CampaignError("campaign prefilter.method: 'selector' needs a trained seed selector; run "
-                                "`goldennoise analyze OUTPUTS` first, or pre-filter by clip.", "prefilter.method")
+            raise CampaignError("campaign prefilter.method: 'selector' needs a seed selector trained on this model and "
+                                "these parameters; run `goldennoise analyze OUTPUTS` first, or pre-filter by clip.",
+                                "prefilter.method")
         selector = prefilter.SeedSelector.load(path)
         if not selector.recommended:
             log.warning("the seed selector's held-out figures were not above chance; pre-filtering by it anyway")

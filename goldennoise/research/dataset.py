@@ -15,8 +15,6 @@ happens only when asked.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -24,6 +22,8 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.store.configuration import configuration as store_configuration
+from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
 from goldennoise.store.live import live
 
 CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "width", "num_inference_steps",
@@ -32,20 +32,7 @@ CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "wid
 
 def configuration(record) -> dict:
     """The generation configuration of a record: what makes two noises' images comparable."""
-    m, p = record.model, record.parameters
-    return {"model_id": m.id or m.name, "revision": m.revision, "pipeline_class": m.pipeline_class,
-            "dtype": m.dtype, "height": p.height, "width": p.width, "num_inference_steps": p.num_inference_steps,
-            "guidance_scale": p.guidance_scale, "scheduler": p.scheduler, "max_sequence_length": p.max_sequence_length}
-
-
-def configuration_id(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def configuration_label(config: dict) -> str:
-    return (f"{config['model_id']} {config['dtype']} {config['width']}x{config['height']} "
-            f"{config['num_inference_steps']} steps g{config['guidance_scale']}"
-            + (f" {config['scheduler']}" if config["scheduler"] else ""))
+    return store_configuration(record.model.model_dump(), record.parameters.model_dump())
 
 
 def _base(record) -> dict:
@@ -68,14 +55,21 @@ def _noise_columns(sample) -> dict:
 
 
 def sample_table(records: list) -> pd.DataFrame:
-    """One row per seed shown in a live judgement (retractions and relabels applied)."""
-    rows = []
+    """One row per seed shown in a live judgement (retractions and relabels applied).
+
+    Samples recorded without a noise block (schema-1 lines written by hand, say) cannot be
+    re-made: they are left out, and `table.attrs["without_noise"]` counts them.
+    """
+    rows, without = [], 0
     for record in live(records):
         if record.kind != "judgement":
             continue
         base = {**_base(record), "verdict": record.verdict, "n_golden": len(record.golden_seeds),
                 "prefiltered": record.prefilter is not None, "second_opinion_of": record.second_opinion_of}
         for position, sample in enumerate(record.samples):
+            if sample.noise is None:
+                without += 1
+                continue
             rows.append({**base, "seed": int(sample.seed), "position": position, "golden": bool(sample.golden),
                          "clip_score": sample.clip_score, "image_path": sample.image_path,
                          "slot": sample.slot or "shown", "propensity": 1.0 if sample.propensity is None
@@ -83,6 +77,7 @@ def sample_table(records: list) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     if not table.empty:
         table["seed"] = table["seed"].astype("int64")
+    table.attrs["without_noise"] = without
     return table
 
 

@@ -53,7 +53,7 @@ def describe(ctx: Context, tab, mode: str) -> dict:
                                              "index": screen.prompt.index},
             seeds=list(batch.seeds), ticks=list(screen.ticks), origin=screen.origin, supersedes=screen.supersedes,
             second_opinion_of=screen.second_opinion_of, min_view_ms=active.campaign.min_view_ms,
-            images=[{"position": i + 1, "seed": s, "path": p, "url": render.image_url(ctx.outputs, p)}
+            images=[{"position": i + 1, "seed": s, "image_path": p, "image_url": render.image_url(ctx.outputs, p)}
                     for i, (s, p) in enumerate(zip(batch.seeds, batch.image_paths))])
         if not active.campaign.blind:
             out["clip_scores"] = batch.clip_scores

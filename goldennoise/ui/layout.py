@@ -117,6 +117,7 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
     """The app around a started engine; `banner` warns on every page (no logins beyond this machine, ...)."""
     b = Browser(ctx)
     with gr.Blocks(title="GoldenNoise", delete_cache=(3600, 3600)) as demo:
+        api.register(ctx)  # first, so the public endpoints keep their plain names
         remembered = gr.BrowserState("", storage_key="goldennoise-annotator")
         gr.HTML("<b>GoldenNoise</b> · tick the seeds whose images are best; every answer keeps the exact noise "
                 "behind it.", elem_id="gn-brand", padding=False)
@@ -169,7 +170,6 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
                        concurrency_id="analysis", concurrency_limit=1, api_visibility="private")
         anal.export.click(b.export, anal.formats, [anal.export_note, anal.files], concurrency_id="analysis",
                           concurrency_limit=1, api_visibility="private")
-        api.register(ctx)
     return demo
 
 
