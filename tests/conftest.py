@@ -31,3 +31,12 @@ def tiny_clip() -> scoring.ClipScorer:
 @pytest.fixture
 def params() -> GenerationParams:
     return GenerationParams(num_inference_steps=4, guidance_scale=0.0, height=128, width=128, max_sequence_length=64)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test (Playwright's sync API allows one per thread)."""
+    from tests.browser import chromium
+
+    with chromium() as shared:
+        yield shared

@@ -50,18 +50,18 @@ class Browser:
         admin_view = gr.update(visible=False)
         try:
             if not ctx.access.logins and not (remembered or "").strip():
-                return (gr.update(value=""), ctx.screen_html(ctx.tab(request), "batch"),
+                return (gr.skip(), ctx.screen_html(ctx.tab(request), "batch"),
                         message("Enter your name and press Start."), admin_view, admin_view,
-                        render.campaign_summary(ctx.engine.active, False))
+                        render.campaign_summary(ctx.engine.active, False), gr.skip())
             tab, _ = ctx.join(request, remembered)
         except UserError as error:
             tab = ctx.tab(request) if not ctx.access.logins else None
             html = ctx.screen_html(tab, "batch") if tab else render.idle("batch", str(error))
-            return gr.update(), html, message(explain(error), "refused"), admin_view, admin_view, ""
+            return gr.skip(), html, message(explain(error), "refused"), admin_view, admin_view, "", gr.skip()
         shown = gr.update(visible=tab.is_admin)
         name = gr.update(value=tab.annotator, interactive=not ctx.access.logins)
         return (name, ctx.screen_html(tab, "batch"), message(f"Labelling as {tab.annotator}."), shown, shown,
-                render.campaign_summary(ctx.engine.active, tab.is_admin))
+                render.campaign_summary(ctx.engine.active, tab.is_admin), gr.Tabs(selected="workbench"))
 
     def start(self, name: str, request: gr.Request):
         ctx = self.ctx

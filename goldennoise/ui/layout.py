@@ -133,7 +133,7 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
 
         # Wiring ---------------------------------------------------------------------------------
         private = dict(api_visibility="private", concurrency_limit=None)
-        arrive = [start.name, bench.screen, bench.message, start.admin, anal.tab, start.campaign]
+        arrive = [start.name, bench.screen, bench.message, start.admin, anal.tab, start.campaign, tabs]
         demo.load(b.on_load, remembered, arrive, **private)
         start.start.click(b.start, start.name, [start.name, bench.screen, bench.message, tabs, start.admin, anal.tab,
                                                 start.campaign, remembered], **private)
@@ -143,9 +143,9 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
                          show_progress="hidden", **private)
         pair.send.click(b.pair_act, pair.payload, [pair.screen, pair.message], js="() => window.gn.take('pairwise')",
                         show_progress="hidden", **private)
-        bench.tab.select(b.open_workbench, bench.payload, [bench.screen, bench.message],
+        bench.tab.select(b.open_workbench, bench.payload, [bench.screen, bench.message], show_progress="hidden",
                          js="() => window.gn ? window.gn.state('batch').batch : null", **private)
-        pair.tab.select(b.open_pairwise, pair.payload, [pair.screen, pair.message],
+        pair.tab.select(b.open_pairwise, pair.payload, [pair.screen, pair.message], show_progress="hidden",
                         js="() => window.gn ? window.gn.state('pairwise').batch : null", **private)
         timer.tick(b.renew, None, None, show_progress="hidden", **private)
         demo.unload(b.unload)

@@ -1,0 +1,136 @@
+"""Driving the app as people do: `goldennoise app` in a subprocess, headless Debian Chromium, real keys and clicks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.serve import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                    reason="Debian chromium not installed (the README's test command installs it)")
+SCREEN = "#gn-screen .gn-screen"
+PAIR_SCREEN = "#gn-pair-screen .gn-screen"
+
+
+@contextmanager
+def app(tmp: Path, prompts: list[str], *flags: str, env: dict | None = None):
+    """`goldennoise app` on these prompts (tiny-flux), on a free port; yields (url, outputs folder)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    prompt_file = tmp / "prompts.txt"
+    prompt_file.write_text("".join(p + "\n" for p in prompts))
+    outputs, port = tmp / "outputs", free_port()
+    log = open(tmp / "app.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "goldennoise.cli", "app", "--prompts", str(prompt_file), "--outputs", str(outputs),
+         "--port", str(port), "--model", "tiny-flux", *flags],
+        cwd=tmp, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("app did not start:\n" + (tmp / "app.log").read_text()[-3000:])
+            time.sleep(0.3)
+    try:
+        yield url, outputs
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextmanager
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser, url: str, width: int = 1366, height: int = 768):
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#gn-start")
+    return page
+
+
+def start_labelling(page, name: str) -> str:
+    """Type a name and press Start, as a new user does; returns the first batch id."""
+    page.locator("#gn-name textarea, #gn-name input").first.fill(name)
+    page.locator("#gn-start").click()
+    return wait_batch(page)
+
+
+def batch_of(page, screen: str = SCREEN) -> str | None:
+    return page.evaluate(f"() => {{ const e = document.querySelector('{screen}'); "
+                         "return e ? (e.dataset.batch || null) : null; }")
+
+
+def wait_batch(page, other_than: str | None = None, screen: str = SCREEN, painted: bool = True,
+               timeout: float = 60_000) -> str:
+    """Wait until a batch other than `other_than` is on screen (and fully painted); return its id."""
+    condition = (f"() => {{ const e = document.querySelector('{screen}'); return e && e.dataset.batch && "
+                 f"e.dataset.batch !== {json.dumps(other_than)}" + (" && e.dataset.painted === '1'" if painted else "")
+                 + "; }")
+    page.wait_for_function(condition, timeout=timeout)
+    return batch_of(page, screen)
+
+
+def wait_state(page, state: str, screen: str = SCREEN, timeout: float = 60_000) -> None:
+    page.wait_for_function(f"() => {{ const e = document.querySelector('{screen}'); "
+                           f"return e && e.dataset.state === '{state}'; }}", timeout=timeout)
+
+
+def seeds_on_screen(page, screen: str = SCREEN) -> list[int]:
+    return [int(s) for s in page.eval_on_selector_all(f"{screen} .gn-cell", "cs => cs.map(c => c.dataset.seed)")]
+
+
+def ticked(page) -> list[int]:
+    return [int(s) for s in page.eval_on_selector_all(f"{SCREEN} .gn-cell.gn-ticked", "cs => cs.map(c => c.dataset.seed)")]
+
+
+def message(page, view: str = "gn-message") -> str:
+    return page.inner_text(f"#{view}")
+
+
+def records(outputs: Path) -> list[dict]:
+    path = outputs / "records.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def error_badges(page) -> int:
+    """Gradio's error toasts and red status badges on the page."""
+    return page.locator(".toast-body.error, .toast-wrap .error, .error.svelte-1uj8rng").count()
+
+
+def shot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path

@@ -1,0 +1,302 @@
+"""The Workbench in headless Chromium: every keystroke records exactly what the annotator saw.
+
+One app serves the module (60 prompts, batches of 4, minimum viewing time 400 ms);
+each test is a new annotator in a new browser context, pressing keys the way
+people do: after a mouse click, twice, too early.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser import (SCREEN, app, error_badges, message, needs_chromium, open_page, records,
+                           seeds_on_screen, shot, start_labelling, ticked, wait_batch, wait_state)
+
+pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]
+MIN_VIEW = 0.45  # seconds: a little over the campaign's 400 ms
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, browser):
+    tmp = tmp_path_factory.mktemp("workbench")
+    prompts = [f"workbench prompt {i}" for i in range(60)]
+    for i in range(1, 60, 4):
+        prompts[i] = f'a <b>bold</b> <img src="http://example.invalid/track.png"> lighthouse {i}'
+    with app(tmp, prompts, "--height", "128", "--width", "128", "--min-view-ms", "400") as (url, outputs):
+        yield url, outputs, browser
+
+
+def mine(outputs, name):
+    return [r for r in records(outputs) if r["annotator"] == name]
+
+
+def test_enter_after_clicking_undo_or_all_submits(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    first = start_labelling(page, "clicker")
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    second = wait_batch(page, first)
+    page.get_by_role("button", name="Undo").click()  # the mouse: Undo
+    assert wait_batch(page, second) == first
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")  # must submit the ticks on screen, not undo again
+    third = wait_batch(page, first)
+    assert third == second
+    time.sleep(MIN_VIEW)
+    page.get_by_role("button", name="All golden").click()
+    page.keyboard.press("Enter")  # must submit, not re-tick
+    fourth = wait_batch(page, third)
+    page.get_by_role("tab", name="Workbench").click()  # after clicking the tab, Enter still submits
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    wait_batch(page, fourth)
+    kinds = [(r["kind"], r.get("verdict")) for r in mine(outputs, "clicker")]
+    assert kinds == [("judgement", "none_golden"), ("retraction", None), ("judgement", "some_golden"),
+                     ("judgement", "all_golden"), ("judgement", "none_golden")]
+    assert error_badges(page) == 0
+
+
+@pytest.mark.parametrize("gap", [0.05, 0.3])
+def test_a_second_enter_never_judges_an_unseen_batch(served, gap):
+    url, outputs, browser = served
+    name = f"double-{int(gap * 1000)}"
+    page = open_page(browser, url)
+    first = start_labelling(page, name)
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    time.sleep(gap)
+    page.keyboard.press("Enter")
+    wait_batch(page, first)
+    time.sleep(1.0)  # anything the second Enter could have caused has happened by now
+    assert [r["batch_id"] for r in mine(outputs, name)] == [first]
+    assert error_badges(page) == 0
+
+
+def test_no_answer_before_the_minimum_viewing_time(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    start_labelling(page, "hasty")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")  # at once: too early
+    time.sleep(0.6)
+    assert mine(outputs, "hasty") == []
+    assert "moment longer" in page.inner_text(SCREEN) or "loading" in page.inner_text(SCREEN)
+    assert len(ticked(page)) == 1  # the ticks are kept
+
+
+def test_a_number_key_right_after_a_new_batch_ticks_the_new_batch(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    first = start_labelling(page, "quick-fingers")
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    second = wait_batch(page, first, painted=False)  # the moment the new batch appears
+    time.sleep(0.02)
+    page.keyboard.press("2")
+    seeds = seeds_on_screen(page)
+    assert ticked(page) == [seeds[1]]
+    wait_batch(page, first)
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    wait_batch(page, second)
+    answers = mine(outputs, "quick-fingers")
+    assert answers[1]["batch_id"] == second and answers[1]["golden_seeds"] == [seeds[1]]
+
+
+def test_a_scripted_keyboard_session_is_recorded_exactly(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    batch = start_labelling(page, "script")
+    script = [("1 3 Enter", ("judgement", [0, 2])), ("s", ("skip", None)), ("n Enter", ("judgement", [])),
+              ("a Enter", ("judgement", [0, 1, 2, 3])), ("u", ("retraction", None)),
+              ("a 2 Enter", ("judgement", [0, 2, 3])), ("4 4 4 Enter", ("judgement", [3]))]
+    shown = []
+    for keys, _ in script:
+        time.sleep(MIN_VIEW)
+        seeds = seeds_on_screen(page)
+        if keys != "u":
+            shown.append(seeds)
+        for key in keys.split():
+            page.keyboard.press(key)
+        batch = wait_batch(page, batch)
+    got = mine(outputs, "script")
+    assert [r["kind"] for r in got] == [kind for _, (kind, _) in script]
+    answers = [r for r in got if r["kind"] == "judgement"]
+    expected = [[seeds[i] for i in picks] for seeds, (_, (kind, picks)) in zip(shown, [s for s in script if s[0] != "u"])
+                if kind == "judgement"]
+    assert [r["golden_seeds"] for r in answers] == expected
+    assert got[4]["retracts"] == got[3]["record_id"]
+    assert all(r["interaction"] for r in answers)  # the keys that made each choice are kept
+    assert all(r["timing"]["visible_ms"] >= 400 for r in answers)
+
+
+def test_two_tabs_are_two_sessions_and_closing_frees_the_prompt(served):
+    url, outputs, browser = served
+    a = open_page(browser, url)
+    b = open_page(browser, url)
+    batch_a, batch_b = start_labelling(a, "tabby"), start_labelling(b, "tabby")
+    prompt_a, prompt_b = a.inner_text(f"{SCREEN} .gn-prompt"), b.inner_text(f"{SCREEN} .gn-prompt")
+    assert prompt_a != prompt_b  # the same annotator's two tabs never get the same prompt
+    for page, batch in ((a, batch_a), (b, batch_b)):
+        time.sleep(MIN_VIEW)
+        page.keyboard.press("Enter")
+        wait_batch(page, batch)
+    done = mine(outputs, "tabby")
+    assert len({r["session_id"] for r in done}) == 2
+    assert len({r["prompt"]["id"] for r in done}) == 2
+    held = a.inner_text(f"{SCREEN} .gn-prompt")
+    a.context.close()  # close the tab
+    deadline, freed = time.monotonic() + 5, False
+    while time.monotonic() < deadline and not freed:
+        c = open_page(browser, url)
+        start_labelling(c, "newcomer")
+        freed = c.inner_text(f"{SCREEN} .gn-prompt") == held
+        c.context.close()
+    assert freed, "a closed tab's prompt was not free within 5 s"
+
+
+def test_prompts_are_text_and_nothing_leaves_for_their_urls(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    batch = start_labelling(page, "reader")
+    for _ in range(6):
+        if "lighthouse" in page.inner_text(f"{SCREEN} .gn-prompt"):
+            break
+        time.sleep(MIN_VIEW)
+        page.keyboard.press("Enter")
+        batch = wait_batch(page, batch)
+    assert "<img src=" in page.inner_text(f"{SCREEN} .gn-prompt")  # shown as text
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    wait_batch(page, batch)
+    assert "<b>bold</b>" in message(page)  # the Saved line too
+    page.get_by_role("tab", name="History").click()
+    page.locator("#gn-history [role=gridcell]").filter(has_text="lighthouse").first.click()
+    page.wait_for_selector(".gn-record")
+    assert not any("example.invalid" in u for u in requested), [u for u in requested if "example" in u]
+    assert dialogs == []
+
+
+def test_the_screen_fits_1366x768_and_a_phone(served):
+    url, outputs, browser = served
+    page = open_page(browser, url, 1366, 768)
+    start_labelling(page, "layout")
+    page.keyboard.press("2")
+    shot(page, "workbench-1366x768")
+    boxes = page.eval_on_selector_all(f"{SCREEN} .gn-cell img, {SCREEN} [data-action=submit]",
+                                      "els => els.map(e => e.getBoundingClientRect().bottom)")
+    assert max(boxes) <= 768 and page.evaluate("() => window.scrollY") == 0
+    phone = open_page(browser, url, 390, 844)
+    start_labelling(phone, "phone")
+    shot(phone, "workbench-phone")
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 392
+    phone.locator(f"{SCREEN} .gn-cell").nth(2).click()
+    assert len(phone.eval_on_selector_all(f"{SCREEN} .gn-cell.gn-ticked", "e => e")) == 1
+
+
+def test_clicking_an_image_ticks_it_and_the_larger_view_ticks_too(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    batch = start_labelling(page, "clicks")
+    seeds = seeds_on_screen(page)
+    page.locator(f"{SCREEN} .gn-cell").nth(0).click()
+    page.keyboard.press("f")
+    page.wait_for_selector("#gn-lightbox", state="visible")
+    natural = page.evaluate("() => document.querySelector('#gn-lightbox img').naturalWidth")
+    assert natural == 128  # full resolution
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press(" ")  # ticks image 2 from the larger view
+    shot(page, "larger-view")
+    page.keyboard.press("Escape")
+    assert ticked(page) == seeds[:2]
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    wait_batch(page, batch)
+    assert mine(outputs, "clicks")[0]["golden_seeds"] == seeds[:2]
+
+
+def test_a_reload_remembers_the_name_and_frees_the_held_prompt(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    start_labelling(page, "reloader")
+    page.reload()
+    page.wait_for_selector("#gn-start")
+    wait_batch(page)  # back to labelling without typing the name again
+    assert page.locator("#gn-name textarea, #gn-name input").first.input_value() == "reloader"
+
+
+def test_blind_by_default(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    batch = start_labelling(page, "blind")
+    assert "CLIP" not in page.inner_text(SCREEN)
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    wait_batch(page, batch)
+    assert "CLIP would have picked" in message(page)  # shown after the answer
+    assert mine(outputs, "blind")[0]["shown_scores"] is False
+
+
+def test_history_loads_when_opened_and_relabel_of_another_keeps_both(served):
+    url, outputs, browser = served
+    ada = open_page(browser, url)
+    batch = start_labelling(ada, "hist-ada")
+    time.sleep(MIN_VIEW)
+    ada.keyboard.press("1")
+    ada.keyboard.press("Enter")
+    wait_batch(ada, batch)
+    ada.get_by_role("tab", name="History").click()
+    ada.locator("#gn-history [role=gridcell]").filter(has_text="hist-ada").first.wait_for()  # loaded on opening
+    shot(ada, "history")
+    bob = open_page(browser, url)
+    queue_batch = start_labelling(bob, "hist-bob")
+    bob.get_by_role("tab", name="History").click()
+    bob.get_by_label("Everyone's answers (administrators)").check()  # a local app: everyone administers
+    bob.locator("#gn-history [role=gridcell]").filter(has_text="hist-ada").first.click()
+    bob.get_by_role("button", name="Judge it again myself (second opinion)").click()
+    second = wait_batch(bob, queue_batch)
+    assert "Second opinion" in bob.inner_text(SCREEN)
+    time.sleep(MIN_VIEW)
+    bob.keyboard.press("2")
+    bob.keyboard.press("Enter")
+    wait_batch(bob, second)
+    theirs, mine_ = mine(outputs, "hist-ada"), mine(outputs, "hist-bob")
+    assert mine_[0]["second_opinion_of"] == theirs[0]["record_id"]
+    from goldennoise.store.live import live
+    from goldennoise.store.records import RecordStore
+
+    counted = {r.record_id for r in live(RecordStore(outputs).read().records)}
+    assert {theirs[0]["record_id"], mine_[0]["record_id"]} <= counted
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory, browser):
+    tmp = tmp_path_factory.mktemp("small")
+    with app(tmp, ["one", "two", "three"], "--height", "64", "--width", "64", "--batch-size", "8",
+             "--min-view-ms", "0") as (url, outputs):
+        yield url, outputs, browser
+
+
+def test_eight_images_fit_and_the_end_is_a_done_screen(small):
+    url, outputs, browser = small
+    page = open_page(browser, url)
+    batch = start_labelling(page, "finisher")
+    bottoms = page.eval_on_selector_all(f"{SCREEN} .gn-cell img, {SCREEN} [data-action=submit]",
+                                        "els => els.map(e => e.getBoundingClientRect().bottom)")
+    assert len(bottoms) == 9 and max(bottoms) <= 768
+    shot(page, "workbench-8-images")
+    for _ in range(3):
+        page.keyboard.press("Enter")
+        if _ < 2:
+            batch = wait_batch(page, batch)
+    wait_state(page, "done")
+    shot(page, "done")
+    assert "All done" in page.inner_text(SCREEN) and error_badges(page) == 0
