@@ -17,7 +17,7 @@ import os
 import sys
 
 from goldennoise.errors import CampaignError
-from goldennoise.generation import models, scoring, seeds
+from goldennoise.generation import models, scoring, seeds, tiny
 from goldennoise.generation.batch import Worker, make_batch
 from goldennoise.generation.batchstore import BatchStore
 from goldennoise.generation.pipeline import GenerationParams, check_params, size_multiple
@@ -36,10 +36,11 @@ def _earlier_versions(outputs, campaign) -> list[str]:
 
 
 def main(campaign, outputs, limit: int | None = None, allow_new_version: bool = False) -> int:
+    import torch
     from accelerate import PartialState
     from tqdm import tqdm
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
     prompt_set = campaigns.load_prompt_set(campaign)
     spec = models.resolve(campaign.model, campaign.revision)
     resolved = campaign.resolved(spec, prompt_set)
@@ -51,6 +52,11 @@ def main(campaign, outputs, limit: int | None = None, allow_new_version: bool = 
     folder = campaigns.folder(outputs, resolved.id)
     if state.is_main_process:
         campaigns.write(outputs, resolved, prompt_set)
+        # Offline tiny models are built once, here: under torch.distributed, transformers saves weights from
+        # rank 0 only, so a folder built by another rank would lack them.
+        for name in (spec.source, spec.clip):
+            if name in tiny.PIPELINES + (tiny.TINY_CLIP,):
+                tiny.tiny_model_path(name)
     state.wait_for_everyone()
     store = BatchStore(folder)
     done = set(store.prompt_ids())

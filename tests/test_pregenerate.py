@@ -1,0 +1,108 @@
+"""Pre-generation under torchrun (2 CPU processes over gloo): killed half-way, resumed, served without a model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from goldennoise.annotation import flow
+from goldennoise.annotation.engine import Engine
+from goldennoise.annotation.tabs import Tabs
+from goldennoise.errors import CampaignError
+from goldennoise.generation.batchstore import BatchStore
+from goldennoise.generation.latents import verify
+from goldennoise.store import campaign as campaigns
+
+pytestmark = pytest.mark.slow
+CAMPAIGN = """name = "pregen"
+[model]
+id = "tiny-flux"
+[generation]
+height = 64
+width = 64
+[prompts]
+file = "prompts.txt"
+[seeds]
+strategy = "random"
+batch_size = 4
+[annotation]
+overlap = 0.5
+min_view_ms = 0
+"""
+
+
+def generate(tmp: Path, wait: bool = True, extra=()) -> subprocess.Popen:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return subprocess.Popen(
+        [str(torchrun), "--nproc_per_node", "2", "-m", "goldennoise.cli", "generate", "--campaign",
+         str(tmp / "campaign.toml"), "--outputs", str(tmp / "out"), *extra],
+        cwd=tmp, env={**os.environ, "GOLDENNOISE_NO_BAR": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True)
+
+
+def test_generate_is_resumable_and_the_app_serves_it_without_a_model(tmp_path):
+    (tmp_path / "prompts.txt").write_text("".join(f"pre-generated prompt {i}\n" for i in range(40)))
+    (tmp_path / "campaign.toml").write_text(CAMPAIGN)
+    campaign = campaigns.load(tmp_path / "campaign.toml")
+    run = generate(tmp_path)
+    store = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill the whole run half-way
+        folders = list((tmp_path / "out" / "campaigns").glob("*/batches"))
+        if folders and len(list(folders[0].glob("*.json"))) >= 12:
+            store = BatchStore(folders[0].parent)
+            break
+        assert run.poll() is None, run.stdout.read()
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    made_before = store.count()
+    assert 12 <= made_before < 40, made_before
+    resumed = generate(tmp_path)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    ids = store.prompt_ids()
+    assert len(ids) == 40 and len(set(ids)) == 40  # every prompt exactly once, none missing
+    for prompt_id in ids:
+        batch = store.get(prompt_id)
+        assert all((tmp_path / "out" / p).is_file() for p in batch.image_paths)
+        for seed, block in zip(batch.seeds, batch.noise):
+            verify(seed, block)
+
+    # The app on the same campaign, with no model at all: 4 annotators label everything.
+    engine = Engine(tmp_path / "out")
+    active = engine.start(campaign)
+    assert active.workers == []  # complete: nothing loaded
+    tabs = Tabs()
+    screens = {n: flow.join(engine, tabs.get(n), n) for n in ("a", "b", "c", "d")}
+    while any(s.state == "batch" for s in screens.values()):
+        for name, screen in list(screens.items()):
+            if screen.state == "batch":
+                assert screen.batch.source == "pregenerated"
+                _, screens[name] = flow.answer(engine, tabs.get(name), "batch", screen.batch.batch_id, golden=[])
+    assert engine.generation_calls == 0
+    judged = [r for r in engine.records.read().records if r.kind == "judgement"]
+    overlap = [r for r in judged if sum(x.prompt.id == r.prompt.id for x in judged) == 2]
+    assert len({r.prompt.id for r in judged}) == 40 and overlap  # overlap prompts shown twice, same batch
+    pairs = {}
+    for r in overlap:
+        pairs.setdefault(r.prompt.id, set()).add(r.batch_id)
+    assert all(len(b) == 1 for b in pairs.values())
+    engine.close()
+
+
+def test_a_changed_campaign_is_not_mixed_with_earlier_batches(tmp_path):
+    (tmp_path / "prompts.txt").write_text("one\ntwo\n")
+    (tmp_path / "campaign.toml").write_text(CAMPAIGN)
+    from goldennoise import pregenerate
+
+    pregenerate.main(campaigns.load(tmp_path / "campaign.toml"), tmp_path / "out")
+    (tmp_path / "campaign.toml").write_text(CAMPAIGN.replace("height = 64", "height = 128"))
+    with pytest.raises(CampaignError, match="changed since batches were made"):
+        pregenerate.main(campaigns.load(tmp_path / "campaign.toml"), tmp_path / "out")
