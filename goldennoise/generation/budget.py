@@ -71,6 +71,8 @@ class Budget:
     time_slice: float = 1.5
 
     def __post_init__(self):
+        if os.environ.get("GOLDENNOISE_BYTES_PER_MEGAPIXEL"):  # for tests of the allocator's own refusal
+            self.bytes_per_megapixel = float(os.environ["GOLDENNOISE_BYTES_PER_MEGAPIXEL"])
         if self.bytes_per_megapixel is None:
             self.bytes_per_megapixel = DEFAULT_BYTES_PER_MEGAPIXEL["cuda" if self.device.startswith("cuda") else "cpu"]
 

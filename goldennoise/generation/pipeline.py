@@ -125,9 +125,10 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
     """
     check_params(params, size_multiple(model.pipe))
     seeds = check_seeds(seeds)
-    pipe, generators, passed, blocks = prepare(model, seeds, params)
     start = time.perf_counter()
     try:
+        pipe, generators, passed, blocks = prepare(model, seeds, params)
+        start = time.perf_counter()
         with torch.inference_mode():
             images = pipe(**_call_kwargs(pipe, prompt, params, passed, generators)).images
     except Exception as error:
