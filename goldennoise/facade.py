@@ -28,9 +28,8 @@ from goldennoise.generation.batch import Batch, Worker, make_batch
 from goldennoise.generation.pipeline import GenerationParams, check_params, check_seeds, size_multiple
 from goldennoise.ids import new_id, utc_now
 from goldennoise.research import dataset, export
-from goldennoise.store import schema
+from goldennoise.store import prompts, schema
 from goldennoise.store.live import verdict
-from goldennoise.store import prompts
 from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
 
@@ -73,8 +72,8 @@ class Collector:
         text = " ".join(str(prompt).split())
         if not text:
             raise UserError("prompt: empty; give the text to generate.", "prompt")
-        return make_batch(self.worker, self.outputs, text, prompt_id or prompts.prompt_id(text), check_seeds(list(seeds)),
-                          self.params, group="facade", campaign=self.campaign)
+        return make_batch(self.worker, self.outputs, text, prompt_id or prompts.prompt_id(text),
+                          check_seeds(list(seeds)), self.params, group="facade", campaign=self.campaign)
 
     def submit(self, prompt: str, seeds: list[int], prompt_id: str | None = None) -> Future:
         """`generate` on a background thread (started now, on first use); returns a Future of the Batch."""
@@ -97,8 +96,9 @@ class Collector:
         scores = batch.clip_scores or [None] * len(batch.seeds)
         samples = [{"seed": s, "golden": s in chosen, "clip_score": c, "image_path": p, "noise": n}
                    for s, c, p, n in zip(batch.seeds, scores, batch.image_paths, batch.noise, strict=True)]
+        annotator = self._annotator(self.annotator if annotator is None else annotator)
         record = schema.Judgement(
-            record_id=new_id(), created_at=utc_now(), annotator=self._annotator(annotator or self.annotator),
+            record_id=new_id(), created_at=utc_now(), annotator=annotator,
             prompt=self._prompt(batch).ref(), campaign=self.campaign, session_id="facade",
             versions=dict(library_versions()), model=batch.model, parameters=batch.parameters,
             seeds=list(batch.seeds), samples=samples, seed_strategy={"name": "explicit"},

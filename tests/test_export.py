@@ -301,7 +301,12 @@ def test_export_replaces_earlier_output_and_refuses_bad_requests(corpus, tmp_pat
     export.export(corpus, tmp_path, ["hub"])
     export.export(corpus, tmp_path, ["hub"], pool=True)
     assert sorted(os.listdir(tmp_path / "hub" / "data")) == ["pairwise-pooled", "samples-pooled"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [export.MARKER, "hub"]  # no temporary folders left
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "mine.txt").write_text("a folder of the user's")
+    with pytest.raises(UserError, match="did not export"):
+        export.export(corpus, tmp_path, ["table"])
+    assert (tmp_path / "table" / "mine.txt").exists()
     with pytest.raises(UserError, match="formats"):
         export.export(corpus, tmp_path, ["imagefolder"])
     with pytest.raises(UserError, match="campaign"):

@@ -18,13 +18,15 @@ import re
 from goldennoise.store.schema import ANSWER_KINDS
 
 LICENSE = "other"  # the collector's choice; the images inherit the model's licence
+LICENSE_NAME = "same-as-the-model"
 TAGS = ["golden-noise", "diffusion", "initial-noise", "seed-selection", "human-feedback", "preference"]
 DESIGN_KEYS = (("model", "model"), ("revision", "revision"), ("dtype", "dtype"), ("height", "height"),
                ("width", "width"), ("num_inference_steps", "steps"), ("guidance_scale", "guidance"),
                ("max_sequence_length", "max sequence length"), ("scheduler", "scheduler"),
                ("seed_strategy", "seed strategy"), ("start_seed", "start seed"), ("pool_size", "pool size"),
                ("batch_size", "seeds shown per prompt"), ("candidates", "pre-filter candidates (0: off)"),
-               ("prefilter", "pre-filter ranking"), ("explore", "exploration slots"), ("blind", "blind (scores hidden)"),
+               ("prefilter", "pre-filter ranking"), ("explore", "exploration slots"),
+               ("blind", "blind (scores hidden)"),
                ("min_view_ms", "minimum viewing time (ms)"), ("clip", "CLIP scores computed"),
                ("overlap", "overlap (fraction judged twice)"), ("prompts_sha256", "prompt list sha256"))
 
@@ -51,7 +53,8 @@ def front_matter(configs: dict[str, dict]) -> str:
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCardData
 
-    data = DatasetCardData(license=LICENSE, task_categories=["text-to-image", "image-classification"], tags=TAGS,
+    data = DatasetCardData(license=LICENSE, license_name=LICENSE_NAME, tags=TAGS,
+                           task_categories=["text-to-image", "image-classification"],
                            pretty_name="GoldenNoise judgements",
                            size_categories=[_size_category(sum(c["num_rows"] for c in configs.values()))])
     infos, metadata = {}, {}
@@ -59,7 +62,9 @@ def front_matter(configs: dict[str, dict]) -> str:
         splits = SplitDict()
         splits.add(SplitInfo("train", num_bytes=config["num_bytes"], num_examples=config["num_rows"]))
         infos[name] = DatasetInfo(features=config["features"], splits=splits, dataset_size=config["num_bytes"])
-        metadata[name] = {"data_files": [{"split": "train", "path": config["path"]}], **({"default": True} if i == 0 else {})}
+        metadata[name] = {"data_files": [{"split": "train", "path": config["path"]}]}
+        if i == 0:
+            metadata[name]["default"] = True
     DatasetInfosDict(infos).to_dataset_card_data(data)
     MetadataConfigs(metadata).to_dataset_card_data(data)
     return f"---\n{data.to_yaml()}\n---\n"
@@ -96,12 +101,16 @@ image = pipe(prompt=row["prompt"], latents=latents, generator=generator,  # the 
              height=row["height"], width=row["width"]).images[0]
 ```'''
 
-FAMILIES = """| family | pipelines | draw `noise_shape` | passed as `latents=` | then the pipeline |
-|---|---|---|---|---|
-| flux1 | FluxPipeline | (1, C, h, w), C = in_channels/4, h = 2·(H // 2f) | pack 2×2, then cast to `pipeline_dtype` | uses it as is |
-| flux2 | Flux2Pipeline | (1, C, H // 2f, W // 2f) | cast | flattens to (h·w, C) |
-| sd | StableDiffusion(XL)Pipeline | (1, C, H // f, W // f) | cast (never pre-scaled) | multiplies by `scale` (init_noise_sigma) in `pipeline_dtype`: `dtype(dtype(x)·σ)` |
-| sd3 | StableDiffusion3Pipeline | (1, C, H // f, W // f) | cast | uses it as is |"""
+FAMILIES = "\n".join([  # H x W the image size, f the VAE scale factor
+    "| family | pipelines | draw `noise_shape` | passed as `latents=` | then the pipeline |",
+    "|---|---|---|---|---|",
+    "| flux1 | FluxPipeline | (1, C, h, w), C = in_channels/4, h = 2·(H // 2f) | pack 2×2, then cast to "
+    "`pipeline_dtype` | uses it as is |",
+    "| flux2 | Flux2Pipeline | (1, C, H // 2f, W // 2f) | cast | flattens to (h·w, C) |",
+    "| sd | StableDiffusion(XL)Pipeline | (1, C, H // f, W // f) | cast (never pre-scaled) | multiplies by `scale` "
+    "(init_noise_sigma) in `pipeline_dtype`: `dtype(dtype(x)·σ)` |",
+    "| sd3 | StableDiffusion3Pipeline | (1, C, H // f, W // f) | cast | uses it as is |",
+])
 
 
 def _campaign_lines(campaigns: dict[str, dict], present: set[str]) -> list[str]:
@@ -115,7 +124,10 @@ def _campaign_lines(campaigns: dict[str, dict], present: set[str]) -> list[str]:
             continue
         lines += [f"### {md(definition.get('name', campaign_id), 80)} (id {md(campaign_id, 80)})", "",
                   "| setting | value |", "|---|---|"]
+        prefiltered = bool(definition.get("candidates"))
         for key, label in DESIGN_KEYS:
+            if key in ("prefilter", "explore") and not prefiltered:
+                continue
             if definition.get(key) is not None:
                 lines.append(f"| {label} | {md(definition[key], 80)} |")
         lines.append(f"| annotators allowed | {len(definition.get('annotators') or []) or 'anyone'} |")
@@ -207,6 +219,8 @@ def body(summary: dict) -> str:
         "rows by 1/propensity to undo the selection. Images are shown in random order.", "",
         *_campaign_lines(summary["campaigns"], set(summary["campaign_ids"])),
         "## Counts", "", *_count_table(summary["counts"]), "",
+        "In all: {rows} rows, {prompts} prompts, {seeds} distinct seeds, {annotators} annotators, {judgements} "
+        "judgements, {pairwise} pairwise answers.".format(**summary["totals"]), "",
         "## Noise-training exports", "",
         "`goldennoise export OUTPUTS --formats npnet` writes NPNet-compatible files (one `.npz` per pair with "
         "`arr_0` the loser noise, `arr_1` the winner noise, `arr_2` a prompt index, and `prompts.txt`). They are "

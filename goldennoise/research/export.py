@@ -51,6 +51,7 @@ FORMATS = ("hub", "table", "npnet", "npz")
 VERIFIED = ("exact", "tolerance")
 SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 ROW_GROUP = 100  # rows per parquet row group: bounded memory with embedded images
+MARKER = ".goldennoise-export.json"  # in DEST: the format folders an export wrote (and may replace)
 CONFIG_COLUMNS = ("campaign", "configuration", "configuration_label", *dataset.CONFIG_KEYS)
 
 
@@ -184,19 +185,21 @@ def _label(group: Group) -> str:
 
 def summary(data: Checked, groups: dict[str, Group], configs: dict[str, dict], repo_id: str | None) -> dict:
     """What the card states: record counts, checks, per-group counts, campaign definitions."""
-    counts, campaign_ids = [], set()
-    for name, g in groups.items():
-        s, p = g.samples, g.pairs
-        prompts = set(s.get("prompt_id", [])) | set(p.get("prompt_id", []))
+    def count(name: str, s: pd.DataFrame, p: pd.DataFrame) -> dict:
+        prompts = set(zip(s.get("campaign", []), s.get("prompt_id", []))) | set(zip(p.get("campaign", []),
+                                                                                  p.get("prompt_id", [])))
         seeds = set(s.get("seed", [])) | set(p.get("left_seed", [])) | set(p.get("right_seed", []))
-        annotators = set(s.get("annotator", [])) | set(p.get("annotator", []))
-        campaign_ids |= set(s.get("campaign", [])) | set(p.get("campaign", []))
-        counts.append({"config": name, "rows": len(s), "golden": int(s["golden"].sum()) if len(s) else 0,
-                       "prompts": len(prompts), "seeds": len(seeds), "annotators": len(annotators),
-                       "judgements": s["record_id"].nunique() if len(s) else 0, "pairwise": len(p)})
+        return {"config": name, "rows": len(s), "golden": int(s["golden"].sum()) if len(s) else 0,
+                "prompts": len(prompts), "seeds": len(seeds),
+                "annotators": len(set(s.get("annotator", [])) | set(p.get("annotator", []))),
+                "judgements": s["record_id"].nunique() if len(s) else 0, "pairwise": len(p)}
+
+    campaign_ids = set(data.samples.get("campaign", [])) | set(data.pairs.get("campaign", []))
     return {"records": card.record_counts(data.records, live(data.records)), "checks": dict(data.statuses),
-            "excluded": len(data.excluded), "pool": data.pool, "counts": counts, "repo_id": repo_id,
-            "configs": configs, "campaigns": read_written(data.outputs), "campaign_ids": sorted(campaign_ids)}
+            "excluded": len(data.excluded), "pool": data.pool, "repo_id": repo_id, "configs": configs,
+            "counts": [count(name, g.samples, g.pairs) for name, g in groups.items()],
+            "totals": count("all", data.samples, data.pairs), "campaigns": read_written(data.outputs),
+            "campaign_ids": sorted(campaign_ids)}
 
 
 def write_hub(data: Checked, groups: dict[str, Group], root: Path, repo_id: str | None = None) -> None:
@@ -359,11 +362,23 @@ def _check_formats(formats) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def _ours(dest: Path) -> set[str]:
+    """The format folders under `dest` that an earlier export wrote (listed in its marker file)."""
+    try:
+        return set(json.loads((dest / MARKER).read_text(encoding="utf-8"))["formats"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
 def _swap_in(dest: Path, name: str, write) -> list[Path]:
-    """Run `write(folder)` on a fresh folder, then put it at `dest/name` in place of any earlier one."""
+    """Run `write(folder)` on a fresh folder, then put it at `dest/name` in place of an earlier export's.
+
+    A `dest/name` that no export wrote (a folder of the user's) is never replaced.
+    """
     final = confined(dest, name)
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        raise UserError(f"{name}: the export folder holds a {name!r} that is not a folder; move it away.", "dest")
+    if final.is_symlink() or (final.exists() and (not final.is_dir() or name not in _ours(dest))):
+        raise UserError(f"dest: it already holds a {name!r} that GoldenNoise did not export; choose another "
+                        "export folder or move it away.", "dest")
     fresh = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
     try:
         write(fresh)
@@ -377,7 +392,19 @@ def _swap_in(dest: Path, name: str, write) -> list[Path]:
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+    (dest / MARKER).write_text(json.dumps({"formats": sorted(_ours(dest) | {name})}) + "\n", encoding="utf-8")
     return sorted(p for p in final.rglob("*") if p.is_file())
+
+
+def _check_installed(formats: list[str]) -> None:
+    needs = {"hub": ("datasets", "pyarrow"), "table": ("pyarrow",)}
+    for fmt in formats:
+        for module in needs.get(fmt, ()):
+            try:
+                __import__(module)
+            except ImportError:
+                raise UserError(f"formats: {fmt} needs the {module} package; install goldennoise[analysis].",
+                                "formats") from None
 
 
 def export(outputs: str | Path, dest: str | Path, formats=FORMATS, campaign: str | None = None, pool: bool = False,
@@ -389,6 +416,7 @@ def export(outputs: str | Path, dest: str | Path, formats=FORMATS, campaign: str
     Raises UserError for unknown formats, an unknown campaign or nothing to export.
     """
     formats = _check_formats(formats)
+    _check_installed(formats)
     outputs, dest = Path(outputs), Path(dest)
     data = checked(outputs, campaign, pool)
     groups = data.groups()

@@ -185,6 +185,13 @@ def _worst(a: str, b: str) -> str:
     return max(a, b, key=STATUSES.index)
 
 
+def _milliseconds(value) -> int | None:
+    """A whole number of milliseconds, or None: `timing` is a free dict in the schema (pandas makes ints floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return int(value) if np.isfinite(value) and float(value).is_integer() and value >= 0 else None
+
+
 def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False) -> Checked:
     """The live answers of `outputs` (one campaign if given), each noise re-made and checked.
 
@@ -218,6 +225,7 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         if not table.empty:
             table = table[~table["record_id"].isin(bad)].reset_index(drop=True)
             table["torch_version"] = table["record_id"].map(torch_version)
+            table["visible_ms"] = pd.Series([_milliseconds(v) for v in table["visible_ms"]], dtype=object)
         kept.append(table)
     samples, pairs, candidates = kept
     warnings = list(read.warnings)
