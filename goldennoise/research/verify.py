@@ -48,7 +48,7 @@ class Checker:
 
     @staticmethod
     def _key(seed: int, block: dict) -> str:
-        return json.dumps([int(seed), block], sort_keys=True)
+        return hashlib.sha256(json.dumps([int(seed), block], sort_keys=True).encode()).hexdigest()
 
     def check(self, seed: int, block) -> tuple[str, str | None]:
         """(status, reason): status one of STATUSES; reason says why for a mismatch."""
@@ -88,7 +88,7 @@ def check_outputs(outputs: str | Path, checker: Checker | None = None) -> dict:
     for record in read.records:
         for sample in _samples(record):
             status, reason = checker.check(sample.seed, sample.noise)
-            counts[record.campaign or "(no campaign)"][status] += 1
+            counts[record.campaign or NO_CAMPAIGN][status] += 1
             if status == "mismatch":
                 mismatches.append({"record_id": record.record_id, "campaign": record.campaign,
                                    "seed": int(sample.seed), "reason": reason})
