@@ -1,136 +1,436 @@
-"""Exports that the ecosystem reads, from the live judgements of an outputs folder.
+"""Exports of the live answers: a Hugging Face dataset, tables, NPNet preference pairs, noise arrays.
 
-    python -m goldennoise.export OUTPUTS DEST [--formats imagefolder,table,npz,pairs]
+    goldennoise export OUTPUTS [DEST] [--formats hub,table,npnet,npz] [--campaign-id ID] [--pool]
 
-- imagefolder: `DEST/imagefolder/{golden,bad}/<file>.png` + `metadata.jsonl`, loadable with
-  `datasets.load_dataset("imagefolder", data_dir=...)` (label from the folder name).
-- table: `DEST/samples.parquet` and `samples.csv`, one row per (judgement, seed).
-- npz: `DEST/noises.npz` with `noises` (n, C, h, w) float32, `golden` (n,), `seeds` (n,),
-  and `noises.index.jsonl` (row i -> prompt, seed, record, sha256): the unpacked
-  initial latents, NPNet-style.
-- pairs: `DEST/pairs.npz` with `winner` / `loser` noises (m, C, h, w) for every golden x bad
-  pair within a judgement, and `pairs.index.jsonl`, for preference training.
-Only the most common noise shape goes into the arrays (one model and size).
+Rows are the live answers (retractions and relabels applied, second opinions kept),
+every noise re-made from its seed and checked (`verify.checked`): a record whose
+noise does not match is left out and listed, never exported with the wrong noise.
+Everything is split by (campaign, generation configuration), a *group*, unless
+`pool`; noises of different models are never stacked together.
+
+- hub: `DEST/hub/` = `README.md` (the dataset card, `configs`, features) and
+  `data/<config>/train-00000-of-00001.parquet`, configs `samples-<group>` and
+  `pairwise-<group>` (Pick-a-Pic layout); `datasets.load_dataset("DEST/hub", config)`.
+- table: `DEST/table/<group>/{samples,pairwise,candidates}.{parquet,csv}`, provenance flattened.
+- npnet: `DEST/npnet/<group>/npz/<n>.npz` (`arr_0` loser noise, `arr_1` winner noise,
+  `arr_2` prompt index), `prompts.txt`, `index.jsonl`: what NPNet's `NoiseDataset(pick=True)`
+  loads. They are human-preference pairs (winner vs loser noise under one prompt), NOT
+  the re-denoised target noises of NPNet's own data.
+- npz: `DEST/npz/<group>/noises.npz` (`noises` (n, C, h, w) float32, `golden` bool,
+  `seeds` int64) and `index.jsonl` (model, packing, scale, dtype per row).
+
+Every path written is built from group names (slugs and hashes), indexes and fixed
+names, never from a prompt id or other user text, and checked to resolve inside
+DEST. Each format is written to a fresh folder and swapped in, so an export never
+mixes with an earlier one. Noises are streamed: memory stays bounded.
 """
 
 from __future__ import annotations
 
-import argparse
+import ast
 import json
+import math
+import os
+import re
 import shutil
-import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from goldennoise import dataset
-from goldennoise.records import RecordStore
+from goldennoise.errors import UserError
+from goldennoise.generation.images import confined
+from goldennoise.research import card, dataset
+from goldennoise.research.verify import Checked, Checker, Group, checked
+from goldennoise.store.campaign import read_written
+from goldennoise.store.live import live
 
-FORMATS = ("imagefolder", "table", "npz", "pairs")
-TABLE_COLUMNS = [c for c in dataset.COLUMNS if c != "noise"] + ["noise_sha256"]
+FORMATS = ("hub", "table", "npnet", "npz")
+VERIFIED = ("exact", "tolerance")
+SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+ROW_GROUP = 100  # rows per parquet row group: bounded memory with embedded images
+MARKER = ".goldennoise-export.json"  # in DEST: the format folders an export wrote (and may replace)
+CONFIG_COLUMNS = ("campaign", "configuration", "configuration_label", *dataset.CONFIG_KEYS)
 
 
-def _table(outputs: Path):
-    table = dataset.sample_table(RecordStore(outputs).read().records)
-    if table.empty:
-        raise ValueError(f"{outputs}: no judgements to export.")
-    return table.assign(noise_sha256=[block["sha256"] for block in table["noise"]])
+def safe_path(root: Path, *parts: str) -> Path:
+    """`root/parts...`: each part a plain name (`[A-Za-z0-9._-]`, at most 80), resolving inside `root`."""
+    for part in parts:
+        if not SAFE_PART.fullmatch(part):
+            raise ValueError(f"unsafe export path part {part[:40]!r}")
+    path = confined(root, "/".join(parts))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
+def _py(value):
+    """A table cell as a plain Python value (numpy scalars unwrapped, NaN as None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _write_jsonl(path: Path, rows) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        handle.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
 
 
-def export_imagefolder(outputs: Path, table, dest: Path) -> Path:
-    folder = dest / "imagefolder"
-    rows = []
-    for row in table.itertuples():
-        label = "golden" if row.golden else "bad"
-        name = f"{row.prompt_id}-{row.record_id[:8]}-{row.seed}.png"
-        target = folder / label / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(outputs / row.image_path, target)
-        rows.append({"file_name": f"{label}/{name}", "prompt": row.prompt, "seed": int(row.seed),
-                     "golden": bool(row.golden), "clip_score": row.clip_score, "annotator": row.annotator,
-                     "model": row.model, "parameters": row.parameters, "record_id": row.record_id,
-                     "noise_sha256": row.noise_sha256})
-    _write_jsonl(folder / "metadata.jsonl", rows)
-    return folder
+def provenance(block: dict | None, suffix: str = "") -> dict:
+    """A noise block as flat columns (shapes as lists); `suffix` names a side ("_0", "_1")."""
+    b = block or {}
+    return {f"noise_shape{suffix}": b.get("shape"), f"latents_shape{suffix}": b.get("latents_shape"),
+            f"family{suffix}": b.get("family"), f"packing{suffix}": b.get("packing"), f"scale{suffix}": b.get("scale"),
+            f"pipeline_dtype{suffix}": b.get("pipeline_dtype"), f"noise_order{suffix}": b.get("order"),
+            f"noise_sha256{suffix}": b.get("sha256"), f"latents_sha256{suffix}": b.get("latents_sha256"),
+            f"noise_provenance{suffix}": json.dumps(block, sort_keys=True) if block else None}
 
 
-def export_table(table, dest: Path) -> Path:
-    flat = table[TABLE_COLUMNS]
-    flat.to_parquet(dest / "samples.parquet", index=False)
-    flat.to_csv(dest / "samples.csv", index=False)
-    return dest / "samples.parquet"
+def _config(row: dict) -> dict:
+    return {k: _py(row.get(k)) for k in (*CONFIG_COLUMNS, "seed_strategy")}
 
 
-def export_npz(table, dest: Path) -> Path:
-    main = dataset.main_shape(table)
-    noises = dataset.load_noises(main)[:, 0]  # (n, C, h, w), verified against the records
-    np.savez_compressed(dest / "noises.npz", noises=noises, golden=main["golden"].to_numpy(bool),
-                        seeds=main["seed"].to_numpy(np.uint64))
-    _write_jsonl(dest / "noises.index.jsonl", [
-        {"row": i, "prompt": r.prompt, "prompt_id": r.prompt_id, "seed": int(r.seed), "golden": bool(r.golden),
-         "record_id": r.record_id, "noise_sha256": r.noise_sha256} for i, r in enumerate(main.itertuples())])
-    return dest / "noises.npz"
+# hub ----------------------------------------------------------------------------------------------
 
 
-def export_pairs(table, dest: Path) -> Path:
-    main = dataset.main_shape(table)
-    noises = dataset.load_noises(main)[:, 0]
-    winners, losers, index = [], [], []
-    for record_id, group in main.groupby("record_id", sort=False):
-        golden, bad = group[group["golden"]], group[~group["golden"]]
-        for w in golden.itertuples():
-            for lose in bad.itertuples():
-                index.append({"pair": len(index), "record_id": record_id, "prompt": w.prompt,
-                              "winner_seed": int(w.seed), "loser_seed": int(lose.seed)})
-                winners.append(noises[w.Index])
-                losers.append(noises[lose.Index])
-    shape = noises.shape[1:]
-    np.savez_compressed(dest / "pairs.npz", winner=np.array(winners).reshape(-1, *shape),
-                        loser=np.array(losers).reshape(-1, *shape))
-    _write_jsonl(dest / "pairs.index.jsonl", index)
-    return dest / "pairs.npz"
+def features():
+    """(samples, pairwise) `datasets.Features` of the hub configs."""
+    from datasets import ClassLabel, Features, Image, List, Value
+
+    s, i, f, b = Value("string"), Value("int64"), Value("float64"), Value("bool")
+    config = {"campaign": s, "configuration": s, "configuration_label": s, "model_id": s, "revision": s,
+              "pipeline_class": s, "dtype": s, "height": i, "width": i, "num_inference_steps": i, "guidance_scale": f,
+              "scheduler": s, "max_sequence_length": i, "seed_strategy": s}
+    noise = {"noise_shape": List(i), "latents_shape": List(i), "family": s, "packing": s, "scale": f,
+             "pipeline_dtype": s, "noise_order": s, "noise_sha256": s, "latents_sha256": s, "noise_provenance": s}
+    answer = {"prompt_id": s, "prompt_index": i, "annotator": s, "record_id": s, "created_at": s, "visible_ms": i,
+              "shown_scores": b}
+    samples = Features({"image": Image(), "golden": ClassLabel(names=["bad", "golden"]), "seed": i, "prompt": s,
+                        **answer, "clip_score": f, "verdict": s, "position": i, "n_shown": i, "slot": s,
+                        "propensity": f, "rank_score": f, "second_opinion_of": s, "image_path": s, **config, **noise,
+                        "noise_check": s, "torch_version": s})
+    sides = {f"{k}_{n}": v for n in (0, 1) for k, v in (("noise_sha256", s), ("latents_sha256", s),
+                                                         ("noise_provenance", s))}
+    pairwise = Features({"caption": s, "image_0": Image(), "image_1": Image(), "label_0": f, "label_1": f,
+                         "winner": s, "seed_0": i, "seed_1": i, "clip_score_0": f, "clip_score_1": f, **answer,
+                         **config, **{k: v for k, v in noise.items() if not k.endswith(("sha256", "provenance"))},
+                         **sides, "noise_check": s, "torch_version": s})
+    return samples, pairwise
 
 
-def export(outputs: str | Path, dest: str | Path, formats=FORMATS) -> dict[str, Path]:
-    """Write the chosen formats under `dest`; returns format -> main file or folder."""
-    outputs, dest = Path(outputs), Path(dest)
-    unknown = set(formats) - set(FORMATS)
-    if unknown:
-        raise ValueError(f"Unknown export format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}.")
-    table = _table(outputs)
-    dest.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if "imagefolder" in formats:
-        done["imagefolder"] = export_imagefolder(outputs, table, dest)
-    if "table" in formats:
-        done["table"] = export_table(table, dest)
-    if "npz" in formats:
-        done["npz"] = export_npz(table, dest)
-    if "pairs" in formats:
-        done["pairs"] = export_pairs(table, dest)
-    return done
+def _image(path, name: str) -> dict | None:
+    return {"bytes": Path(path).read_bytes(), "path": name} if path is not None else None
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Export GoldenNoise data for datasets, pandas and noise training.")
-    parser.add_argument("outputs", type=Path)
-    parser.add_argument("dest", type=Path, nargs="?", help="default OUTPUTS/exports")
-    parser.add_argument("--formats", default=",".join(FORMATS))
-    args = parser.parse_args(argv)
+def sample_rows(table: pd.DataFrame):
+    for row in table.to_dict("records"):
+        row = {k: _py(v) for k, v in row.items()}
+        yield {**{k: row.get(k) for k in ("seed", "prompt", "prompt_id", "prompt_index", "annotator", "record_id",
+                                           "created_at", "visible_ms", "shown_scores", "clip_score", "verdict",
+                                           "position", "n_shown", "slot", "propensity", "rank_score",
+                                           "second_opinion_of", "image_path", "noise_check", "torch_version")},
+               "image": _image(row["image_file"], f"{row['record_id']}-{row['seed']}.png"),
+               "golden": int(bool(row["golden"])), **_config(row), **provenance(row["noise"])}
+
+
+LABELS = {"left": (1.0, 0.0), "right": (0.0, 1.0), "tie": (0.5, 0.5), "both_bad": (0.0, 0.0)}
+
+
+def pair_rows(table: pd.DataFrame):
+    for row in table.to_dict("records"):
+        row = {k: _py(v) for k, v in row.items()}
+        left, right = provenance(row["left_noise"], "_0"), provenance(row["right_noise"], "_1")
+        label_0, label_1 = LABELS[row["winner"]]
+        yield {"caption": row["prompt"], "image_0": _image(row["left_file"], f"{row['record_id']}-0.png"),
+               "image_1": _image(row["right_file"], f"{row['record_id']}-1.png"), "label_0": label_0,
+               "label_1": label_1, "winner": row["winner"], "seed_0": row["left_seed"], "seed_1": row["right_seed"],
+               "clip_score_0": row["left_clip_score"], "clip_score_1": row["right_clip_score"],
+               **{k: row.get(k) for k in ("prompt_id", "prompt_index", "annotator", "record_id", "created_at",
+                                           "visible_ms", "shown_scores", "noise_check", "torch_version")},
+               **_config(row), **{k[:-2]: v for k, v in left.items()}, **left, **right}
+
+
+def write_parquet(path: Path, feats, rows) -> tuple[int, int]:
+    """Stream `rows` into one parquet file of `feats`, ROW_GROUP rows at a time; (rows, bytes)."""
+    import pyarrow.parquet as pq
+
+    schema, count, size, batch = feats.arrow_schema, 0, 0, []
+    with pq.ParquetWriter(path, schema) as writer:
+        for row in rows:
+            batch.append(feats.encode_example({k: row.get(k) for k in feats}))
+            if len(batch) == ROW_GROUP:
+                size += _flush(writer, batch, schema)
+                count, batch = count + len(batch), []
+        if batch:
+            size += _flush(writer, batch, schema)
+            count += len(batch)
+    return count, size
+
+
+def _flush(writer, batch: list[dict], schema) -> int:
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(batch, schema=schema)
+    writer.write_table(table)
+    return table.nbytes
+
+
+def _label(group: Group) -> str:
+    labels = sorted({*group.samples.get("configuration_label", []), *group.pairs.get("configuration_label", [])})
+    return labels[0] if len(labels) == 1 else f"pooled: {len(labels)} generation configurations"
+
+
+def summary(data: Checked, groups: dict[str, Group], configs: dict[str, dict], repo_id: str | None) -> dict:
+    """What the card states: record counts, checks, per-group counts, campaign definitions."""
+    def count(name: str, s: pd.DataFrame, p: pd.DataFrame) -> dict:
+        prompts = set(zip(s.get("campaign", []), s.get("prompt_id", []))) | set(zip(p.get("campaign", []),
+                                                                                  p.get("prompt_id", [])))
+        seeds = set(s.get("seed", [])) | set(p.get("left_seed", [])) | set(p.get("right_seed", []))
+        return {"config": name, "rows": len(s), "golden": int(s["golden"].sum()) if len(s) else 0,
+                "prompts": len(prompts), "seeds": len(seeds),
+                "annotators": len(set(s.get("annotator", [])) | set(p.get("annotator", []))),
+                "judgements": s["record_id"].nunique() if len(s) else 0, "pairwise": len(p)}
+
+    campaign_ids = set(data.samples.get("campaign", [])) | set(data.pairs.get("campaign", []))
+    return {"records": card.record_counts(data.records, live(data.records)), "checks": dict(data.statuses),
+            "excluded": len(data.excluded), "pool": data.pool, "repo_id": repo_id, "configs": configs,
+            "counts": [count(name, g.samples, g.pairs) for name, g in groups.items()],
+            "totals": count("all", data.samples, data.pairs), "campaigns": read_written(data.outputs),
+            "campaign_ids": sorted(campaign_ids)}
+
+
+def write_hub(data: Checked, groups: dict[str, Group], root: Path, repo_id: str | None = None) -> None:
+    """The Hugging Face dataset folder: parquet per config and the generated card."""
+    sample_features, pair_features = features()
+    configs = {}
+    for name, g in groups.items():
+        for kind, table, feats, rows in (("samples", g.samples, sample_features, sample_rows),
+                                         ("pairwise", g.pairs, pair_features, pair_rows)):
+            if table.empty:
+                continue
+            config = f"{kind}-{name}"
+            count, size = write_parquet(safe_path(root, "data", config, "train-00000-of-00001.parquet"), feats,
+                                        rows(table))
+            configs[config] = {"features": feats, "num_rows": count, "num_bytes": size, "label": _label(g),
+                               "path": f"data/{config}/train-*.parquet"}
+    text = card.front_matter(configs) + card.body(summary(data, groups, configs, repo_id))
+    safe_path(root, "README.md").write_text(text, encoding="utf-8")
+
+
+# table ----------------------------------------------------------------------------------------------
+
+
+def flat(table: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """A table without dict or path-object columns: provenance flattened, shapes as "1x4x8x8"."""
+    sides = {"pairwise": (("left_noise", "left_"), ("right_noise", "right_"))}.get(kind, (("noise", ""),))
+    replaced = {"noise", "left_noise", "right_noise", "image_file", "left_file", "right_file", *provenance(None)}
+    out = table.drop(columns=[c for c in table.columns if c in replaced])
+    for column, prefix in sides:
+        cols = pd.DataFrame([provenance(b) for b in table[column]], index=table.index)
+        for shape in ("noise_shape", "latents_shape"):
+            cols[shape] = ["x".join(map(str, v)) if v else None for v in cols[shape]]
+        out = out.join(cols.add_prefix(prefix))
+    return out
+
+
+def write_table(group: Group, root: Path) -> None:
+    for kind, table in (("samples", group.samples), ("pairwise", group.pairs), ("candidates", group.candidates)):
+        if table.empty:
+            continue
+        table = flat(table, kind)
+        table.to_parquet(safe_path(root, group.name, f"{kind}.parquet"), index=False)
+        table.to_csv(safe_path(root, group.name, f"{kind}.csv"), index=False)
+
+
+# npz and npnet ----------------------------------------------------------------------------------------
+
+
+def _by_shape(name: str, rows: list[dict], block: str) -> list[tuple[str, list[dict]]]:
+    """Rows split by noise shape (only a pooled group can mix them): (folder name, rows)."""
+    shapes: dict[str, list[dict]] = {}
+    for row in rows:
+        shapes.setdefault("x".join(map(str, row[block]["shape"])), []).append(row)
+    if len(shapes) == 1:
+        return [(name, next(iter(shapes.values())))]
+    return [(f"{name}-{shape}", part) for shape, part in sorted(shapes.items())]
+
+
+def _index_columns(row: dict, block: dict) -> dict:
+    p = provenance(block)
+    return {**{k: _py(row.get(k)) for k in CONFIG_COLUMNS},
+            **{k: p[k] for k in ("family", "packing", "scale", "pipeline_dtype", "noise_shape", "latents_shape")}}
+
+
+def stream_npz(path: Path, shape: tuple, noises, **small: np.ndarray) -> None:
+    """An .npz that `np.load` reads, with `noises` of `shape` written one noise at a time."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("noises.npy", "w", force_zip64=True) as handle:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+                      "shape": tuple(int(n) for n in shape)}
+            np.lib.format.write_array_header_2_0(handle, header)
+            for noise in noises:
+                handle.write(np.ascontiguousarray(noise, dtype="<f4").tobytes())
+        for name, array in small.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asarray(array), allow_pickle=False)
+
+
+def write_npz(group: Group, root: Path, checker: Checker) -> None:
+    s = group.samples
+    rows = s[s["noise_check"].isin(VERIFIED)].to_dict("records") if not s.empty else []
+    for name, part in _by_shape(group.name, rows, "noise") if rows else []:
+        shape = (len(part), *part[0]["noise"]["shape"][1:])
+        stream_npz(safe_path(root, name, "noises.npz"), shape,
+                   (checker.noise(r["seed"], r["noise"])[0] for r in part),
+                   golden=np.array([bool(r["golden"]) for r in part], dtype=bool),
+                   seeds=np.array([int(r["seed"]) for r in part], dtype=np.int64))
+        _write_jsonl(safe_path(root, name, "index.jsonl"), [
+            {"row": i, "record_id": r["record_id"], "annotator": r["annotator"], "prompt_id": r["prompt_id"],
+             "prompt": r["prompt"], "seed": int(r["seed"]), "golden": bool(r["golden"]),
+             "noise_sha256": r["noise"]["sha256"], "latents_sha256": r["noise"].get("latents_sha256"),
+             "noise_check": r["noise_check"], **_index_columns(r, r["noise"])} for i, r in enumerate(part)])
+
+
+def preference_pairs(group: Group) -> list[dict]:
+    """(winner, loser) noises under one prompt: golden x bad within a judgement, and pairwise winners."""
+    found = []
+    s = group.samples
+    if not s.empty:
+        for _, rows in s[s["noise_check"].isin(VERIFIED)].groupby("record_id", sort=False):
+            records = rows.to_dict("records")
+            for w in (r for r in records if r["golden"]):
+                for lose in (r for r in records if not r["golden"]):
+                    found.append({**w, "source": "judgement: golden x bad", "winner_seed": int(w["seed"]),
+                                  "loser_seed": int(lose["seed"]), "winner_noise": w["noise"],
+                                  "loser_noise": lose["noise"]})
+    p = group.pairs
+    if not p.empty:
+        for r in p[p["noise_check"].isin(VERIFIED)].to_dict("records"):
+            if r["winner"] in ("left", "right"):
+                win, lose = ("left", "right") if r["winner"] == "left" else ("right", "left")
+                found.append({**r, "source": f"pairwise: {r['winner']} won", "winner_seed": int(r[f"{win}_seed"]),
+                              "loser_seed": int(r[f"{lose}_seed"]), "winner_noise": r[f"{win}_noise"],
+                              "loser_noise": r[f"{lose}_noise"]})
+    return found
+
+
+def prompt_line(index: int, caption: str) -> str:
+    """One line of NPNet's prompt file: JSON that Python's `eval` reads back exactly, else a Python literal."""
+    entry = {"index": int(index), "caption": caption}
+    line = json.dumps(entry, ensure_ascii=False)
     try:
-        done = export(args.outputs, args.dest or args.outputs / "exports", args.formats.split(","))
-    except ValueError as error:
-        print(f"goldennoise.export: {error}", file=sys.stderr)
-        return 2
-    for name, path in done.items():
-        print(f"{name}: {path}")
-    return 0
+        if "\n" not in line and "\r" not in line and ast.literal_eval(line) == entry:
+            line.encode("utf-8")
+            return line
+    except (ValueError, SyntaxError, UnicodeEncodeError):
+        pass
+    return repr(entry)  # escapes what JSON leaves raw (lone surrogates, line breaks)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write_npnet(group: Group, root: Path, checker: Checker) -> None:
+    pairs = preference_pairs(group)
+    for name, part in _by_shape(group.name, pairs, "winner_noise") if pairs else []:
+        prompts: dict[tuple, int] = {}  # (prompt id, text) -> index in prompts.txt
+        index = []
+        for n, pair in enumerate(part):
+            number = prompts.setdefault((pair["prompt_id"], pair["prompt"]), len(prompts))
+            np.savez(safe_path(root, name, "npz", f"{n}.npz"), checker.noise(pair["loser_seed"], pair["loser_noise"]),
+                     checker.noise(pair["winner_seed"], pair["winner_noise"]), np.array(number, dtype=np.int64))
+            index.append({"file": f"npz/{n}.npz", "prompt_index": number, "prompt_id": pair["prompt_id"],
+                          "source": pair["source"], "record_id": pair["record_id"], "annotator": pair["annotator"],
+                          "winner_seed": pair["winner_seed"], "loser_seed": pair["loser_seed"],
+                          "winner_noise_sha256": pair["winner_noise"]["sha256"],
+                          "loser_noise_sha256": pair["loser_noise"]["sha256"],
+                          **_index_columns(pair, pair["winner_noise"])})
+        lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
+        safe_path(root, name, "prompts.txt").write_text("".join(lines), encoding="utf-8")
+        _write_jsonl(safe_path(root, name, "index.jsonl"), index)
+
+
+# export ---------------------------------------------------------------------------------------------
+
+
+def _check_formats(formats) -> list[str]:
+    chosen = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = sorted(set(chosen) - set(FORMATS))
+    if unknown or not chosen:
+        raise UserError(f"formats: {', '.join(unknown) or 'none given'}; choose from {', '.join(FORMATS)}.",
+                        "formats")
+    return list(dict.fromkeys(chosen))
+
+
+def _ours(dest: Path) -> set[str]:
+    """The format folders under `dest` that an earlier export wrote (listed in its marker file)."""
+    try:
+        return set(json.loads((dest / MARKER).read_text(encoding="utf-8"))["formats"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _swap_in(dest: Path, name: str, write) -> list[Path]:
+    """Run `write(folder)` on a fresh folder, then put it at `dest/name` in place of an earlier export's.
+
+    A `dest/name` that no export wrote (a folder of the user's) is never replaced.
+    """
+    final = confined(dest, name)
+    if final.is_symlink() or (final.exists() and (not final.is_dir() or name not in _ours(dest))):
+        raise UserError(f"dest: it already holds a {name!r} that GoldenNoise did not export; choose another "
+                        "export folder or move it away.", "dest")
+    fresh = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=dest))
+    try:
+        write(fresh)
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}-old-", dir=dest))
+            os.replace(final, old / name)
+        os.replace(fresh, final)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    (dest / MARKER).write_text(json.dumps({"formats": sorted(_ours(dest) | {name})}) + "\n", encoding="utf-8")
+    return sorted(p for p in final.rglob("*") if p.is_file())
+
+
+def _check_installed(formats: list[str]) -> None:
+    needs = {"hub": ("datasets", "pyarrow"), "table": ("pyarrow",)}
+    for fmt in formats:
+        for module in needs.get(fmt, ()):
+            try:
+                __import__(module)
+            except ImportError:
+                raise UserError(f"formats: {fmt} needs the {module} package; install goldennoise[analysis].",
+                                "formats") from None
+
+
+def export(outputs: str | Path, dest: str | Path, formats=FORMATS, campaign: str | None = None, pool: bool = False,
+           repo_id: str | None = None) -> dict:
+    """Write `formats` of the live answers of `outputs` under `dest`.
+
+    Returns {"written": {format: folder}, "files": [every file written], "formats", "groups",
+    "excluded": [{record_id, seed, reason}], "verified": {status: count}, "warnings": [...]}.
+    Raises UserError for unknown formats, an unknown campaign or nothing to export.
+    """
+    formats = _check_formats(formats)
+    _check_installed(formats)
+    outputs, dest = Path(outputs), Path(dest)
+    data = checked(outputs, campaign, pool)
+    groups = data.groups()
+    dest.mkdir(parents=True, exist_ok=True)
+    writers = {
+        "hub": lambda root: write_hub(data, groups, root, repo_id),
+        "table": lambda root: [write_table(g, root) for g in groups.values()],
+        "npnet": lambda root: ([write_npnet(g, root, data.checker) for g in groups.values()],
+                               safe_path(root, "README.md").write_text(card.NPNET_README, encoding="utf-8")),
+        "npz": lambda root: [write_npz(g, root, data.checker) for g in groups.values()],
+    }
+    written, files = {}, []
+    for fmt in formats:
+        files += _swap_in(dest, fmt, writers[fmt])
+        written[fmt] = dest / fmt
+    return {"written": written, "files": files, "formats": formats, "groups": list(groups),
+            "excluded": data.excluded, "verified": dict(data.statuses), "warnings": data.warnings}

@@ -1,0 +1,276 @@
+"""Re-make every recorded noise from its seed and check it against its record.
+
+    goldennoise verify OUTPUTS
+
+Every seed of every answer (judgements, pairwise answers, skips; the hidden
+candidates of a pre-filter too; retracted answers included, since their noise
+was recorded all the same) is re-drawn on a CPU generator and compared with its
+record's noise block (`generation.latents.verify`):
+- exact: the float32 draw and the initial latents hash to the recorded sha256s;
+- tolerance: they do not (another CPU's kernels: AVX2 and plain differ by ~1e-6),
+  but the fingerprint (fixed-position values and moments) agrees within the
+  documented tolerance, which no other seed, shape or packing can meet;
+- mismatch: neither: a wrong seed, shape or record. The exit status is then 1;
+- missing: the record has no noise block (nothing to check).
+`checked` gives the exports the live answers with every noise checked, split by
+(campaign, generation configuration): a record with any mismatched noise is left
+out of every export and listed, never exported with the wrong noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from goldennoise.errors import NoiseMismatch, UserError
+from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.ids import slug
+from goldennoise.research import dataset
+from goldennoise.store.records import RecordStore
+
+STATUSES = ("exact", "tolerance", "mismatch", "missing")
+NO_CAMPAIGN = "(none)"  # dataset tables' campaign for records made without one
+
+
+class Checker:
+    """Verifies (seed, noise block) pairs, each distinct pair once; remembers why a mismatch failed."""
+
+    def __init__(self):
+        self._seen: dict[str, tuple[str, str | None]] = {}  # key -> (status, reason)
+
+    @staticmethod
+    def _key(seed: int, block: dict) -> str:
+        return hashlib.sha256(json.dumps([int(seed), block], sort_keys=True).encode()).hexdigest()
+
+    def check(self, seed: int, block) -> tuple[str, str | None]:
+        """(status, reason): status one of STATUSES; reason says why for a mismatch."""
+        if block is None:
+            return "missing", "the record has no noise block"
+        block = block if isinstance(block, dict) else block.model_dump()
+        key = self._key(seed, block)
+        if key not in self._seen:
+            try:
+                self._seen[key] = (verify(int(seed), block).status, None)
+            except NoiseMismatch as error:
+                self._seen[key] = ("mismatch", str(error))
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a block too broken to re-make
+                self._seen[key] = ("mismatch", f"seed {seed}: cannot re-make the noise ({error.__class__.__name__})")
+        return self._seen[key]
+
+    def noise(self, seed: int, block: dict) -> np.ndarray:
+        """The float32 draw `(1, C, h, w)` of a block that `check` passed."""
+        status, reason = self.check(seed, block)
+        if status not in ("exact", "tolerance"):
+            raise NoiseMismatch(reason or f"seed {seed}: no verified noise")
+        return initial_noise(int(seed), tuple(block["shape"])).numpy()
+
+
+def _samples(record) -> list:
+    """Every seed's sample in a record: shown, then the pre-filter's hidden candidates."""
+    hidden = record.prefilter.hidden if getattr(record, "prefilter", None) is not None else []
+    return list(getattr(record, "samples", [])) + list(hidden)
+
+
+def check_outputs(outputs: str | Path, checker: Checker | None = None) -> dict:
+    """Counts per campaign ({campaign: Counter(status)}), mismatches, and the store's warnings."""
+    read = RecordStore(outputs).read()
+    checker = checker or Checker()
+    counts: dict[str, Counter] = defaultdict(Counter)
+    mismatches = []
+    for record in read.records:
+        for sample in _samples(record):
+            status, reason = checker.check(sample.seed, sample.noise)
+            counts[record.campaign or NO_CAMPAIGN][status] += 1
+            if status == "mismatch":
+                mismatches.append({"record_id": record.record_id, "campaign": record.campaign,
+                                   "seed": int(sample.seed), "reason": reason})
+    return {"counts": dict(counts), "mismatches": mismatches, "warnings": list(read.warnings)}
+
+
+def plain(text, limit: int = 80) -> str:
+    """A user string fit for a terminal line: printable characters only, bounded."""
+    text = "".join(c if c.isprintable() else "?" for c in str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# The exports' data ------------------------------------------------------------------------------
+
+
+def group_name(campaign: str, configuration: str) -> str:
+    """A folder and config name for (campaign, configuration): `[a-z0-9-]`, at most 73 characters.
+
+    Campaign ids are already slugs with a hash; any other text is slugged and hashed.
+    """
+    if campaign == NO_CAMPAIGN:
+        part = "no-campaign"
+    elif re.fullmatch(r"[a-z0-9][a-z0-9-]{0,59}", campaign):
+        part = campaign
+    else:
+        part = f"{slug(campaign, 40)}-{hashlib.sha256(campaign.encode()).hexdigest()[:8]}"
+    if not re.fullmatch(r"[0-9a-f]{12}", configuration):
+        configuration = hashlib.sha256(configuration.encode()).hexdigest()[:12]
+    return f"{part}-{configuration}"
+
+
+@dataclass
+class Group:
+    """One (campaign, configuration)'s rows, or all rows when pooled."""
+
+    name: str
+    samples: pd.DataFrame
+    pairs: pd.DataFrame
+    candidates: pd.DataFrame
+
+
+@dataclass
+class Checked:
+    """The live answers of an outputs folder, every noise checked; records with a mismatch left out."""
+
+    outputs: Path
+    records: list  # every valid record read (retracted and superseded too), for the card's counts
+    samples: pd.DataFrame  # dataset.sample_table + noise_check, image_file, torch_version
+    pairs: pd.DataFrame  # dataset.pair_table + the same
+    candidates: pd.DataFrame  # dataset.candidate_table (pre-filtered judgements) + noise_check
+    excluded: list[dict]  # {record_id, seed, reason}: left out of every export
+    statuses: Counter  # how the kept noises were verified
+    warnings: list[str]
+    checker: Checker = field(default_factory=Checker)
+    pool: bool = False
+
+    def groups(self) -> dict[str, Group]:
+        """name -> Group, split by (campaign, configuration) unless pooled; names sorted."""
+        if self.pool:
+            return {"pooled": Group("pooled", self.samples, self.pairs, self.candidates)}
+        keys = set()
+        for table in (self.samples, self.pairs, self.candidates):
+            if not table.empty:
+                keys |= set(zip(table["campaign"], table["configuration"]))
+        found = {}
+        for campaign, configuration in sorted(keys):
+            parts = [t[(t["campaign"] == campaign) & (t["configuration"] == configuration)].reset_index(drop=True)
+                     if not t.empty else t for t in (self.samples, self.pairs, self.candidates)]
+            name = group_name(campaign, configuration)
+            found[name] = Group(name, *parts)
+        return found
+
+
+def image_file(outputs: Path, relative) -> Path | None:
+    """The image a record points to, only if it is a file inside `outputs` (a record is not trusted)."""
+    if not isinstance(relative, str) or not relative:
+        return None
+    root = outputs.resolve()
+    target = (root / relative).resolve()
+    return target if root in target.parents and target.is_file() else None
+
+
+def _check_column(table: pd.DataFrame, checker: Checker, seed: str, noise: str, bad: dict) -> list[str]:
+    statuses = []
+    for record_id, s, block in zip(table["record_id"], table[seed], table[noise]):
+        status, reason = checker.check(int(s), block)
+        if status == "mismatch":
+            bad.setdefault(record_id, {"record_id": record_id, "seed": int(s), "reason": reason})
+        statuses.append(status)
+    return statuses
+
+
+def _worst(a: str, b: str) -> str:
+    return max(a, b, key=STATUSES.index)
+
+
+def _milliseconds(value) -> int | None:
+    """A whole number of milliseconds, or None: `timing` is a free dict in the schema (pandas makes ints floats)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    return int(value) if np.isfinite(value) and float(value).is_integer() and value >= 0 else None
+
+
+def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False) -> Checked:
+    """The live answers of `outputs` (one campaign if given), each noise re-made and checked.
+
+    Raises UserError when there is nothing to export.
+    """
+    outputs = Path(outputs)
+    read = RecordStore(outputs).read()
+    records = read.records
+    if campaign is not None:
+        records = [r for r in records if (r.campaign or NO_CAMPAIGN) == campaign]
+        if not records:
+            known = sorted({plain(r.campaign or NO_CAMPAIGN, 60) for r in read.records})
+            raise UserError(f"campaign: no records of {plain(campaign, 60)!r}; known: {', '.join(known) or 'none'}.",
+                            "campaign")
+    samples, pairs = dataset.sample_table(records), dataset.pair_table(records)
+    candidates = dataset.candidate_table(records)
+    if samples.empty and pairs.empty:
+        raise UserError(f"{outputs.name or outputs}: no live judgements or pairwise answers to export.", "outputs")
+    checker, bad = Checker(), {}
+    if not samples.empty:
+        samples["noise_check"] = _check_column(samples, checker, "seed", "noise", bad)
+    if not candidates.empty:
+        candidates["noise_check"] = _check_column(candidates, checker, "seed", "noise", bad)
+    if not pairs.empty:
+        left = _check_column(pairs, checker, "left_seed", "left_noise", bad)
+        right = _check_column(pairs, checker, "right_seed", "right_noise", bad)
+        pairs["noise_check"] = [_worst(a, b) for a, b in zip(left, right)]
+    torch_version = {r.record_id: str(r.versions.get("torch") or "") or None for r in records}
+    kept = []
+    for table in (samples, pairs, candidates):
+        if not table.empty:
+            table = table[~table["record_id"].isin(bad)].reset_index(drop=True)
+            table["torch_version"] = table["record_id"].map(torch_version)
+            table["visible_ms"] = pd.Series([_milliseconds(v) for v in table["visible_ms"]], dtype=object)
+        kept.append(table)
+    samples, pairs, candidates = kept
+    warnings = list(read.warnings)
+    missing = 0
+    if not samples.empty:
+        samples["image_file"] = [image_file(outputs, p) for p in samples["image_path"]]
+        missing += int(samples["image_file"].isna().sum())
+    if not pairs.empty:
+        pairs["left_file"] = [image_file(outputs, p) for p in pairs["left_image"]]
+        pairs["right_file"] = [image_file(outputs, p) for p in pairs["right_image"]]
+        missing += int(pairs["left_file"].isna().sum() + pairs["right_file"].isna().sum())
+    if missing:
+        warnings.append(f"{missing} image(s) missing or outside the outputs folder: exported without their image.")
+    statuses = Counter()
+    for table, column in ((samples, "noise_check"), (pairs, "noise_check")):
+        if not table.empty:
+            statuses.update(table[column])
+    if bad:
+        warnings.append(f"{len(bad)} record(s) left out: a recorded noise does not match its seed "
+                        "(run `goldennoise verify` for details).")
+    return Checked(outputs, records, samples, pairs, candidates, list(bad.values()), statuses, warnings, checker,
+                   pool)
+
+
+def main(outputs: str | Path) -> int:
+    """Print exact / tolerance / mismatch / missing counts per campaign; 1 on any mismatch, 2 on no records."""
+    outputs = Path(outputs)
+    if not (outputs / "records.jsonl").is_file():
+        print(f"goldennoise verify: no records.jsonl in {outputs.name or outputs}/", file=sys.stderr)
+        return 2
+    report = check_outputs(outputs)
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not report["counts"]:
+        print("no recorded noises to verify")
+        return 0
+    for campaign, counts in sorted(report["counts"].items()):
+        print(f"{plain(campaign)}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+    for bad in report["mismatches"]:
+        print(f"MISMATCH record {bad['record_id']} seed {bad['seed']}: {bad['reason']}", file=sys.stderr)
+    if any(c["tolerance"] for c in report["counts"].values()):
+        print("tolerance: recorded on a CPU with other kernels; the fingerprint agrees within "
+              "the documented tolerance (see generation/latents.py).")
+    return 1 if report["mismatches"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]) if len(sys.argv) == 2 else 2)

@@ -1,0 +1,337 @@
+"""Exports against outside oracles: `datasets.load_dataset`, NPNet's own loader logic, the re-made noises.
+
+One outputs folder, made once by driving the app's real annotation loop, holds:
+- campaign "hostile" (tiny-flux 64x64) whose prompt ids are an absolute path, `../`
+  climbs and a 300-character id, with captions full of quotes, backslashes and
+  unicode; two annotators; an undo (retraction), a relabel (supersession), a second
+  opinion, and four pairwise answers (left, right, tie, both_bad);
+- campaign "sd" (tiny-sd 64x64): another model at the *same* noise shape (1, 4, 8, 8);
+- campaign "prefiltered" (tiny-flux): 6 candidates per prompt, 4 shown (hidden candidates).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from goldennoise.annotation import flow
+from goldennoise.annotation.engine import Engine
+from goldennoise.annotation.tabs import Tabs
+from goldennoise.errors import UserError
+from goldennoise.generation.latents import initial_noise
+from goldennoise.research import card, dataset, export
+from goldennoise.research.verify import group_name
+from goldennoise.store.campaign import Campaign
+from goldennoise.store.records import RecordStore
+
+HOSTILE_IDS = ["/etc/goldennoise-export-test", "../../escaped-by-export", "x" * 300, "..", "a/b\\c:d*e?",
+               "<img src=x onerror=alert(1)>"]
+CAPTIONS = ['a "quoted" fox', "a back\\slash and 'single' quotes", "ünïcödé 日本語 🦊 emoji",
+            "a ''' triple and {'index': 9} dict", "tab\tand  spaces", "plain prompt"]
+_BUILT: dict[str, Path] = {}
+
+
+def label_all(engine: Engine, annotators=("ann", "bob")) -> dict:
+    """Judge every prompt of the engine's campaign: golden = the first half of each batch's seeds."""
+    tabs = Tabs()
+    screens = {name: flow.join(engine, tabs.get(f"tab-{name}"), name) for name in annotators}
+    while any(s.state == "batch" for s in screens.values()):
+        for name, screen in list(screens.items()):
+            if screen.state == "batch":
+                seeds = screen.batch.seeds
+                _, screens[name] = flow.answer(engine, tabs.get(f"tab-{name}"), "batch", screen.batch.batch_id,
+                                               golden=seeds[: len(seeds) // 2])
+    return {name: tabs.get(f"tab-{name}") for name in annotators}
+
+
+def _campaign(tmp: Path, name: str, model: str, prompt_file: Path, **values) -> Campaign:
+    return Campaign(name=name, model=model, height=64, width=64, num_inference_steps=2, prompts=str(prompt_file),
+                    batch_size=4, seed_strategy="pool", start_seed=0, pool_size=12, min_view_ms=0, **values)
+
+
+def build_corpus(root: Path) -> Path:
+    """The outputs folder described in the module docstring (made once per test session)."""
+    if "corpus" in _BUILT:
+        return _BUILT["corpus"]
+    outputs = root / "outputs"
+    hostile = root / "hostile.csv"
+    with open(hostile, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "prompt"])
+        writer.writerows(zip(HOSTILE_IDS, CAPTIONS))
+    engine = Engine(outputs, prefetch=False)
+    try:
+        engine.start(_campaign(root, "hostile", "tiny-flux", hostile))
+        tabs = label_all(engine)
+        ann, bob = tabs["ann"], tabs["bob"]
+        first, second = [r for r in RecordStore(outputs).read().records if r.annotator == "ann"][:2]
+        # ann undoes her last answer and answers again, relabels her first; bob re-judges her second.
+        _, screen = flow.undo(engine, ann, "batch")
+        flow.answer(engine, ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:1])
+        screen = flow.relabel(engine, ann, first.record_id)
+        flow.answer(engine, ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[1:])
+        screen = flow.relabel(engine, bob, second.record_id)
+        flow.answer(engine, bob, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:3])
+        for winner in ("left", "right", "tie", "both_bad"):
+            screen = flow.show(engine, ann, "pairwise")
+            flow.answer(engine, ann, "pairwise", screen.batch.batch_id, winner=winner)
+        three = root / "three.txt"
+        three.write_text("a red fox\na lighthouse at dusk\na bowl of ramen\n", encoding="utf-8")
+        engine.switch(_campaign(root, "sd", "tiny-sd", three))
+        label_all(engine, ("ann",))
+        engine.switch(_campaign(root, "prefiltered", "tiny-flux", three, candidates=6, prefilter="clip", explore=1))
+        label_all(engine, ("bob",))
+    finally:
+        engine.close()
+    _BUILT["corpus"] = outputs
+    return outputs
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    return build_corpus(tmp_path_factory.mktemp("export-corpus"))
+
+
+@pytest.fixture(scope="session")
+def exported(corpus, tmp_path_factory) -> dict:
+    """Every format of the corpus, exported once."""
+    return export.export(corpus, tmp_path_factory.mktemp("export-dest") / "exports", export.FORMATS)
+
+
+def live_table(outputs: Path):
+    return dataset.sample_table(RecordStore(outputs).read().records)
+
+
+def load(hub: Path, config: str, cache: Path):
+    import datasets
+
+    return datasets.load_dataset(str(hub), config, split="train", cache_dir=str(cache))
+
+
+def test_hub_configs_load_with_classlabel_and_stratified_split(exported, corpus, tmp_path):
+    import datasets
+
+    hub = exported["written"]["hub"]
+    table = live_table(corpus)
+    samples = sorted(c for c in os.listdir(hub / "data") if c.startswith("samples-"))
+    assert len(samples) == 3 and len(exported["groups"]) == 3  # three campaigns, three configurations
+    total = 0
+    for config in samples:
+        ds = load(hub, config, tmp_path)
+        assert isinstance(ds.features["golden"], datasets.ClassLabel)
+        assert ds.features["golden"].names == ["bad", "golden"]
+        assert ds.features["seed"] == datasets.Value("int64")
+        assert len(set(ds["configuration"])) == 1 and len(set(ds["campaign"])) == 1
+        split = ds.train_test_split(test_size=0.5, stratify_by_column="golden", seed=0)
+        assert split["train"].num_rows + split["test"].num_rows == len(ds)
+        row = ds[0]
+        assert row["image"].size == (64, 64)
+        assert row["noise_shape"] == [1, 4, 8, 8] and row["family"] in ("flux1", "sd")
+        assert json.loads(row["noise_provenance"])["sha256"] == row["noise_sha256"]
+        expected = table[table["record_id"] == row["record_id"]]
+        assert row["seed"] in set(expected["seed"]) and row["model_id"] == expected["model_id"].iloc[0]
+        total += len(ds)
+    assert total == len(table)
+
+
+def test_only_live_answers_are_exported(exported, corpus, tmp_path):
+    records = RecordStore(corpus).read().records
+    retracted = {r.retracts for r in records if r.kind == "retraction"}
+    superseded = {r.supersedes for r in records if getattr(r, "supersedes", None)}
+    second = [r for r in records if getattr(r, "second_opinion_of", None)]
+    assert retracted and superseded and second
+    ids = set()
+    for config in os.listdir(exported["written"]["hub"] / "data"):
+        ids |= set(load(exported["written"]["hub"], config, tmp_path)["record_id"])
+    assert not ids & (retracted | superseded)
+    assert second[0].record_id in ids and second[0].second_opinion_of in ids  # both opinions count
+    text = (exported["written"]["hub"] / "README.md").read_text(encoding="utf-8")
+    assert "retracted: 1; superseded by a relabel: 1" in text and "(1 second opinions)" in text
+
+
+def test_pairwise_config_has_pick_a_pic_layout(exported, tmp_path):
+    hub = exported["written"]["hub"]
+    [config] = [c for c in os.listdir(hub / "data") if c.startswith("pairwise-")]
+    ds = load(hub, config, tmp_path)
+    assert {"caption", "image_0", "image_1", "label_0", "label_1"} <= set(ds.column_names)
+    labels = {row["winner"]: (row["label_0"], row["label_1"]) for row in ds}
+    assert labels == {"left": (1.0, 0.0), "right": (0.0, 1.0), "tie": (0.5, 0.5), "both_bad": (0.0, 0.0)}
+    assert ds[0]["image_0"].size == (64, 64) and ds[0]["caption"] in CAPTIONS
+    assert ds.features["seed_0"].dtype == "int64"
+
+
+def test_card_states_counts_and_how_to_remake(exported, corpus):
+    text = (exported["written"]["hub"] / "README.md").read_text(encoding="utf-8")
+    front = text.split("---\n")[1]
+    assert "configs:" in front and "class_label" in front and "license:" in front and "task_categories" in front
+    table = live_table(corpus)
+    for group in exported["groups"]:
+        rows = table[[group_name(c, k) == group for c, k in zip(table["campaign"],
+                                                                             table["configuration"])]]
+        golden = int(rows["golden"].sum())
+        assert f"| `{group}` | {len(rows)} | {golden} | {len(rows) - golden} |" in text
+    assert "pack_2x2" in text and "init_noise_sigma" in text and "human-preference pairs" in text
+    judgements = table["record_id"].nunique()
+    assert f"Live: {judgements} judgements (1 second opinions), 4 pairwise answers, 0 skips" in text
+    for prompt_id in HOSTILE_IDS:  # prompts and their ids stay out of the card
+        assert prompt_id not in text
+
+
+def test_models_with_the_same_noise_shape_stay_apart_unless_pooled(corpus, exported, tmp_path):
+    groups = exported["groups"]
+    by_model = {}
+    for group in groups:
+        index = [json.loads(line) for line in open(exported["written"]["npz"] / group / "index.jsonl")]
+        by_model.setdefault(index[0]["model_id"], set()).add(tuple(index[0]["noise_shape"]))
+        assert len({r["model_id"] for r in index}) == 1
+    assert by_model["tiny-flux"] == by_model["tiny-sd"] == {(1, 4, 8, 8)}
+    pooled = export.export(corpus, tmp_path / "pooled", ["npz", "hub"], pool=True)
+    assert pooled["groups"] == ["pooled"]
+    arrays = np.load(tmp_path / "pooled" / "npz" / "pooled" / "noises.npz")
+    assert len(arrays["seeds"]) == len(live_table(corpus))
+    assert sorted(os.listdir(tmp_path / "pooled" / "hub" / "data")) == ["pairwise-pooled", "samples-pooled"]
+
+
+def npnet_load(data_dir: Path, prompt_path: Path):
+    """NPNet's `NoiseDataset(pick=True)` + `load_pick_prompt`, as written in its training code."""
+    data_dict = {}
+    with open(prompt_path, "r", encoding="utf-8") as file:
+        for row in file.readlines():
+            row = eval(row)  # noqa: S307 - exactly what NPNet does
+            data_dict[row["index"]] = row["caption"]
+    original, optimized, prompts = [], [], []
+    for path in [os.path.join(data_dir, p) for p in os.listdir(data_dir)]:
+        content = np.load(path)
+        original.append(content["arr_0"].squeeze())
+        optimized.append(content["arr_1"].squeeze())
+        prompts.append(data_dict[content["arr_2"].item()])
+    return original, optimized, prompts
+
+
+def test_npnet_export_loads_with_npnet_loader(exported, corpus):
+    table = live_table(corpus)
+    golden = {(r, s): g for r, s, g in zip(table["record_id"], table["seed"], table["golden"])}
+    sources = set()
+    for group in exported["groups"]:
+        folder = exported["written"]["npnet"] / group
+        original, optimized, prompts = npnet_load(folder / "npz", folder / "prompts.txt")
+        assert original and all(a.shape == (4, 8, 8) and a.dtype == np.float32 for a in original + optimized)
+        index = {row["file"]: row for row in map(json.loads, open(folder / "index.jsonl", encoding="utf-8"))}
+        assert len(index) == len(original)
+        captions = [ast.literal_eval(line) for line in open(folder / "prompts.txt", encoding="utf-8")]
+        for name, row in index.items():
+            content = np.load(folder / name)
+            assert captions[content["arr_2"].item()]["index"] == row["prompt_index"]
+            caption = captions[row["prompt_index"]]["caption"]
+            assert caption == table.loc[table["prompt_id"] == row["prompt_id"], "prompt"].iloc[0]
+            np.testing.assert_array_equal(content["arr_0"], initial_noise(row["loser_seed"], (1, 4, 8, 8)).numpy())
+            np.testing.assert_array_equal(content["arr_1"], initial_noise(row["winner_seed"], (1, 4, 8, 8)).numpy())
+            if row["source"].startswith("judgement"):
+                assert golden[(row["record_id"], row["winner_seed"])] and not golden[(row["record_id"],
+                                                                                       row["loser_seed"])]
+            assert {"model_id", "revision", "packing", "scale", "pipeline_dtype", "noise_shape"} <= set(row)
+            sources.add(row["source"])
+    assert sources == {"judgement: golden x bad", "pairwise: left won", "pairwise: right won"}
+    assert "NOT" in export.__doc__ and "human-preference pairs" in card.NPNET_README
+
+
+@pytest.mark.parametrize("caption", CAPTIONS + ["\\u2028 \u2028 line\u2029sep \x85 nel", "new\nline\rreturn",
+                                               "lone \ud800 surrogate", '\\" escaped \\\\" ', "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \x00 nul"])
+def test_prompt_lines_round_trip_through_eval(caption, tmp_path):
+    path = tmp_path / "prompts.txt"
+    path.write_text(export.prompt_line(7, caption) + "\n" + export.prompt_line(8, "next") + "\n",
+                    encoding="utf-8", errors="strict")
+    rows = [eval(row) for row in open(path, "r", encoding="utf-8").readlines()]  # noqa: S307 - NPNet's reader
+    assert rows == [{"index": 7, "caption": caption}, {"index": 8, "caption": "next"}]
+
+
+def test_npz_arrays_are_verified_noises_with_int64_seeds(exported, corpus):
+    for group in exported["groups"]:
+        arrays = np.load(exported["written"]["npz"] / group / "noises.npz")
+        noises, golden, seeds = arrays["noises"], arrays["golden"], arrays["seeds"]
+        assert noises.dtype == np.float32 and golden.dtype == bool and seeds.dtype == np.int64
+        assert noises.shape == (len(seeds), 4, 8, 8)
+        for noise, seed in zip(noises, seeds):
+            np.testing.assert_array_equal(noise, initial_noise(int(seed), (1, 4, 8, 8)).numpy()[0])
+        index = [json.loads(line) for line in open(exported["written"]["npz"] / group / "index.jsonl")]
+        assert [r["seed"] for r in index] == seeds.tolist() and [r["golden"] for r in index] == golden.tolist()
+        assert {"model_id", "revision", "packing", "scale", "pipeline_dtype", "noise_shape"} <= set(index[0])
+
+
+def test_table_export_is_flat_with_int64_seeds(exported):
+    import pandas as pd
+
+    group = next(g for g in exported["groups"] if g.startswith("prefiltered"))
+    folder = exported["written"]["table"] / group
+    samples = pd.read_parquet(folder / "samples.parquet")
+    assert samples["seed"].dtype == "int64"
+    assert "noise" not in samples.columns and not any(isinstance(v, dict) for v in samples.iloc[0])
+    assert {"family", "packing", "scale", "pipeline_dtype", "noise_shape", "noise_sha256", "model_id"} <= set(samples)
+    assert samples["noise_shape"].iloc[0] == "1x4x8x8"
+    candidates = pd.read_parquet(folder / "candidates.parquet")
+    assert (candidates["slot"] == "hidden").sum() == 2 * 3 and candidates["seed"].dtype == "int64"
+    assert len(pd.read_csv(folder / "samples.csv")) == len(samples)
+    pairwise = pd.read_parquet(next(exported["written"]["table"].glob("hostile*")) / "pairwise.parquet")
+    assert pairwise["left_seed"].dtype == "int64" and "left_noise_sha256" in pairwise
+
+
+def test_hostile_prompt_ids_never_reach_a_file_name(exported, corpus):
+    dest = exported["written"]["hub"].parent.resolve()
+    assert exported["files"]
+    for path in exported["files"]:
+        resolved = Path(path).resolve()
+        assert dest in resolved.parents
+        assert all(len(part) <= 80 for part in resolved.relative_to(dest).parts)
+        for fragment in ("goldennoise-export-test", "escaped-by-export", "xxxxxxxx", "onerror"):
+            assert fragment not in str(resolved.relative_to(dest))
+    assert not Path("/etc/goldennoise-export-test").exists()
+    assert not (dest.parent.parent / "escaped-by-export").exists()
+    ids = set(live_table(corpus)["prompt_id"])
+    assert set(HOSTILE_IDS) <= ids  # the ids stay in the data
+
+
+def test_export_replaces_earlier_output_and_refuses_bad_requests(corpus, tmp_path):
+    export.export(corpus, tmp_path, ["hub"])
+    export.export(corpus, tmp_path, ["hub"], pool=True)
+    assert sorted(os.listdir(tmp_path / "hub" / "data")) == ["pairwise-pooled", "samples-pooled"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [export.MARKER, "hub"]  # no temporary folders left
+    (tmp_path / "table").mkdir()
+    (tmp_path / "table" / "mine.txt").write_text("a folder of the user's")
+    with pytest.raises(UserError, match="did not export"):
+        export.export(corpus, tmp_path, ["table"])
+    assert (tmp_path / "table" / "mine.txt").exists()
+    with pytest.raises(UserError, match="formats"):
+        export.export(corpus, tmp_path, ["imagefolder"])
+    with pytest.raises(UserError, match="campaign"):
+        export.export(corpus, tmp_path, ["hub"], campaign="no-such-campaign")
+    campaign = RecordStore(corpus).read().records[0].campaign
+    one = export.export(corpus, tmp_path / "one", ["npz"], campaign=campaign)
+    assert len(one["groups"]) == 1 and one["groups"][0].startswith("hostile-")
+
+
+def test_card_keeps_user_strings_inert():
+    hostile = "<img src=x onerror=alert(1)> [link](http://x) | `code` **bold**\n# heading"
+    text = card.md(hostile)
+    assert "<img" not in text and "](" not in text and "\n" not in text and "|" not in text.replace("\\|", "")
+    lines = card._campaign_lines({"c1": {"name": hostile, "model": hostile}}, {"c1", "(none)"})
+    assert not any("<img" in line or "](" in line for line in lines)
+    assert sum(line.startswith("#") for line in lines) == 2  # only the two headings it writes
+
+
+def test_unsafe_paths_are_refused(tmp_path):
+    for part in ("..", "../x", "/etc", "a/b", "x" * 81, ""):
+        with pytest.raises(ValueError):
+            export.safe_path(tmp_path, part)
+    assert export.safe_path(tmp_path, "ok-1", "2.npz") == (tmp_path / "ok-1" / "2.npz").resolve()
+
+
+def copy_outputs(corpus: Path, target: Path) -> Path:
+    shutil.copytree(corpus, target, ignore=shutil.ignore_patterns("*.lock"))
+    return target

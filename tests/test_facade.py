@@ -1,0 +1,83 @@
+"""The Python facade: the app's loop from a script, no Gradio, no background thread unless asked."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from goldennoise.errors import UserError
+from goldennoise.facade import Collector
+from goldennoise.generation.latents import initial_noise
+from goldennoise.store.records import RecordStore
+
+BIG = [2**62 + 1, 2**53 + 1, 3]  # beyond float precision and beyond uint32: int64 end to end
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory):
+    gn = Collector(tmp_path_factory.mktemp("facade") / "outputs", model="tiny-flux", height=64, width=64,
+                   num_inference_steps=2, annotator="script")
+    yield gn
+    gn.close()
+
+
+def ours() -> set:
+    """Threads that keep a process alive or are named by GoldenNoise (tqdm's daemon monitor is not ours)."""
+    return {t for t in threading.enumerate() if not t.daemon or t.name.startswith("goldennoise")}
+
+
+def test_generate_judge_and_read_back_without_threads(collector):
+    before = ours()
+    batch = collector.generate("a red fox in the snow", seeds=BIG)
+    record = collector.judge(batch, golden=[BIG[0]], visible_ms=1200)
+    assert ours() == before
+    assert "gradio" not in sys.modules
+    assert batch.seeds == BIG and len(batch.image_paths) == 3 and len(batch.clip_scores) == 3
+    assert record.campaign is None and record.golden_seeds == [BIG[0]] and record.bad_seeds == BIG[1:]
+    assert RecordStore(collector.outputs).read().records[-1].record_id == record.record_id
+    table = collector.table()
+    rows = table[table["record_id"] == record.record_id]
+    assert rows["seed"].tolist() == BIG and rows["seed"].dtype == "int64"
+    assert rows["golden"].tolist() == [True, False, False] and rows["visible_ms"].iloc[0] == 1200
+
+
+def test_second_prompt_gets_the_next_index_and_exports_load(collector, tmp_path):
+    import datasets
+
+    first = collector.judge(collector.generate("a lighthouse at dusk", seeds=[5, 6]), golden=[6])
+    again = collector.judge(collector.generate("a lighthouse at dusk", seeds=[7, 8]), golden=[])
+    assert first.prompt.index == again.prompt.index == 1 and first.prompt.id == again.prompt.id
+    result = collector.export(tmp_path, formats=["hub", "npz", "npnet", "table"])
+    ds = datasets.load_dataset(str(result["written"]["hub"]), split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(ds.features["golden"], datasets.ClassLabel)
+    assert set(BIG) <= set(ds["seed"])  # int64 seeds survive the hub dataset exactly
+    assert 1200 in ds["visible_ms"]
+    arrays = np.load(next((tmp_path / "npz").glob("*/noises.npz")))
+    assert arrays["seeds"].dtype == np.int64 and set(BIG) <= set(arrays["seeds"].tolist())
+    big = arrays["seeds"].tolist().index(BIG[0])
+    np.testing.assert_array_equal(arrays["noises"][big], initial_noise(BIG[0], (1, 4, 8, 8)).numpy()[0])
+
+
+def test_submit_runs_in_the_background_only_when_asked(collector):
+    future = collector.submit("a bowl of ramen", seeds=[11, 12])
+    assert future.result(timeout=120).seeds == [11, 12]
+    assert any(t.name.startswith("goldennoise-facade") for t in threading.enumerate())
+    collector.close()
+    assert not any(t.name.startswith("goldennoise-facade") for t in threading.enumerate())
+
+
+def test_bad_inputs_are_refused_naming_the_field(collector):
+    batch = collector.generate("a quiet pond", seeds=[1, 2])
+    with pytest.raises(UserError, match="golden"):
+        collector.judge(batch, golden=[99])
+    with pytest.raises(UserError, match="annotator"):
+        collector.judge(batch, golden=[], annotator="")
+    with pytest.raises(UserError, match="seed"):
+        collector.generate("a quiet pond", seeds=[1, 1])
+    with pytest.raises(UserError, match="prompt"):
+        collector.generate("   ", seeds=[1])
+    with pytest.raises(UserError, match="steps"):
+        Collector(collector.outputs, steps=4)

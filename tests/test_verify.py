@@ -1,0 +1,159 @@
+"""`goldennoise verify` and the exports' own checks: exact here, tolerance on other CPU kernels, a changed seed caught.
+
+Records are made here (AVX2/AVX512 kernels); a subprocess with
+`ATEN_CPU_CAPABILITY=default` (plain kernels, float32 draws differ by ~1e-6) must
+accept them by the fingerprint tolerance, while a record whose seed was edited
+(still schema-valid) is a mismatch for verify and left out by export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from goldennoise.research import export, verify
+from goldennoise.store.records import RecordStore
+from tests.test_export import copy_outputs, corpus  # noqa: F401  (the shared outputs folder)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def edit_record(outputs: Path, pick, change) -> str:
+    """Rewrite the first records.jsonl line that `pick(data)` accepts with `change(data)`; its record id."""
+    path = outputs / "records.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        data = json.loads(line)
+        if pick(data):
+            change(data)
+            lines[i] = json.dumps(data)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            return data["record_id"]
+    raise AssertionError("no record to edit")
+
+
+def alter_seed(data: dict) -> None:
+    """Give the first shown seed another value everywhere the record names it (the noise block stays)."""
+    old = data["seeds"][0]
+    new = old + 10**12
+
+    def swap(seeds):
+        return [new if s == old else s for s in seeds]
+
+    data["seeds"], data["golden_seeds"], data["bad_seeds"] = (swap(data[k]) for k in ("seeds", "golden_seeds",
+                                                                                        "bad_seeds"))
+    data["samples"][0]["seed"] = new
+
+
+def sd_judgement(taken: set):
+    return lambda d: (d["kind"] == "judgement" and d["model"]["pipeline_class"] == "StableDiffusionPipeline"
+                      and d["record_id"] not in taken)
+
+
+@pytest.fixture(scope="module")
+def tampered(corpus, tmp_path_factory):  # noqa: F811
+    """A copy of the corpus: one seed changed, one record without noise, one image path outside (and odd timing)."""
+    outputs = copy_outputs(corpus, tmp_path_factory.mktemp("tampered") / "outputs")
+    changed = edit_record(outputs, sd_judgement(set()), alter_seed)
+    no_noise = edit_record(outputs, sd_judgement({changed}),
+                           lambda d: [s.pop("noise") for s in d["samples"]])
+    (outputs.parent / "secret.png").write_bytes(b"SECRET-BYTES-OUTSIDE-OUTPUTS")
+    outside = edit_record(outputs, lambda d: d["kind"] == "judgement" and d["campaign"].startswith("prefiltered"),
+                          lambda d: (d["samples"][0].update(image_path="../secret.png"),
+                                     d["timing"].update(visible_ms="soon")))  # timing is a free dict
+    assert not RecordStore(outputs).read().warnings  # every edited line is still a valid record
+    return {"outputs": outputs, "changed": changed, "no_noise": no_noise, "outside": outside}
+
+
+def expected_counts(outputs: Path) -> dict:
+    counts = {}
+    for record in RecordStore(outputs).read().records:
+        hidden = record.prefilter.hidden if getattr(record, "prefilter", None) else []
+        counts[record.campaign] = counts.get(record.campaign, 0) + len(getattr(record, "samples", [])) + len(hidden)
+    return counts
+
+
+def test_verify_counts_every_noise_exact_here(corpus, capsys):  # noqa: F811
+    assert verify.main(corpus) == 0
+    out = capsys.readouterr().out
+    for campaign, n in expected_counts(corpus).items():
+        assert f"{campaign}: {n} exact, 0 tolerance, 0 mismatch, 0 missing" in out
+    prefiltered = next(c for c in expected_counts(corpus) if c.startswith("prefiltered"))
+    assert expected_counts(corpus)[prefiltered] == 3 * 6  # hidden candidates are verified too
+
+
+def test_changed_seed_is_a_mismatch_and_left_out_of_every_export(tampered, tmp_path, capsys):
+    assert verify.main(tampered["outputs"]) == 1
+    captured = capsys.readouterr()
+    assert f"MISMATCH record {tampered['changed']}" in captured.err
+    assert " 1 mismatch, 4 missing" in captured.out
+    result = export.export(tampered["outputs"], tmp_path, export.FORMATS)
+    assert [e["record_id"] for e in result["excluded"]] == [tampered["changed"]]
+    assert any("left out" in w for w in result["warnings"])
+    import pandas as pd
+
+    for group in result["groups"]:
+        table = pd.read_parquet(tmp_path / "table" / group / "samples.parquet")
+        assert tampered["changed"] not in set(table["record_id"])
+        hub = pd.read_parquet(next((tmp_path / "hub" / "data" / f"samples-{group}").glob("*.parquet")))
+        assert tampered["changed"] not in set(hub["record_id"])
+        if tampered["no_noise"] in set(hub["record_id"]):  # kept as a judgement, without provenance
+            rows = hub[hub["record_id"] == tampered["no_noise"]]
+            assert rows["noise_sha256"].isna().all() and (rows["noise_check"] == "missing").all()
+            index = [json.loads(line) for line in open(tmp_path / "npz" / group / "index.jsonl")]
+            assert tampered["no_noise"] not in {r["record_id"] for r in index}
+        for line in open(tmp_path / "npnet" / group / "index.jsonl"):
+            assert json.loads(line)["record_id"] != tampered["changed"]
+
+
+def test_image_outside_the_outputs_folder_is_not_embedded(tampered, tmp_path):
+    result = export.export(tampered["outputs"], tmp_path, ["hub"])
+    assert any("outside the outputs folder" in w for w in result["warnings"])
+    for path in result["files"]:
+        assert b"SECRET-BYTES-OUTSIDE-OUTPUTS" not in Path(path).read_bytes()
+
+
+SCRIPT = """
+import json, sys, torch
+from goldennoise.research import export, verify
+found = {"capability": torch.backends.cpu.get_cpu_capability()}
+for outputs in sys.argv[1:]:
+    rc = verify.main(outputs)
+    result = export.export(outputs, outputs + "-export", ["npz", "hub"])
+    excluded = [e["record_id"] for e in result["excluded"]]
+    found[outputs] = {"rc": rc, "verified": result["verified"], "excluded": excluded}
+print(json.dumps(found))
+"""
+
+
+def test_other_cpu_kernels_pass_by_tolerance_and_a_changed_seed_still_fails(corpus, tampered, tmp_path):  # noqa: F811
+    clean = copy_outputs(corpus, tmp_path / "clean")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(clean), str(tampered["outputs"])], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = json.loads(run.stdout.strip().splitlines()[-1])
+    assert found["capability"] == "DEFAULT"
+    here = found[str(clean)]
+    assert here["rc"] == 0 and here["excluded"] == []
+    assert here["verified"].get("tolerance", 0) > 0 and "mismatch" not in here["verified"]
+    assert "tolerance" in run.stdout
+    there = found[str(tampered["outputs"])]
+    assert there["rc"] == 1 and there["excluded"] == [tampered["changed"]]
+    arrays = np.load(str(clean) + "-export/npz/" + os.listdir(str(clean) + "-export/npz")[0] + "/noises.npz")
+    assert arrays["seeds"].dtype == np.int64
+
+
+def test_group_names_are_plain_and_bounded():
+    for campaign in ("../../etc", "/abs", "x" * 300, "Ünï cödé", "(none)", "planted-719b21b9d6"):
+        name = verify.group_name(campaign, "bcb20c03cae1")
+        assert len(name) <= 80 and all(c.isalnum() and c.isascii() or c == "-" for c in name)
+    assert verify.group_name("planted-719b21b9d6", "bcb20c03cae1") == "planted-719b21b9d6-bcb20c03cae1"
+    assert verify.group_name("../a", "x") != verify.group_name("a", "x")
