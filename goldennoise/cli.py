@@ -170,6 +170,10 @@ def cmd_export(args) -> int:
         return 2
     for name, path in done["written"].items():
         print(f"{name}: {path}")
+    for warning in done["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    if done["excluded"]:
+        print(f"{len(done['excluded'])} record(s) left out (noise mismatch); run `goldennoise verify`", file=sys.stderr)
     return 0
 
 
@@ -179,7 +183,7 @@ def cmd_push(args) -> int:
 
     try:
         return push.push(args.outputs, args.repo_id, private=args.private, dry_run=args.dry_run,
-                         campaign=args.campaign_id)
+                         campaign=args.campaign_id, pool=args.pool)
     except UserError as error:
         print(f"goldennoise push: {error}", file=sys.stderr)
         return 2

@@ -34,7 +34,6 @@ def test_generate_judge_and_read_back_without_threads(collector):
     batch = collector.generate("a red fox in the snow", seeds=BIG)
     record = collector.judge(batch, golden=[BIG[0]], visible_ms=1200)
     assert ours() == before
-    assert "gradio" not in sys.modules
     assert batch.seeds == BIG and len(batch.image_paths) == 3 and len(batch.clip_scores) == 3
     assert record.campaign is None and record.golden_seeds == [BIG[0]] and record.bad_seeds == BIG[1:]
     assert RecordStore(collector.outputs).read().records[-1].record_id == record.record_id
@@ -81,3 +80,10 @@ def test_bad_inputs_are_refused_naming_the_field(collector):
         collector.generate("   ", seeds=[1])
     with pytest.raises(UserError, match="steps"):
         Collector(collector.outputs, steps=4)
+
+
+def test_the_facade_never_imports_gradio():
+    import subprocess
+
+    code = "import sys, goldennoise.facade, goldennoise.research.export; print('gradio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

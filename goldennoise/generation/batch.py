@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from goldennoise.generation import gpu, images, scoring
+from goldennoise.generation import gpu, images, latents, scoring
 from goldennoise.generation.models import LoadedModel
 from goldennoise.generation.pipeline import GenerationParams
 from goldennoise.ids import new_id, utc_now
@@ -87,7 +87,7 @@ def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, see
     return Batch(
         batch_id=batch_id, prompt=prompt, prompt_id=prompt_id, seeds=[int(s) for s in seeds], image_paths=paths,
         clip_scores=scores, noise=made["noise"], model=model.info(),
-        parameters={**params.to_dict(), "runtime": model.runtime},
+        parameters={**params.to_dict(), "runtime": {**model.runtime, **latents.machine()}},
         clip_model=worker.clip.info() if scores is not None else None, generation_seconds=made["seconds"],
         scoring_seconds=scoring_seconds, saving_seconds=time.perf_counter() - start, created_at=utc_now(),
         campaign=campaign)

@@ -67,7 +67,8 @@ def resolve(name: str, revision: str | None = None) -> ModelSpec:
         raise ModelLoadError(f"model: {len(name)} characters is not a model id (at most {MAX_NAME}).", "model")
     spec = KNOWN_MODELS.get(name) or next((s for s in KNOWN_MODELS.values() if s.source == name), None)
     if spec is None and Path(name).expanduser().is_dir():
-        spec = ModelSpec(name=name, source=str(Path(name).expanduser().resolve()))
+        folder = Path(name).expanduser().resolve()
+        spec = ModelSpec(name=folder.name, source=str(folder))  # records name the folder, never its server path
     if spec is None:
         if name.count("/") != 1 or any(c.isspace() for c in name) or name.startswith((".", "/", "~")):
             # The same words whether or not a folder of that name exists: no probing the server's disk.
@@ -159,10 +160,10 @@ def load_model(name: str, device: str | None = None, dtype: str | torch.dtype | 
     if denoiser is not None and denoiser.dtype != torch_dtype:
         pipe.to(dtype=torch_dtype)  # a diffusers release that ignored dtype=: the record must be true
     chosen = runtime.place(pipe, device, compile_denoiser, placement)
-    is_folder = Path(source).is_dir()
+    is_folder = Path(source).is_dir()  # then the revision is a fingerprint of the folder's files
     actual = dtype_name(denoiser.dtype) if denoiser is not None else dtype_name(torch_dtype)
     return LoadedModel(
-        pipe=pipe, spec=spec, model_id=spec.name if spec.source in tiny.PIPELINES else spec.source,
+        pipe=pipe, spec=spec, model_id=spec.name if spec.source in tiny.PIPELINES or is_folder else spec.source,
         revision=hub.folder_fingerprint(Path(source)) if is_folder else hub.hub_revision(source, spec.revision),
         device=device, dtype=actual, pipeline_class=type(pipe).__name__,
         runtime={"dtype": actual, **chosen}, warnings=warnings,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from goldennoise.store.schema import ANSWER_KINDS
 
@@ -129,7 +130,10 @@ def _campaign_lines(campaigns: dict[str, dict], present: set[str]) -> list[str]:
             if key in ("prefilter", "explore") and not prefiltered:
                 continue
             if definition.get(key) is not None:
-                lines.append(f"| {label} | {md(definition[key], 80)} |")
+                value = definition[key]
+                if key == "model" and str(value).startswith(("/", ".", "~")):
+                    value = Path(str(value)).name + " (a local folder)"  # never a path of the collecting machine
+                lines.append(f"| {label} | {md(value, 80)} |")
         lines.append(f"| annotators allowed | {len(definition.get('annotators') or []) or 'anyone'} |")
         lines.append("")
     return lines

@@ -82,10 +82,19 @@ def run_analysis(ctx: Context, with_selector: bool, progress):
 
 
 def run_export(ctx: Context, formats: list[str], progress):
+    """Export this campaign; hand the administrator one zip per format (an NPNet export is thousands of files)."""
+    import shutil
+
     from goldennoise.research import export
 
     progress(0.05, desc="Exporting…")
-    done = export.export(ctx.outputs, ctx.outputs / "exports", formats or list(export.FORMATS),
-                         campaign=ctx.engine.active.id)
-    files = [str(p) for p in done["files"]]
-    return message(f"Exported {len(files)} files to exports/ ({', '.join(done['formats'])})."), files
+    dest = ctx.outputs / "exports"
+    done = export.export(ctx.outputs, dest, formats or list(export.FORMATS), campaign=ctx.engine.active.id)
+    archives = []
+    for name, folder in done["written"].items():
+        progress(0.6, desc=f"Packing {name}…")
+        archives.append(shutil.make_archive(str(dest / f"goldennoise-{name}"), "zip", root_dir=folder))
+    text = f"Exported {len(done['files'])} files ({', '.join(done['formats'])}) under exports/."
+    if done["excluded"]:
+        text += f" {len(done['excluded'])} record(s) were left out: their noise does not match (run goldennoise verify)."
+    return message(text, "refused" if done["excluded"] else "info"), archives
