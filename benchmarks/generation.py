@@ -35,7 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from goldennoise import generation, images, models, noise, scoring  # noqa: E402
+from goldennoise.generation import hub, images, latents, models, scoring  # noqa: E402
+from goldennoise.generation import pipeline as generation  # noqa: E402
 
 FLUX_TFLOP_PER_IMAGE_STEP = 69.5  # 1024x1024, 256 text tokens (from the issue's count)
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "4090": 165.0}
@@ -63,7 +64,7 @@ def cpu_section(repeats: int) -> None:
     prompt, seeds = "a lighthouse on a cliff in a storm", [11, 12, 13, 14]
     batched = timed(lambda: generation.generate(model, prompt, seeds, params), repeats)
     singles = timed(lambda: [generation.generate(model, prompt, [s], params) for s in seeds], repeats)
-    tensors, _ = generation.generate(model, prompt, seeds, params)
+    tensors = generation.generate(model, prompt, seeds, params).images
     pil = generation.to_pil(tensors)
     clip_time = timed(lambda: scoring.clip_scores(clip, pil, prompt), repeats)
 
@@ -87,12 +88,34 @@ def cpu_section(repeats: int) -> None:
           f"Gradio default WebP re-encode {webp * 1000:.1f} ms per update (lossy), avoided by serving files")
 
 
+def latents_overhead(repeats: int) -> None:
+    """The cost of making the latents here and passing them (latents=) vs letting the pipeline draw them."""
+    prompt, seeds = "a lighthouse on a cliff in a storm", [11, 12, 13, 14]
+    print(f"Generator path vs latents= path, tiny-flux 256x256, 4 steps, batch of {len(seeds)} (median of {repeats}):")
+    for dtype in ("float32", "bfloat16"):
+        model = models.load_model("tiny-flux", device="cpu", dtype=dtype)
+        params = generation.GenerationParams(4, 0.0, 256, 256, 256)
+        kwargs = dict(num_inference_steps=4, guidance_scale=0.0, height=256, width=256, max_sequence_length=256,
+                      output_type="pt")
+
+        def generator_path():
+            with torch.inference_mode():
+                model.pipe([prompt] * len(seeds), generator=[latents.generator(s) for s in seeds], **kwargs)
+
+        ours = timed(lambda: generation.generate(model, prompt, seeds, params), repeats)
+        theirs = timed(generator_path, repeats)
+        prepare = timed(lambda: generation.prepare(model, seeds, params), repeats)
+        print(f"  {dtype}: generator path {theirs * 1000:.1f} ms, latents= path {ours * 1000:.1f} ms "
+              f"(of which drawing, packing and provenance hashes {prepare * 1000:.2f} ms): "
+              f"overhead {100 * (ours - theirs) / theirs:+.1f}%")
+
+
 def build_flux_schnell_random(device: str, dtype: torch.dtype):
     """A FluxPipeline with FLUX.1-schnell's real component configs and random weights (no download)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from goldennoise import tiny
+    from goldennoise.generation import tiny
 
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -125,7 +148,7 @@ def build_flux_schnell_random(device: str, dtype: torch.dtype):
 
 def plain_vs_fast(pipe, device: str, size: int, steps: int, batches: list[int], compile_denoiser: bool,
                   repeats: int, tflop_per_image_step: float | None) -> None:
-    from goldennoise import runtime
+    from goldennoise.generation import runtime
 
     kwargs = dict(num_inference_steps=steps, guidance_scale=0.0, height=size, width=size, max_sequence_length=256)
     prompt = "a lighthouse on a cliff in a storm, cinematic"
@@ -134,9 +157,11 @@ def plain_vs_fast(pipe, device: str, size: int, steps: int, batches: list[int], 
         for seed in range(n):
             pipe(prompt, generator=torch.Generator(device).manual_seed(seed), **kwargs)
 
-    def fast(n):  # GoldenNoise: one call per batch, one CPU generator per seed, tensors out
-        with torch.inference_mode():
-            pipe([prompt] * n, generator=[noise.generator(seed) for seed in range(n)], output_type="pt", **kwargs)
+    def fast(n):  # GoldenNoise: one call per batch, latents made here from one CPU generator per seed, tensors out
+        model = models.LoadedModel(pipe, models.resolve("tiny-flux"), "bench", None, device,
+                                   str(pipe.transformer.dtype).removeprefix("torch."), type(pipe).__name__)
+        params = generation.GenerationParams(steps, 0.0, size, size, 256)
+        generation.generate(model, prompt, list(range(n)), params)
 
     results = {}
     for n in batches:
@@ -163,8 +188,9 @@ def main() -> None:
     parser.add_argument("--gpu-arch", choices=["auto", "flux", "tiny"], default="auto")
     parser.add_argument("--compile", action="store_true", help="compile the denoiser on the fast path")
     args = parser.parse_args()
-    models.quiet_loading()
+    hub.quiet_loading()
     cpu_section(args.repeats)
+    latents_overhead(args.repeats)
     arch = args.gpu_arch if args.gpu_arch != "auto" else ("flux" if torch.cuda.is_available() else "tiny")
     if arch == "flux":
         if not torch.cuda.is_available():
