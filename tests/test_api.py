@@ -75,3 +75,23 @@ def test_authority_is_enforced_by_the_api(app):
     everyone = boss.predict(everyone=True, api_name="/history")
     assert any(row["annotator"] == "ada" for row in everyone)
 
+
+
+def test_an_administrators_switch_leaves_no_session_broken(app):
+    url, ctx = app
+    ada, bob, boss = client(url, "ada"), client(url, "bob"), client(url, "boss")
+    old = ada.predict(api_name="/start")["screen"]
+    bob.predict(api_name="/start")
+    with pytest.raises(Exception, match="Only an administrator"):
+        bob.predict(model="tiny-sd", api_name="/switch_campaign")
+    boss.predict(api_name="/start")
+    switched = boss.predict(model="tiny-sd", api_name="/switch_campaign")
+    assert switched["id"] != old["campaign"]
+    with pytest.raises(Exception, match="not on your screen"):  # the old batch: refused politely, not recorded
+        ada.predict(batch_id=old["batch_id"], golden_seeds=[], api_name="/submit_selection")
+    for c in (ada, bob):
+        screen = c.predict(api_name="/screen")
+        assert screen["state"] == "batch" and "switched" in screen["notice"] and screen["campaign"] == switched["id"]
+        reply = c.predict(batch_id=screen["batch_id"], golden_seeds=[], api_name="/submit_selection")
+        assert reply["record"]["campaign"] == switched["id"]
+    assert ada.predict(api_name="/campaign")["model"] == "tiny-sd"

@@ -17,6 +17,7 @@ administrators only for switching, analysis and export. Each client (each
 from __future__ import annotations
 
 import functools
+import time
 
 import gradio as gr
 
@@ -38,6 +39,11 @@ def _guard(fn):
         except Exception as error:  # noqa: BLE001
             raise gr.Error(explain(error), print_exception=False) from None
     return call
+
+
+def _ms(begin: float) -> float:
+    """Milliseconds spent in the handler since `begin` (answers report it as `server_ms`)."""
+    return round((time.perf_counter() - begin) * 1000, 2)
 
 
 def describe(ctx: Context, tab, mode: str) -> dict:
@@ -95,23 +101,26 @@ def register(ctx: Context) -> None:
     def submit_selection(batch_id: str, golden_seeds: list[int] | None = None, visible_ms: int | None = None,
                          request: gr.Request = None) -> dict:
         """Judge the batch `batch_id`: `golden_seeds` are golden, the other seeds shown are bad."""
+        begin = time.perf_counter()
         tab = ctx.tab(request)
         record, _ = flow.answer(ctx.engine, tab, "batch", batch_id, golden=golden_seeds or [], visible_ms=visible_ms)
-        return {"record": summary(record), "next": describe(ctx, tab, "batch")}
+        return {"record": summary(record), "next": describe(ctx, tab, "batch"), "server_ms": _ms(begin)}
 
     @_guard
     def skip_prompt(batch_id: str, mode: str = "batch", request: gr.Request = None) -> dict:
         """Pass over the batch `batch_id` (recorded as a skip, never a judgement)."""
+        begin = time.perf_counter()
         tab = ctx.tab(request)
         record, _ = flow.answer(ctx.engine, tab, mode, batch_id, skip=True)
-        return {"record": summary(record), "next": describe(ctx, tab, mode)}
+        return {"record": summary(record), "next": describe(ctx, tab, mode), "server_ms": _ms(begin)}
 
     @_guard
     def submit_pair(batch_id: str, winner: str, visible_ms: int | None = None, request: gr.Request = None) -> dict:
         """Answer the pair `batch_id`: winner "left", "right", "tie" or "both_bad"."""
+        begin = time.perf_counter()
         tab = ctx.tab(request)
         record, _ = flow.answer(ctx.engine, tab, "pairwise", batch_id, winner=winner, visible_ms=visible_ms)
-        return {"record": summary(record), "next": describe(ctx, tab, "pairwise")}
+        return {"record": summary(record), "next": describe(ctx, tab, "pairwise"), "server_ms": _ms(begin)}
 
     @_guard
     def undo_last(mode: str = "batch", request: gr.Request = None) -> dict:

@@ -24,6 +24,18 @@ _nonce = itertools.count(1)
 SERVER_FAULT = "Something went wrong on the server (it has been logged). Try again; if it persists, tell the administrator."
 
 
+def login_of(request) -> str | None:
+    """The logged-in user of a request: a password login, or a Hugging Face OAuth login on a Space."""
+    if getattr(request, "username", None):
+        return request.username
+    raw = getattr(request, "request", None)
+    try:
+        info = raw.session.get("oauth_info") if raw is not None and "session" in raw.scope else None
+    except (AttributeError, AssertionError):
+        info = None
+    return ((info or {}).get("userinfo") or {}).get("preferred_username")
+
+
 @dataclass
 class Context:
     engine: Engine
@@ -36,14 +48,14 @@ class Context:
 
     def tab(self, request) -> Tab:
         tab = self.tabs.get(getattr(request, "session_hash", None) or "")
-        login = getattr(request, "username", None)
+        login = login_of(request)
         if self.access.logins and tab.annotator and login != tab.annotator:
             raise Refused("This session belongs to another login; reload the page.", "annotator")
         return tab
 
     def join(self, request, typed_name: str | None, profile=None):
         """Identify the requester and put the tab on the Workbench; returns (tab, screen)."""
-        username = getattr(request, "username", None) or getattr(profile, "username", None)
+        username = login_of(request) or getattr(profile, "username", None)
         annotator, is_admin = self.access.identify(username, typed_name)
         tab = self.tabs.get(getattr(request, "session_hash", None) or "")
         return tab, flow.join(self.engine, tab, annotator, is_admin)

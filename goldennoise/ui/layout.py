@@ -29,6 +29,8 @@ def start_tab(ctx: Context) -> SimpleNamespace:
             ui.name = gr.Textbox(label="Your name (annotator)", placeholder="e.g. ada", max_length=64, scale=2,
                                  elem_id="gn-name")
             ui.start = gr.Button("Start labelling", variant="primary", scale=1, elem_id="gn-start")
+        if ctx.access.oauth:  # a Space with hf_oauth: log in with a Hugging Face account
+            ui.login = gr.LoginButton()
         ui.campaign = gr.HTML(render.campaign_summary(ctx.engine.active, False))
         with gr.Accordion("Advanced: change the campaign (administrators)", open=False, visible=False) as ui.admin:
             gr.Markdown("Changing any value makes a new campaign (a new id; records of the old one stay apart). "

@@ -142,3 +142,15 @@ def test_the_urllib_path_is_refused_too(app):
     url, ctx, tmp = app
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(f"{url}gradio_api/file={(tmp / 'out' / 'records.jsonl').resolve()}")
+
+
+def test_logins_come_from_passwords_or_hugging_face_oauth():
+    from types import SimpleNamespace
+
+    from goldennoise.ui.context import login_of
+
+    assert login_of(SimpleNamespace(username="ada")) == "ada"
+    session = {"oauth_info": {"userinfo": {"preferred_username": "hf-user"}}}
+    raw = SimpleNamespace(scope={"session": session}, session=session)
+    assert login_of(SimpleNamespace(username=None, request=raw)) == "hf-user"
+    assert login_of(SimpleNamespace(username=None, request=SimpleNamespace(scope={}))) is None
