@@ -26,9 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from tests.serve import free_port  # noqa: E402
+from browser_latency import serve  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -44,20 +45,8 @@ def percentile(values, q):
 
 
 def start(campaign: Path, outputs: Path):
-    import urllib.request
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "goldennoise.cli", "app", "--campaign", str(campaign),
-                                "--outputs", str(outputs), "--port", str(port), "--max-queue", "256"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("app did not start")
+    return serve([sys.executable, "-m", "goldennoise.cli", "app", "--campaign", str(campaign), "--outputs",
+                  str(outputs), "--max-queue", "256"], campaign.parent)
 
 
 def phase(name: str, campaign: Path, outputs: Path, sessions: int, submits: int) -> None:

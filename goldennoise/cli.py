@@ -112,8 +112,10 @@ def cmd_app(args) -> int:
         sys.exit(f"goldennoise app: {error}")
     engine = Engine(args.outputs, compile_denoiser=args.compile, placement=args.offload,
                     prefetch=False if args.no_prefetch else None)
+    log = logging.getLogger("goldennoise")
     try:
-        engine.start(campaign)  # in the main thread: ZeroGPU allows CUDA set-up only here
+        # In the main thread (ZeroGPU allows CUDA set-up only here), with the hub's download bars shown.
+        engine.start(campaign, progress=lambda share, text: log.info(text))
     except UserError as error:
         sys.exit(f"goldennoise app: {error}")
     from goldennoise import ui

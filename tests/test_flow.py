@@ -209,3 +209,18 @@ def test_a_campaign_needs_its_prompt_file_and_known_keys(tmp_path):
     bad.write_text('name = "x"\n[seeds]\nbatch_size = 0\n')
     with pytest.raises(CampaignError, match="batch_size"):
         campaigns.load(bad)
+
+
+def test_one_worker_per_device_and_chunks_spread_over_them(tmp_path, campaign):
+    engine = Engine(tmp_path / "o5", prefetch=False, device_list=["cpu", "cpu"])  # two devices, as two GPUs
+    active = engine.start(campaign)
+    assert len(active.workers) == 2 and active.pool.size == 2
+    used = []
+    with active.pool.take() as first:
+        with active.pool.take() as second:  # both at once: a second request does not wait for the first
+            used = [first.index, second.index]
+    assert sorted(used) == [0, 1]
+    tabs = Tabs()
+    a, b = flow.join(engine, tabs.get("a"), "ada"), flow.join(engine, tabs.get("b"), "bob")
+    assert a.state == b.state == "batch"
+    engine.close()

@@ -108,9 +108,22 @@ class Browser:
                 text = render.saved_text(record, scores if ctx.engine.active.campaign.blind else None)
             return ctx.screen_html(tab, mode), message(text)
         except UserError as error:
-            return gr.skip(), message(explain(error), "refused")
+            return self._catch_up(mode, payload, request), message(explain(error), "refused")
         except Exception as error:  # noqa: BLE001
             return gr.skip(), message(explain(error), "error")
+
+    def _catch_up(self, mode: str, payload: str, request):
+        """After a refusal: keep the page as it is (and its ticks), unless the server shows another batch by now
+        (the campaign was switched, or the batch was answered in a reply the page has not seen)."""
+        try:
+            tab = self.ctx.tab(request)
+            screen = flow.show(self.ctx.engine, tab, mode) if tab.annotator else None
+            client = _payload(payload).get("batch")
+            if screen is None or (screen.batch is not None and screen.batch.batch_id == client):
+                return gr.skip()
+            return self.ctx.screen_html(tab, mode)
+        except Exception:  # noqa: BLE001 - the refusal message is already on its way
+            return gr.skip()
 
     def open_view(self, mode: str, client_batch: str | None, request: gr.Request):
         """A view's tab was opened: show its screen (taking a prompt if it has none); keep ticks if unchanged."""
