@@ -8,13 +8,20 @@ asked. Every noise is re-made from its seed and verified first; a record whose
 noise does not match is excluded and named. The modules, in the order of a run:
 
 - `data`: the store as tables, noises verified and featurized one at a time;
-- `group`: every analysis of one group (rates, CLIP, agreement, seeds, noise
-  statistics, embeddings, selector via `research.selector`, pairwise);
+- `group`: every analysis of one group, in report order, with `design` (the
+  design table, caveats drawn from the data, words for the controls);
+- `stats` (rates, CLIP agreement, kappa, noise statistics), `selection` (CLIP
+  agreement over all pre-filter candidates), `seeds` (shrunk per-seed rates,
+  split-half, the seed-effect permutation test), `pairwise` (Bradley-Terry),
+  `embedding` (PCA / t-SNE / k-means / UMAP of the features), and the selector's
+  evaluation in `research.selector`;
 - `inference`: clustered bootstrap, within-stratum AUC, BH/Holm, p-value format;
 - `report` / `sections` / `figures`: the HTML report, escaped, every table captioned.
 
 Trade-offs: permutation tests (200 by default) dominate the run time on small
-data; the noise pass dominates on large data (~10 ms per FLUX-size noise).
+data; re-making and verifying noises dominates on large data (~10 ms per
+FLUX-size noise, one at a time). Intervals are percentile bootstraps: simple and
+honest about clustering, a little narrow with very few prompts.
 """
 
 from __future__ import annotations

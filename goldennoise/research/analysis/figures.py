@@ -7,6 +7,7 @@ bottom 20 by shrunk rate"); the full table is always in the report.
 from __future__ import annotations
 
 import io
+import textwrap
 
 import matplotlib
 
@@ -40,7 +41,7 @@ def _ends(table, keep: int = MAX_BARS):
         return table, ""
     half = keep // 2
     return (table.iloc[np.r_[0:half, len(table) - half:len(table)]],
-            f" ({keep} of {len(table)}: top and bottom {half}; {len(table) - keep} left out, all in the table)")
+            f"\n{keep} of {len(table)} shown (top and bottom {half}); {len(table) - keep} left out, all in the table")
 
 
 def rates(per_prompt, per_annotator) -> bytes:
@@ -80,7 +81,7 @@ def forest(noise_stats, top: int = 25) -> bytes:
     ax.axvline(0, color=GREY, lw=0.8)
     ax.set_yticks(y, [f"{f}{' *' if s else ''}" for f, s in zip(shown["feature"], significant)], fontsize=8)
     note = f"{len(shown)} smallest p of {len(noise_stats)} features" + (f", {left_out} left out" if left_out else "")
-    ax.set(title=f"Noise feature vs seed's golden label: Pearson r (95% CI)\n{note}; * = BH q < 0.05",
+    ax.set(title=f"Noise feature vs seed's golden label: Pearson r (95% CI, unadjusted)\n{note}; * = BH q < 0.05",
            xlabel="r over distinct noises")
     return _png(fig)
 
@@ -92,7 +93,8 @@ def nulls(entries: dict) -> bytes:
         ax.hist(null[np.isfinite(null)], bins=25, color=GREY, edgecolor="white")
         ax.axvline(entry["observed"], color=GOLD, lw=2, label=f"observed {entry['observed']:.3f}")
         ax.axvline(entry["chance"], color="black", lw=0.8, ls="--", label=f"chance {entry['chance']:g}")
-        ax.set_title(f"{entry['label']}\np = {format_p(entry['p_value'])} ({len(null)} permutations)", fontsize=8)
+        p_text = f"p = {format_p(entry['p_value'])} ({len(null)} permutations)"
+        ax.set_title(textwrap.fill(entry["label"], 52) + "\n" + p_text, fontsize=8)
         ax.legend(fontsize=7)
     return _png(fig)
 
@@ -107,14 +109,16 @@ def seeds(table, split: dict | None) -> bytes:
            yerr=_errors(shown["shrunk_rate"], shown["ci_low"], shown["ci_high"]), capsize=1)
     ax.scatter(x, shown["raw_rate"], color=BAD, s=8, zorder=3, label="raw rate")
     ax.set_xticks(x, shown["seed"].astype(str), rotation=90, fontsize=6)
-    ax.set(title=f"Per-seed golden rate, shrunk (beta-binomial) with 95% interval{note}", ylim=(0, 1))
+    ax.set_title(f"Per-seed golden rate, shrunk (beta-binomial), 95% interval{note}", fontsize=9)
+    ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
     if split:
         ax = axes[0][1]
         ax.bar([0, 1], [split["top_quarter_rate_on_b"], split["all_rate_on_b"]], color=[GOLD, GREY])
         ax.set_xticks([0, 1], ["top quarter\non half A", "all seeds"])
-        ax.set(title=f"Rate on half B (mean of {split['splits']} splits)\nSpearman rho A vs B {split['rho_mean']:.2f}",
-               ylim=(0, 1))
+        ax.set_title(f"Rate on half B (mean of {split['splits']} splits)\nSpearman rho A vs B {split['rho_mean']:.2f}",
+                     fontsize=9)
+        ax.set_ylim(0, 1)
     return _png(fig)
 
 
@@ -122,7 +126,8 @@ def scatter(coords, colour, title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 4.2))
     points = ax.scatter(coords[:, 0], coords[:, 1], c=colour, cmap="cividis", s=12, vmin=-0.5, vmax=0.5)
     fig.colorbar(points, ax=ax, label="seed's prompt-centred golden rate")
-    ax.set(title=title, xticks=[], yticks=[])
+    ax.set_title(textwrap.fill(title, 48), fontsize=9)
+    ax.set(xticks=[], yticks=[])
     return _png(fig)
 
 
@@ -134,5 +139,6 @@ def strengths(table) -> bytes:
                 fmt="o", color=GOLD, ecolor=GREY, capsize=2)
     ax.axhline(0, color=GREY, lw=0.8)
     ax.set_xticks(x, shown["seed"].astype(str), rotation=90, fontsize=6)
-    ax.set(title=f"Bradley-Terry log-strength per seed (95% CI, prompts resampled){note}", ylabel="log strength")
+    ax.set_title(f"Bradley-Terry log-strength per seed (95% CI, prompts resampled){note}", fontsize=9)
+    ax.set_ylabel("log strength")
     return _png(fig)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.research import selector as seed_selector
-from goldennoise.research.analysis import embedding, figures, pairwise, seeds, stats
+from goldennoise.research.analysis import design, embedding, figures, pairwise, seeds, stats
 from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_p
 
 DRAWS = 1000
@@ -38,39 +38,6 @@ class GroupResult:
     evaluation: object | None = None
 
 
-def _design(result: GroupResult, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.DataFrame) -> None:
-    d = result.design
-    source = rows if not rows.empty else pairs
-    d.append(("Campaign", ", ".join(map(str, sorted(source["campaign"].unique())))))
-    d.append(("Configuration", "; ".join(sorted(source["configuration_label"].unique()))
-              + f" (id {', '.join(sorted(source['configuration'].unique()))})"))
-    d.append(("Seed strategy", ", ".join(sorted(map(str, source["seed_strategy"].dropna().unique()))) or "unknown"))
-    if not rows.empty:
-        per_seed = rows.groupby("seed")["prompt_id"].nunique()
-        per_prompt = rows.groupby("prompt_id")["annotator"].nunique()
-        d += [("Judgements", f"{rows['record_id'].nunique()} ({len(rows)} seeds judged)"),
-              ("Distinct noises (seeds)", str(rows["seed"].nunique())),
-              ("Prompts", str(rows["prompt_id"].nunique())),
-              ("Prompts per seed", f"{per_seed.min()}-{per_seed.max()} (median {per_seed.median():g})"),
-              ("Annotators", f"{rows['annotator'].nunique()}: {', '.join(sorted(map(str, rows['annotator'].unique())))}"),
-              ("Prompts judged by 2+ annotators", str(int((per_prompt > 1).sum()))),
-              ("Second opinions", str(int(rows.drop_duplicates("record_id")["second_opinion_of"].notna().sum())))]
-        part = candidates[candidates["record_id"].isin(set(rows["record_id"]))] if not candidates.empty else candidates
-        if part.empty:
-            d.append(("Pre-filter", "none: every generated seed was shown"))
-        else:
-            per_record = part.groupby("record_id").agg(n=("seed", "size"), shown=("shown", "sum"),
-                                                       explore=("slot", lambda s: int((s == "explore").sum())))
-            ranked = rows[rows["prefiltered"]]
-            by_clip = np.allclose(ranked["rank_score"].astype(float), ranked["clip_score"].astype(float),
-                                  equal_nan=True)
-            methods = "ranked by CLIP score" if by_clip else "ranked by the seed selector"
-            d.append(("Pre-filter", f"{per_record['shown'].median():g} of {per_record['n'].median():g} candidates "
-                                    f"shown per judgement, {per_record['explore'].median():g} by exploration "
-                                    f"({methods}); {int(rows['prefiltered'].sum())} of {len(rows)} rows"))
-    d.append(("Pairwise answers", str(len(pairs))))
-
-
 def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.DataFrame,
             features: dict[str, pd.DataFrame], with_selector: bool = True, umap: bool = False, seed: int = 0,
             permutations: int = seed_selector.PERMUTATIONS) -> GroupResult:
@@ -79,7 +46,7 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
     result = GroupResult(key, f"{key} ({'; '.join(labels)})",
                          configuration=source["configuration"].iloc[0] if source["configuration"].nunique() == 1
                          else None)
-    _design(result, rows, pairs, candidates)
+    design.describe(result, rows, pairs, candidates)
     if not rows.empty:
         _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)
     if not pairs.empty:
@@ -91,7 +58,7 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     repeat = bool(rows.groupby("seed")["prompt_id"].nunique().max() > 1)
     boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
     prefiltered = bool(rows["prefiltered"].any())
-    _caveats(result, rows, repeat, prefiltered)
+    design.caveats(result, rows, repeat, prefiltered)
     rates = stats.golden_rates(rows, boot)
     result.parts["rates"] = rates
     result.figures["rates"] = (figures.rates(rates["per_prompt"], rates["per_annotator"]), "Golden rates")
@@ -104,11 +71,15 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     if clip.get("judgements_used"):
         result.figures["clip"] = (figures.clip_scores(rows), "CLIP scores of golden and bad seeds")
         every = clip.get("all_candidates", {})
-        result.summary.append(
-            f"CLIP agreement (within-judgement AUC) {clip['auc']:.3f} [{clip['ci_low']:.3f}, {clip['ci_high']:.3f}]"
-            + (f" weighted by 1/propensity; naive {clip['naive_auc']:.3f}" if clip["weighted"] else "")
-            + (f"; over all candidates (model-assisted) {every['auc']:.3f} [{every.get('ci_low', np.nan):.3f}, "
-               f"{every.get('ci_high', np.nan):.3f}]" if np.isfinite(every.get("auc", np.nan)) else ""))
+        if np.isfinite(every.get("auc", np.nan)):
+            result.summary.append(
+                f"CLIP agreement over all candidates (within-judgement AUC, hidden ones by an inverse-propensity-"
+                f"weighted model) {every['auc']:.3f} [{every['ci_low']:.3f}, {every['ci_high']:.3f}]; among the shown: "
+                f"naive {clip['naive_auc']:.3f}, pair-weighted {clip['auc']:.3f} (pairs with a top-ranked seed)")
+        else:
+            result.summary.append(
+                f"CLIP agreement (within-judgement AUC) {clip['auc']:.3f} [{clip['ci_low']:.3f}, {clip['ci_high']:.3f}]"
+                + (f" weighted by 1/propensity; naive {clip['naive_auc']:.3f}" if clip["weighted"] else ""))
     result.parts["agreement"] = stats.agreement(rows, DRAWS, seed)
     if repeat:
         _seed_effects(result, rows, seed, permutations)
@@ -122,43 +93,6 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
         result.caveats.append(f"Noise analyses use the {len(noisy)} of {len(rows)} rows with noise shape "
                               f"{shape.iloc[0]} (different models or sizes are not comparable).")
     _noise(result, noisy, table, repeat, with_selector, umap, seed, permutations)
-
-
-def _caveats(result, rows, repeat, prefiltered) -> None:
-    c = result.caveats
-    n_noises = rows["seed"].nunique()
-    if repeat:
-        c.append("Seeds repeat across prompts: a seed's answers are not independent, so intervals resample prompts "
-                 "and seeds, noise statistics use one row per distinct noise, and the selector is evaluated on "
-                 "unseen seeds and unseen prompts (and compared with simply remembering each seed).")
-    if n_noises < 30:
-        c.append(f"Only {n_noises} distinct noises: every noise-level result rests on {n_noises} independent draws; "
-                 "expect wide intervals and little power.")
-    if prefiltered:
-        explore = int((rows["slot"] == "explore").sum())
-        c.append(f"Pre-filtered batches: the shown seeds are not a random sample of the generated ones "
-                 f"({explore} of {len(rows)} shown rows came from exploration slots). Claims are weighted by "
-                 "1/propensity; see the list of corrected claims.")
-        if explore == 0:
-            c.append("No exploration slot was used: low-ranked candidates were never shown, so no weighting can "
-                     "recover them; rates describe the top-ranked seeds only.")
-        result.corrected += [
-            "Golden rates (overall, per prompt, per annotator): Hajek estimates weighted by 1/propensity.",
-            "CLIP agreement: within-judgement AUC with pair weights 1/(p_i p_j) (the pairs that can be seen), and "
-            "over all candidates with hidden ones counted by an inverse-propensity-weighted model of P(golden | "
-            "CLIP); the naive figure is shown beside them.",
-            "Per-seed rates, noise statistics and clusters: answers weighted by 1/propensity within each seed.",
-            "Seed selector: trained and evaluated with weights 1/propensity (its own or CLIP's picks do not teach it "
-            "their bias); (b) ranks only the shown seeds (hidden candidates have no answer).",
-            "Not corrected: agreement between annotators (it is about the seeds both saw, not a population rate)."]
-    if rows["annotator"].nunique() < 2:
-        c.append("One annotator: agreement between annotators cannot be measured.")
-    elif rows.groupby("prompt_id")["annotator"].nunique().max() < 2:
-        c.append("No prompt was judged by two annotators: set an overlap to measure agreement.")
-    shown = rows.drop_duplicates("record_id")["shown_scores"].fillna(False).astype(bool)
-    if shown.any():
-        c.append(f"CLIP scores were on screen before {int(shown.sum())} of {len(shown)} answers: CLIP agreement may "
-                 "reflect annotators reading the score.")
 
 
 def _seed_effects(result, rows, seed, permutations) -> None:
@@ -196,16 +130,17 @@ def _noise(result, rows, table, repeat, with_selector, umap, seed, permutations)
         coords, explained = embedding.projection(F.to_numpy(), seed)
         label = stats.seed_labels(rows).reindex(seeds_).to_numpy()
         points, keep = embedding.tsne(coords, seed)
-        result.figures["tsne"] = (figures.scatter(points, label[keep], f"t-SNE of {len(keep)} of {len(seeds_)} "
-                                                  "distinct noises (PCA of features)"), "t-SNE of noise features")
+        shown = f"all {len(seeds_)}" if len(keep) == len(seeds_) else f"{len(keep)} of {len(seeds_)} (seeded sample)"
+        result.figures["tsne"] = (figures.scatter(points, label[keep], f"t-SNE of the noise features' PCA, {shown} "
+                                                  "distinct noises"), "t-SNE of noise features")
         _, clusters = embedding.clusters(coords, seeds_, rows, boot, seed=seed)
         result.parts["clusters"] = clusters
         result.parts["pca_explained"] = float(explained.sum())
         if umap:
             try:
                 points, keep = embedding.umap(coords, seed)
-                result.figures["umap"] = (figures.scatter(points, label[keep], "UMAP of distinct noises (PCA of "
-                                                          "features)"), "UMAP of noise features")
+                result.figures["umap"] = (figures.scatter(points, label[keep], f"UMAP of the noise features' PCA, "
+                                                          f"{shown} distinct noises"), "UMAP of noise features")
             except ImportError as error:
                 result.notes.append(str(error))
     if with_selector:
@@ -225,8 +160,11 @@ def _selector(result, rows, F, seeds_, permutations, seed) -> None:
     result.evaluation = evaluation
     shape = [int(v) for v in rows["noise_shape"].iloc[0].split("x")]
     result.selector = seed_selector.train(data, list(F.columns), shape, result.configuration, evaluation)
+    if result.configuration is None:
+        result.notes.append("Seed selector evaluated but not saved: this group pools several generation "
+                            "configurations, and a selector is only valid for the one it was trained on.")
     result.figures["nulls"] = (figures.nulls(evaluation.nulls), "Selector: permutation nulls")
-    _control_words(result, evaluation)
+    design.selector_caveats(result, evaluation)
     a = evaluation.table.iloc[0]
     result.summary.append(f"seed selector on unseen seeds: AUC {a['estimate']:.3f} [{a['ci_low']:.3f}, "
                           f"{a['ci_high']:.3f}], permutation p {a['p']}; "
@@ -234,25 +172,10 @@ def _selector(result, rows, F, seeds_, permutations, seed) -> None:
                              else "not recommended for pre-filtering (not above chance)"))
 
 
-def _control_words(result, evaluation) -> None:
-    for name, entry in evaluation.nulls.items():
-        null = np.asarray(entry["null"], dtype=float)
-        null = null[np.isfinite(null)]
-        if not len(null):
-            continue
-        low, high = np.percentile(null, [2.5, 97.5])
-        if not low <= entry["chance"] <= high:
-            result.caveats.append(f"Control missed its expected value: the null of {entry['label']} spans "
-                                  f"{low:.3f}-{high:.3f}, which excludes chance ({entry['chance']:g}); the "
-                                  "evaluation itself is biased, read its figures with care.")
-        if entry["observed"] < low:
-            result.caveats.append(f"{entry['label']}: the observed value {entry['observed']:.3f} lies below 97.5% of "
-                                  "its null: worse than chance, which the noise cannot explain (an artefact of the "
-                                  "folds or of a few seeds); do not read it as a signal.")
-
-
 def _pairwise(result, pairs, seed) -> None:
     out = pairwise.analyse(pairs, draws=500, seed=seed)
+    out["answers_table"] = pairs[["created_at", "annotator", "prompt", "left_seed", "right_seed", "winner",
+                                  "left_clip_score", "right_clip_score", "record_id"]]
     result.parts["pairwise"] = out
     if "log_strength" in out["table"]:
         result.figures["pairwise"] = (figures.strengths(out["table"]), "Pairwise: Bradley-Terry strengths")

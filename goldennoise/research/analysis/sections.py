@@ -25,8 +25,9 @@ def _rates(result, folder) -> list[str]:
             _figure(result, "rates"),
             table(rates["per_annotator"], "Golden rate per annotator (interval: clustered bootstrap)", folder,
                   "per_annotator"),
-            table(rates["per_prompt"], "Golden rate per prompt, highest first (interval: Wilson over the prompt's "
-                  "judged seeds)", folder, "per_prompt", ranked_by="golden rate")]
+            table(rates["per_prompt"], "Golden rate per prompt, highest first (golden: answers; rate weighted by "
+                  "1/propensity where pre-filtered; interval: Wilson over the prompt's distinct seeds)", folder,
+                  "per_prompt", ranked_by="golden rate")]
 
 
 def _clip(result, folder) -> list[str]:
@@ -145,7 +146,8 @@ def _pairwise(result, folder) -> list[str]:
         parts.append(_p(f"Position check: the left image won {side['share']:.3f} [{side['ci_low']:.3f}, "
                         f"{side['ci_high']:.3f}] of decided non-tie answers (binomial p {format_p(side['p_value'])}; "
                         "0.5 = no position bias)."))
-    return parts + [_figure(result, "pairwise"), table(out["table"], "Every compared seed", folder, "pairwise")]
+    return parts + [_figure(result, "pairwise"), table(out["table"], "Every compared seed", folder, "pairwise"),
+                    table(out["answers_table"], "Every pairwise answer", folder, "pairwise_answers")]
 
 
 def body(result, folder) -> list[str]:

@@ -1,9 +1,10 @@
 """Seed effects, where seeds repeat across prompts: is a seed good on prompts it has not been seen with?
 
 - `seed_table`: every seed (no top-N cut), its raw golden rate over the prompts it was
-  judged on and an empirical-Bayes (beta-binomial) shrunk rate with its posterior
-  interval. Raw rates of seeds seen on few prompts are mostly luck; ranking by them
-  picks the lucky ones (winner's curse), the shrunk rate does not.
+  judged on (interval: bootstrap resampling prompts) and an empirical-Bayes
+  (beta-binomial) shrunk rate with its posterior interval. Raw rates of seeds seen
+  on few prompts are mostly luck; ranking by them picks the lucky ones (winner's
+  curse), the shrunk rate does not.
 - `split_half`: prompts split at random into halves A and B, per-seed rates on each;
   do the seeds that are good on A stay good on B? Repeated over many splits.
 - `SeedMemory` and `seed_effect`: the "remember the seed" baseline (a seed's rate on
@@ -62,16 +63,32 @@ def beta_prior(golden: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     return float(mu * strength), float((1 - mu) * strength)
 
 
-def seed_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Every seed: prompts, raw and shrunk golden rate with a 95% posterior interval; and the prior."""
+def _raw_intervals(data: pd.DataFrame, seeds: np.ndarray, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """95% intervals of each seed's raw rate, resampling the prompts (whole prompts, as everywhere)."""
+    from goldennoise.research.analysis.inference import ClusterBootstrap, codes
+
+    seed_of = pd.Index(seeds).get_indexer(data["seed"])
+    wy, w = (data["w"] * data["y"]).to_numpy(), data["w"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a seed none of whose prompts was drawn: undefined
+        draws_ = np.array([np.bincount(seed_of, m * wy, len(seeds)) / np.bincount(seed_of, m * w, len(seeds))
+                           for m in ClusterBootstrap(codes(data["prompt_id"]), None, draws, seed).weights()])
+    return np.nanpercentile(draws_, 2.5, axis=0), np.nanpercentile(draws_, 97.5, axis=0)
+
+
+def seed_table(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Every seed: prompts, raw rate (interval resampling prompts), shrunk rate (posterior interval); the prior."""
     from scipy.stats import beta as beta_dist
 
-    counts = _counts(cells(rows))
+    data = cells(rows)
+    counts = _counts(data)
     a, b = beta_prior(counts["golden"].to_numpy(), counts["n"].to_numpy())
     post_a, post_b = a + counts["golden"], b + counts["n"] - counts["golden"]
+    raw_low, raw_high = _raw_intervals(data, counts.index.to_numpy(), draws, seed)
     table = pd.DataFrame({"seed": counts.index.astype("int64"), "prompts": counts["prompts"].to_numpy(),
-                          "raw_rate": counts["rate"].to_numpy(), "shrunk_rate": (post_a / (post_a + post_b)).to_numpy(),
-                          "ci_low": beta_dist.ppf(0.025, post_a, post_b), "ci_high": beta_dist.ppf(0.975, post_a, post_b)})
+                          "raw_rate": counts["rate"].to_numpy(), "raw_ci_low": raw_low, "raw_ci_high": raw_high,
+                          "shrunk_rate": (post_a / (post_a + post_b)).to_numpy(),
+                          "ci_low": beta_dist.ppf(0.025, post_a, post_b),
+                          "ci_high": beta_dist.ppf(0.975, post_a, post_b)})
     table = table.sort_values(["shrunk_rate", "seed"], ascending=[False, True]).reset_index(drop=True)
     mu = a / (a + b)
     prior = {"alpha": a, "beta": b, "mean": mu, "between_seed_sd": float(np.sqrt(mu * (1 - mu) / (a + b + 1))),

@@ -61,7 +61,9 @@ def golden_rates(rows: pd.DataFrame, boot: ClusterBootstrap) -> dict:
     per_prompt = []
     for (prompt_id, text), part in rows.groupby(["prompt_id", "prompt"], sort=False):
         rate = weighted_mean(part["golden"], part["weight"])
-        low, high = wilson(rate, kish(part["weight"]))
+        # A seed judged by two annotators is one observation of this prompt, not two: count distinct seeds.
+        per_seed = part.groupby("seed")["weight"].mean()
+        low, high = wilson(rate, kish(per_seed))
         per_prompt.append({"prompt": text, "judgements": part["record_id"].nunique(), "seeds_judged": len(part),
                            "golden": int(part["golden"].sum()), "golden_rate": rate, "ci_low": low, "ci_high": high})
     per_annotator = []
