@@ -86,8 +86,8 @@ def test_inverse_propensity_weights_bring_rates_and_clip_agreement_toward_the_un
     assert np.mean(errors["auc naive"]) < -0.02  # CLIP agreement among the top looks worse than it is ...
     assert error["auc all candidates"] < error["auc naive"] * 0.7  # ... the corrected figure is close to the truth
     # The pair-weighted AUC covers only pairs that can be seen together (with one exploration slot, never two
-    # low-ranked candidates): it overshoots by +0.01..0.05 on this design, so it is reported as what it is.
-    assert np.mean(errors["auc weighted"]) > 0
+    # low-ranked candidates), so its error depends on how CLIP orders those: -0.04..+0.05 over 9 datasets. The
+    # report shows it as what it is, beside the figure over all candidates; no claim about it is tested here.
 
 
 def test_report_says_which_claims_were_corrected(prefiltered):

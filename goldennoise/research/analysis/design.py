@@ -55,23 +55,10 @@ def caveats(result, rows: pd.DataFrame, repeat: bool, prefiltered: bool) -> None
     if n_noises < 30:
         c.append(f"Only {n_noises} distinct noises: every noise-level result rests on {n_noises} independent draws; "
                  "expect wide intervals and little power.")
+    if rows["prompt_id"].nunique() < 3:
+        c.append("Fewer than 3 prompts: no interval can be drawn by resampling prompts.")
     if prefiltered:
-        explore = int((rows["slot"] == "explore").sum())
-        c.append(f"Pre-filtered batches: the shown seeds are not a random sample of the generated ones "
-                 f"({explore} of {len(rows)} shown rows came from exploration slots). Claims are weighted by "
-                 "1/propensity; see the list of corrected claims.")
-        if explore == 0:
-            c.append("No exploration slot was used: low-ranked candidates were never shown, so no weighting can "
-                     "recover them; rates describe the top-ranked seeds only.")
-        result.corrected += [
-            "Golden rates (overall, per prompt, per annotator): Hajek estimates weighted by 1/propensity.",
-            "CLIP agreement: within-judgement AUC with pair weights 1/(p_i p_j) (the pairs that can be seen), and "
-            "over all candidates with hidden ones counted by an inverse-propensity-weighted model of P(golden | "
-            "CLIP); the naive figure is shown beside them.",
-            "Per-seed rates, noise statistics and clusters: answers weighted by 1/propensity within each seed.",
-            "Seed selector: trained and evaluated with weights 1/propensity (its own or CLIP's picks do not teach it "
-            "their bias); (b) ranks only the shown seeds (hidden candidates have no answer).",
-            "Not corrected: agreement between annotators (it is about the seeds both saw, not a population rate)."]
+        _prefilter(result, rows)
     if rows["annotator"].nunique() < 2:
         c.append("One annotator: agreement between annotators cannot be measured.")
     elif rows.groupby("prompt_id")["annotator"].nunique().max() < 2:
@@ -80,6 +67,29 @@ def caveats(result, rows: pd.DataFrame, repeat: bool, prefiltered: bool) -> None
     if shown.any():
         c.append(f"CLIP scores were on screen before {int(shown.sum())} of {len(shown)} answers: CLIP agreement may "
                  "reflect annotators reading the score.")
+
+
+def _prefilter(result, rows: pd.DataFrame) -> None:
+    explore = int((rows["slot"] == "explore").sum())
+    result.caveats.append(f"Pre-filtered batches: the shown seeds are not a random sample of the generated ones "
+                          f"({explore} of {len(rows)} shown rows came from exploration slots). Claims are weighted by "
+                          "1/propensity; see the list of corrected claims.")
+    if explore == 0:
+        result.caveats.append("No exploration slot was used: low-ranked candidates were never shown, so no "
+                              "weighting can recover them; rates describe the top-ranked seeds only.")
+        result.corrected.append("None could be: without exploration slots every shown seed had propensity 1 and "
+                                "every hidden one 0, and weights cannot bring back what was never shown. Every "
+                                "figure describes the top-ranked seeds only.")
+        return
+    result.corrected += [
+        "Golden rates (overall, per prompt, per annotator): Hajek estimates weighted by 1/propensity.",
+        "CLIP agreement: within-judgement AUC with pair weights 1/(p_i p_j) (the pairs that can be seen), and over "
+        "all candidates with hidden ones counted by an inverse-propensity-weighted model of P(golden | CLIP); the "
+        "naive figure is shown beside them.",
+        "Per-seed rates, noise statistics and clusters: answers weighted by 1/propensity within each seed.",
+        "Seed selector: trained and evaluated with weights 1/propensity (its own or CLIP's picks do not teach it "
+        "their bias); (b) ranks only the shown seeds (hidden candidates have no answer).",
+        "Not corrected: agreement between annotators (it is about the seeds both saw, not a population rate)."]
 
 
 def selector_caveats(result, evaluation) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from goldennoise.research import selector as seed_selector
 from goldennoise.research.analysis import design, embedding, figures, pairwise, seeds, stats
-from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_p
+from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_ci, format_p
 
 DRAWS = 1000
 MIN_NOISES = 8
@@ -63,7 +63,7 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     result.parts["rates"] = rates
     result.figures["rates"] = (figures.rates(rates["per_prompt"], rates["per_annotator"]), "Golden rates")
     o = rates["overall"]
-    result.summary.append(f"golden rate {o['rate']:.3f} [{o['ci_low']:.3f}, {o['ci_high']:.3f}] ({boot.described})"
+    result.summary.append(f"golden rate {o['rate']:.3f} {format_ci(o['ci_low'], o['ci_high'])} ({boot.described})"
                           + (f"; naive rate among shown seeds {o['naive_rate']:.3f}" if prefiltered else ""))
     part = candidates[candidates["record_id"].isin(set(rows["record_id"]))] if not candidates.empty else None
     clip = stats.clip_agreement(rows, boot, part)
@@ -74,11 +74,11 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
         if np.isfinite(every.get("auc", np.nan)):
             result.summary.append(
                 f"CLIP agreement over all candidates (within-judgement AUC, hidden ones by an inverse-propensity-"
-                f"weighted model) {every['auc']:.3f} [{every['ci_low']:.3f}, {every['ci_high']:.3f}]; among the shown: "
+                f"weighted model) {every['auc']:.3f} {format_ci(every['ci_low'], every['ci_high'])}; among the shown: "
                 f"naive {clip['naive_auc']:.3f}, pair-weighted {clip['auc']:.3f} (pairs with a top-ranked seed)")
         else:
             result.summary.append(
-                f"CLIP agreement (within-judgement AUC) {clip['auc']:.3f} [{clip['ci_low']:.3f}, {clip['ci_high']:.3f}]"
+                f"CLIP agreement (within-judgement AUC) {clip['auc']:.3f} {format_ci(clip['ci_low'], clip['ci_high'])}"
                 + (f" weighted by 1/propensity; naive {clip['naive_auc']:.3f}" if clip["weighted"] else ""))
     result.parts["agreement"] = stats.agreement(rows, DRAWS, seed)
     if repeat:
@@ -116,8 +116,10 @@ def _noise(result, rows, table, repeat, with_selector, umap, seed, permutations)
     seeds_ = np.sort(rows["seed"].unique())
     F = table.loc[seeds_]
     if len(seeds_) < MIN_NOISES or rows["golden"].nunique() < 2:
-        result.notes.append(f"Noise statistics, embeddings and the selector need {MIN_NOISES}+ distinct noises with "
-                            f"golden and bad answers; have {len(seeds_)}.")
+        answer = "golden" if rows["golden"].all() else "bad"
+        lacking = (f"{MIN_NOISES}+ distinct noises (have {len(seeds_)})" if len(seeds_) < MIN_NOISES
+                   else f"both golden and bad answers (all {len(rows)} are {answer})")
+        result.notes.append(f"Noise statistics, embeddings and the selector skipped: they need {lacking}.")
         return
     noise_stats = stats.noise_statistics(F, stats.seed_labels(rows))
     result.parts["noise_stats"] = noise_stats
@@ -166,8 +168,8 @@ def _selector(result, rows, F, seeds_, permutations, seed) -> None:
     result.figures["nulls"] = (figures.nulls(evaluation.nulls), "Selector: permutation nulls")
     design.selector_caveats(result, evaluation)
     a = evaluation.table.iloc[0]
-    result.summary.append(f"seed selector on unseen seeds: AUC {a['estimate']:.3f} [{a['ci_low']:.3f}, "
-                          f"{a['ci_high']:.3f}], permutation p {a['p']}; "
+    result.summary.append(f"seed selector on unseen seeds: AUC {a['estimate']:.3f} "
+                          f"{format_ci(a['ci_low'], a['ci_high'])}, permutation p {a['p']}; "
                           + ("recommended for pre-filtering" if evaluation.recommended
                              else "not recommended for pre-filtering (not above chance)"))
 

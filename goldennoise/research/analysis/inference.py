@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+MIN_CLUSTERS = 3
 
 def format_p(p: float) -> str:
     """A p- or q-value for people: `< 1e-6` below that, never 0.000; `n/a` when undefined."""
@@ -34,6 +35,13 @@ def format_p(p: float) -> str:
     if p < 1e-3:
         return f"{p:.1e}"
     return f"{p:.3f}"
+
+
+def format_ci(low: float, high: float) -> str:
+    """A 95% interval for people; says so when there is none (too few prompts to resample)."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "[no interval: too few prompts]"
+    return f"[{low:.3f}, {high:.3f}]"
 
 
 def bh(p: np.ndarray) -> np.ndarray:
@@ -100,7 +108,12 @@ class ClusterBootstrap:
             yield m
 
     def interval(self, statistic: Callable[[np.ndarray], float], base=None) -> tuple[float, float]:
-        """95% percentile interval of `statistic(row_weights)`; `base` weights (e.g. 1/propensity) multiply in."""
+        """95% percentile interval of `statistic(row_weights)`; `base` weights (e.g. 1/propensity) multiply in.
+
+        NaN with fewer than MIN_CLUSTERS prompts: resampling one or two prompts says nothing.
+        """
+        if self.prompts.max() + 1 < MIN_CLUSTERS:
+            return float("nan"), float("nan")
         base = 1.0 if base is None else np.asarray(base, dtype=float)
         return interval([statistic(base * m) for m in self.weights()])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from goldennoise.research.analysis.inference import format_p
+from goldennoise.research.analysis.inference import format_ci, format_p
 from goldennoise.research.analysis.report import _figure, table
 
 
@@ -18,7 +18,7 @@ def _rates(result, folder) -> list[str]:
         return []
     o = rates["overall"]
     return ["<h2>Golden rates</h2>",
-            _p(f"Golden rate {o['rate']:.3f}, 95% interval [{o['ci_low']:.3f}, {o['ci_high']:.3f}] over {o['rows']} "
+            _p(f"Golden rate {o['rate']:.3f}, 95% interval {format_ci(o['ci_low'], o['ci_high'])} over {o['rows']} "
                f"judged seeds in {o['judgements']} judgements (bootstrap over whole prompts, and seeds where they "
                f"repeat; pre-filtered rows weighted by 1/propensity). Naive rate among the shown seeds: "
                f"{o['naive_rate']:.3f}."),
@@ -37,7 +37,7 @@ def _clip(result, folder) -> list[str]:
     if not clip.get("judgements_used"):
         return ["<h2>CLIP agreement</h2>", _p(f"Not measured: {clip['note']}.")]
     return ["<h2>CLIP agreement</h2>",
-            _p(f"Within-judgement AUC {clip['auc']:.3f} [{clip['ci_low']:.3f}, {clip['ci_high']:.3f}] over "
+            _p(f"Within-judgement AUC {clip['auc']:.3f} {format_ci(clip['ci_low'], clip['ci_high'])} over "
                f"{clip['judgements_used']} judgements with golden and bad seeds: the chance that a golden seed has a "
                "higher CLIP score than a bad seed of the same judgement (0.5 = no agreement)."
                + (f" Pairs weighted by 1/(p_i p_j), the inverse of their chance to be shown together; naive "
@@ -51,10 +51,10 @@ def _every(every) -> str:
     if not every or not every.get("candidates"):
         return ""
     return _p(f"Over all {every['candidates']} candidates of the pre-filtered judgements ({every['hidden']} hidden), "
-              f"as if nothing had been filtered: AUC {every['auc']:.3f} [{every.get('ci_low', float('nan')):.3f}, "
-              f"{every.get('ci_high', float('nan')):.3f}]. Hidden candidates count by P(golden | CLIP score) from a "
-              "logistic model fitted on the shown ones with weights 1/propensity (the exploration slots show the "
-              "low-ranked region); the figure rests on that model.")
+              f"as if nothing had been filtered: AUC {every['auc']:.3f} "
+              f"{format_ci(every.get('ci_low'), every.get('ci_high'))}. Hidden candidates count by P(golden | CLIP "
+              "score) from a logistic model fitted on the shown ones with weights 1/propensity (the exploration "
+              "slots show the low-ranked region); the figure rests on that model.")
 
 
 def _agreement(result, folder) -> list[str]:

@@ -53,9 +53,11 @@ def beta_prior(golden: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     mean = float(np.clip(golden.sum() / n.sum(), 1e-3, 1 - 1e-3))
 
     def negative(params):
-        mu, strength = 1 / (1 + np.exp(-params[0])), np.exp(params[1])
+        mu, strength = 1 / (1 + np.exp(-params[0])), np.exp(min(params[1], 30.0))
         a, b = mu * strength, (1 - mu) * strength
-        return -np.sum(betaln(golden + a, n - golden + b) - betaln(a, b))
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = -np.sum(betaln(golden + a, n - golden + b) - betaln(a, b))
+        return value if np.isfinite(value) else np.inf
 
     start = np.array([np.log(mean / (1 - mean)), np.log(10.0)])
     fit = minimize(negative, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8, "maxiter": 400})
@@ -165,10 +167,14 @@ def seed_effect(seed_codes, prompt_codes, y, weight, permutations: int = 200, se
     """'No seed effect' test: seed-memory AUC on held-out prompts vs labels permuted within prompt."""
     from sklearn.model_selection import StratifiedGroupKFold, permutation_test_score
 
+    if len(np.unique(y)) < 2:
+        raise ValueError("needs both golden and bad answers")
     folds = min(5, len(np.unique(prompt_codes)))
     cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     X = np.column_stack([np.asarray(seed_codes, dtype=float), np.asarray(weight, dtype=float)])
     score, null, p = permutation_test_score(SeedMemory(), X, np.asarray(y, dtype=int), groups=prompt_codes, cv=cv,
                                             n_permutations=permutations, scoring=_auc_scorer, random_state=seed)
+    if not np.isfinite(score):
+        raise ValueError("a held-out prompt fold has only golden or only bad answers")
     return {"statistic": float(score), "null": np.asarray(null, dtype=float), "p_value": float(p), "folds": folds,
             "permutations": permutations}

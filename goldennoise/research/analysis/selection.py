@@ -40,6 +40,9 @@ def model_assisted_auc(candidates: pd.DataFrame, boot: ClusterBootstrap | None =
     shown = candidates["shown"].to_numpy(bool)
     if candidates.empty or shown.all() or len(np.unique(candidates.loc[shown, "golden"].astype(bool))) < 2:
         return {"auc": float("nan"), "note": "no hidden candidates with CLIP scores, or one answer throughout"}
+    if not (candidates["slot"] == "explore").any():
+        return {"auc": float("nan"), "note": "no exploration slot: the low-ranked candidates were never shown, so "
+                                             "a model fitted on the shown ones would only extrapolate"}
     A = _design(candidates)
     y = candidates["golden"].fillna(False).astype(float).to_numpy()
     w = 1.0 / candidates["propensity"].astype(float).clip(lower=1e-6).to_numpy()
