@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,10 @@ def main(argv=None) -> int:
     tiny = measure(base / "tiny")
     print(f"(b) 24-sample analysis without UMAP: {tiny['wall_s']:.1f} s for run() (its imports included: they "
           f"are lazy), {tiny['process_s']:.1f} s for the whole fresh process (target < 10 s)")
-    print(f"outputs kept in {base}" if args.keep else "")
+    if args.keep:
+        print(f"outputs kept in {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
