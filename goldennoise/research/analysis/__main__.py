@@ -1,4 +1,4 @@
-"""python -m goldennoise.analysis OUTPUTS [--out FILE] [--no-selector] [--no-clip-embeddings]"""
+"""python -m goldennoise.research.analysis OUTPUTS [--campaign-id ID] [--pool] [--no-selector] [--umap] [--out FILE]"""
 
 from __future__ import annotations
 
@@ -6,28 +6,31 @@ import argparse
 import sys
 from pathlib import Path
 
-from goldennoise.analysis import analyze, report
-
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Write an HTML report of a GoldenNoise outputs folder.")
-    parser.add_argument("outputs", type=Path)
-    parser.add_argument("--out", type=Path, help="report file (default OUTPUTS/analysis/report.html)")
+    parser = argparse.ArgumentParser(
+        prog="python -m goldennoise.research.analysis",
+        description="Write the analysis report of a GoldenNoise outputs folder: one report per (campaign, generation "
+                    "configuration) under OUTPUTS/analysis/, an index when there are several.")
+    parser.add_argument("outputs", type=Path, help="the outputs folder (records.jsonl, campaigns)")
+    parser.add_argument("--campaign-id", default=None, help="analyse one campaign (default: each separately)")
+    parser.add_argument("--pool", action="store_true",
+                        help="pool campaigns and configurations (not recommended: noises are not comparable)")
     parser.add_argument("--no-selector", action="store_true", help="skip training and evaluating the seed selector")
-    parser.add_argument("--no-clip-embeddings", action="store_true")
+    parser.add_argument("--umap", action="store_true", help="also draw UMAP (needs umap-learn; slow first run)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the main report (or index) to this file")
     args = parser.parse_args(argv)
+    from goldennoise.errors import UserError
+    from goldennoise.research.analysis import run
+
     try:
-        analysis = analyze(args.outputs, with_selector=not args.no_selector,
-                           clip_embeddings=not args.no_clip_embeddings)
-    except ValueError as error:
-        print(f"goldennoise.analysis: {error}", file=sys.stderr)
+        result = run(args.outputs, campaign=args.campaign_id, pool=args.pool, with_selector=not args.no_selector,
+                     umap=args.umap, out=args.out)
+    except UserError as error:
+        print(f"goldennoise.research.analysis: {error}", file=sys.stderr)
         return 2
-    written = report.write(analysis, args.outputs, args.out)
-    print(f"report: {written['report']}")
-    if written["selector"]:
-        print(f"seed selector: {written['selector']} (held-out AUC {analysis.selector.held_out_auc:.3f})")
-    if analysis.selector_results is not None:
-        print(analysis.selector_results.to_string(index=False))
+    print("\n".join(result["summary"]))
+    print(f"report: {result['report']}")
     return 0
 
 

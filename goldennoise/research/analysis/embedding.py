@@ -1,8 +1,13 @@
-"""Low-dimensional views of noises (and image CLIP embeddings): t-SNE, UMAP, k-means clusters.
+"""Low-dimensional views of the distinct noises: PCA, t-SNE, k-means clusters, optional UMAP.
 
-Noises are flattened and standardized per dimension first. t-SNE and UMAP are
-for looking, not for conclusions; the cluster table gives each cluster's golden
-rate with a Wilson interval, which is the number to read.
+All of them run on a fixed low-dimensional projection: the standardized noise
+features (5 + 6C numbers per noise), reduced by PCA to at most `COMPONENTS`
+dimensions. Never the noise tensors: a FLUX noise has 262,144 values and 1,000 of
+them would take gigabytes, and i.i.d. Gaussian noise has no structure to show by
+construction (any clusters of the raw tensors are random). One point per distinct
+noise, not per answer. t-SNE and UMAP are for looking; the cluster table (golden
+rate per cluster with a clustered interval) is the number to read. UMAP is an
+optional extra (`pip install umap-learn`); its first run spends ~35 s compiling.
 """
 
 from __future__ import annotations
@@ -10,55 +15,63 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from goldennoise.analysis.stats import wilson
+from goldennoise.research.analysis.inference import ClusterBootstrap, weighted_mean
+
+COMPONENTS = 10
+MAX_POINTS = 3000  # t-SNE / UMAP on a seeded subsample beyond this
 
 
-def _standardized(vectors: np.ndarray) -> np.ndarray:
-    flat = vectors.reshape(len(vectors), -1).astype(np.float64)
-    return (flat - flat.mean(0)) / (flat.std(0) + 1e-8)
+def projection(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of standardized features: (coordinates (S, <=COMPONENTS), explained variance ratios)."""
+    from sklearn.decomposition import PCA
+
+    z = (features - features.mean(0)) / np.where(features.std(0) > 0, features.std(0), 1.0)
+    k = int(min(COMPONENTS, z.shape[1], len(z) - 1))
+    pca = PCA(n_components=k, random_state=seed).fit(z)
+    return pca.transform(z), pca.explained_variance_ratio_
 
 
-def tsne(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+def _subsample(n: int, seed: int) -> np.ndarray:
+    if n <= MAX_POINTS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_POINTS, replace=False))
+
+
+def tsne(coords: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """2-D t-SNE of the projection: (points, indices of the distinct noises drawn)."""
     from sklearn.manifold import TSNE
 
-    perplexity = float(min(30, max(2, (len(vectors) - 1) // 3)))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(_standardized(vectors))
+    keep = _subsample(len(coords), seed)
+    perplexity = float(min(30, max(2, (len(keep) - 1) // 3)))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(coords[keep]), keep
 
 
-def umap(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
-    import umap as umap_learn
+def umap(coords: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """2-D UMAP of the projection; ImportError with the fix when umap-learn is not installed."""
+    try:
+        import umap as umap_learn
+    except ImportError as error:
+        raise ImportError("UMAP skipped: umap-learn is not installed (pip install umap-learn).") from error
+    keep = _subsample(len(coords), seed)
+    neighbors = int(min(15, max(2, len(keep) - 1)))
+    return umap_learn.UMAP(n_neighbors=neighbors, random_state=seed, n_jobs=1).fit_transform(coords[keep]), keep
 
-    neighbors = int(min(15, max(2, len(vectors) - 1)))
-    return umap_learn.UMAP(n_neighbors=neighbors, random_state=seed, n_jobs=1).fit_transform(_standardized(vectors))
 
-
-def clusters(vectors: np.ndarray, golden: np.ndarray, k: int = 6, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """k-means labels and each cluster's size and golden rate."""
+def clusters(coords: np.ndarray, seeds: np.ndarray, rows: pd.DataFrame, boot: ClusterBootstrap,
+             k: int = 6, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+    """k-means on the projection of distinct noises; per cluster: noises, answers, golden rate and interval."""
     from sklearn.cluster import KMeans
 
-    k = int(min(k, max(2, len(vectors) // 10)))
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(_standardized(vectors))
-    rows = []
-    for cluster in range(k):
-        members = golden[labels == cluster]
-        low, high = wilson(int(members.sum()), len(members))
-        rows.append({"cluster": cluster, "seeds": len(members), "golden": int(members.sum()),
-                     "golden_rate": members.mean() if len(members) else float("nan"), "ci_low": low, "ci_high": high})
-    return labels, pd.DataFrame(rows)
-
-
-def clip_image_embeddings(image_paths: list, clip_name: str) -> np.ndarray:
-    """Image embeddings of saved images with the CLIP model that scored them."""
-    import torch
-    from PIL import Image
-
-    from goldennoise.scoring import load_clip
-
-    scorer = load_clip(clip_name)
-    vectors = []
-    with torch.no_grad():
-        for start in range(0, len(image_paths), 32):
-            images = [Image.open(p).convert("RGB") for p in image_paths[start:start + 32]]
-            inputs = scorer.processor(images=images, return_tensors="pt").to(scorer.device)
-            vectors.append(scorer.model.get_image_features(**inputs).pooler_output.float().cpu().numpy())
-    return np.concatenate(vectors)
+    k = int(min(k, max(2, len(coords) // 10)))
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(coords)
+    cluster_of = pd.Series(labels, index=seeds)
+    row_cluster = cluster_of.reindex(rows["seed"].to_numpy()).to_numpy()
+    y, w = rows["golden"].to_numpy(float), rows["weight"].to_numpy(float)
+    out = []
+    for c in range(k):
+        inside = (row_cluster == c).astype(float)
+        low, high = boot.interval(lambda m: weighted_mean(y, m * inside) if (m * inside).sum() else np.nan, base=w)
+        out.append({"cluster": c, "distinct_noises": int((labels == c).sum()), "answers": int(inside.sum()),
+                    "golden_rate": weighted_mean(y, w * inside) if inside.any() else np.nan,
+                    "ci_low": low, "ci_high": high})
+    return labels, pd.DataFrame(out)

@@ -1,87 +1,128 @@
-"""A self-contained HTML report of an `Analysis` (figures inlined as base64 PNG)."""
+"""Self-contained HTML reports (figures inlined as PNG) of each group, and an index when there are several.
+
+Everything that came from users (prompts, annotator names, campaign names) is
+escaped: tables through pandas `to_html(escape=True)`, every other string through
+`html.escape`. Every table says what it shows: all its rows, or which ones and how
+many were left out (the full table is then written as CSV beside the report).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from goldennoise.analysis import Analysis
+from goldennoise.research.analysis.inference import format_p
 
-TITLES = {
-    "golden_rates": "Golden rates", "clip_scores": "CLIP scores", "effect_sizes": "Noise statistics",
-    "noise_tsne": "t-SNE of noises", "noise_umap": "UMAP of noises", "clusters": "Clusters",
-    "clip_tsne": "t-SNE of image CLIP embeddings", "seed_rates": "Seeds across prompts", "selector_roc": "Seed selector",
-}
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f6f3e8}img{max-width:100%;border:1px solid #eee;margin:.3em 0}.note{color:#8a5a00}"""
+CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222;line-height:1.4}
+table{border-collapse:collapse;font-size:13px;margin:.3em 0 1.4em}td,th{border:1px solid #ddd;padding:3px 8px}
+th{background:#f6f3e8}td{text-align:right}img{max-width:100%;border:1px solid #eee;margin:.3em 0}
+.note{color:#8a5a00}.caption{font-size:13px;color:#555;margin:.8em 0 0}li{margin:.2em 0}"""
+MAX_ROWS = 500
+P_COLUMNS = ("p_value", "q_value", "p_holm")
 
 
-def _table(frame: pd.DataFrame | None, rows: int = 30) -> str:
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def safe_name(text: str) -> str:
+    """A path component from user-chosen text (campaign ids are slugs already; this is a guard)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
+
+
+def _format(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in frame.columns:
+        if column in P_COLUMNS:
+            frame[column] = [format_p(v) for v in frame[column]]
+        elif pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = [("" if not np.isfinite(v) else f"{v:.3f}") for v in frame[column]]
+    return frame
+
+
+def table(frame: pd.DataFrame | None, what: str, folder: Path | None = None, name: str | None = None,
+          limit: int = MAX_ROWS, ranked_by: str = "") -> str:
+    """A captioned table: all rows, or the first `limit` with the count left out and the CSV holding all."""
     if frame is None or frame.empty:
-        return "<p class='note'>Not enough data.</p>"
-    return frame.head(rows).to_html(index=False, float_format=lambda v: f"{v:.3f}", escape=True, border=0)
+        return f"<p class='note'>{_e(what)}: no rows.</p>"
+    caption = f"{what}: all {len(frame)} rows."
+    shown = frame
+    if folder is not None and name:
+        (folder / "tables").mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / "tables" / f"{name}.csv", index=False)
+    if len(frame) > limit:
+        shown = frame.head(limit)
+        caption = (f"{what}: the first {limit} of {len(frame)} rows{' ranked by ' + ranked_by if ranked_by else ''}; "
+                   f"{len(frame) - limit} left out, all in tables/{name}.csv.")
+    body = _format(shown).to_html(index=False, escape=True, border=0, na_rep="")
+    return f"<p class='caption'>{_e(caption)}</p>{body}"
 
 
-def _figure(analysis: Analysis, name: str) -> str:
-    if name not in analysis.figures:
+def _list(items, empty: str = "") -> str:
+    if not items:
+        return f"<p>{_e(empty)}</p>" if empty else ""
+    return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+
+
+def _figure(result, name: str) -> str:
+    if name not in result.figures:
         return ""
-    data = base64.b64encode(analysis.figures[name]).decode()
-    return f"<img alt='{TITLES[name]}' src='data:image/png;base64,{data}'>"
+    png, title = result.figures[name]
+    return f"<img alt='{_e(title)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
 
 
-def _dict(values: dict) -> str:
-    return _table(pd.DataFrame([values]))
+def _pairs(values: dict) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td style='text-align:left'>{_e(v)}</td></tr>" for k, v in values)
+    return f"<table>{rows}</table>"
 
 
-def render(analysis: Analysis, source: str) -> str:
-    parts = [f"<!doctype html><meta charset='utf-8'><title>GoldenNoise report</title><style>{CSS}</style>",
-             f"<h1>GoldenNoise report</h1><p>{html.escape(source)}</p>"]
-    if analysis.notes:
-        parts.append("<ul>" + "".join(f"<li class='note'>{html.escape(n)}</li>" for n in analysis.notes) + "</ul>")
-    s = analysis.summary
-    parts += ["<h2>Dataset</h2>", _table(s["overall"]), _figure(analysis, "golden_rates"),
-              "<h3>Per annotator</h3>", _table(s["per_annotator"]), "<h3>Per model and parameters</h3>",
-              _table(s["per_model"]), "<h3>Per prompt</h3>", _table(s["per_prompt"].sort_values("golden_rate"))]
-    parts += ["<h2>Does CLIP agree with the annotator?</h2>",
-              "<p>Within each judgement, the ROC AUC of CLIP score for golden vs bad seeds (0.5 = no agreement), "
-              "and how often the seed CLIP ranks first was golden, against the chance of picking a golden seed at random.</p>",
-              _dict(analysis.clip), _figure(analysis, "clip_scores")]
-    parts += ["<h2>Golden vs bad noise</h2>", _figure(analysis, "effect_sizes"), _table(analysis.noise_stats, 40),
-              "<h2>Embeddings and clusters</h2>", _figure(analysis, "noise_tsne"), _figure(analysis, "noise_umap"),
-              _figure(analysis, "clip_tsne"), "<h3>k-means clusters of noises</h3>", _figure(analysis, "clusters"),
-              _table(analysis.clusters)]
-    parts += ["<h2>Are some seeds good for every prompt?</h2>",
-              "<p>Seeds judged on several prompts (pool strategy), with Wilson 95% intervals, and a chi-square test of "
-              "the hypothesis that every seed has the same golden rate.</p>",
-              _dict(analysis.seed_test), _figure(analysis, "seed_rates"), _table(analysis.seed_rates)]
-    parts += ["<h2>Seed selector</h2>",
-              "<p>Held-out AUC only: cross-validation with folds grouped by prompt; interval from a bootstrap over prompts. "
-              "The control re-runs it with labels shuffled within each prompt and should sit near 0.5.</p>",
-              _table(analysis.selector_results), _figure(analysis, "selector_roc")]
-    parts += ["<h2>Agreement between annotators</h2>", _table(analysis.agreement)]
+def render(result, outputs: str, folder: Path) -> str:
+    """The group report as one HTML string (tables are also written as CSV under `folder/tables`)."""
+    from goldennoise.research.analysis import sections
+
+    parts = [f"<!doctype html><meta charset='utf-8'><title>GoldenNoise analysis: {_e(result.key)}</title>",
+             f"<style>{CSS}</style><h1>GoldenNoise analysis</h1>",
+             f"<p>Group {_e(result.label)}, from {_e(outputs)}.</p>",
+             "<h2>Design</h2>", _pairs(result.design),
+             "<h2>Caveats</h2>", _list(result.caveats, "None found in the data."),
+             ]
+    if result.corrected:
+        parts += ["<h2>Claims corrected for pre-filtering</h2>", _list(result.corrected)]
+    parts += ["<h2>Summary</h2>", _list(result.summary)]
+    parts += sections.body(result, folder)
+    parts += ["<h2>Notes</h2>", _list(result.notes, "None.")]
     return "\n".join(parts)
 
 
-def write(analysis: Analysis, outputs: Path, report_path: Path | None = None) -> dict:
-    """Write the report, each figure as PNG and the trained selector under `outputs/analysis/`."""
-    from goldennoise.selector import SELECTOR_FILE
-
-    folder = Path(outputs) / "analysis"
+def write_group(result, outputs: Path, folder: Path) -> tuple[Path, list[tuple[str, str]]]:
+    """Write the group's report.html and figures/*.png; returns the report and the (png path, title) list."""
     (folder / "figures").mkdir(parents=True, exist_ok=True)
-    report_path = report_path or folder / "report.html"
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(render(analysis, str(outputs)), encoding="utf-8")
-    figure_paths = []
-    for name, png in analysis.figures.items():
-        path = folder / "figures" / f"{name}.png"
-        path.write_bytes(png)
-        figure_paths.append((path, TITLES[name]))
-    written = {"report": report_path, "figures": figure_paths, "selector": None}
-    if analysis.selector is not None:
-        written["selector"] = folder / SELECTOR_FILE
-        analysis.selector.save(written["selector"])
-    return written
+    path = folder / "report.html"
+    path.write_text(render(result, str(outputs), folder), encoding="utf-8")
+    written = []
+    for name, (png, title) in result.figures.items():
+        png_path = folder / "figures" / f"{name}.png"
+        png_path.write_bytes(png)
+        written.append((str(png_path), f"{result.key}: {title}"))
+    return path, written
+
+
+def write_index(entries: list[tuple[str, Path, list[str]]], path: Path, notes: list[str]) -> Path:
+    """An index page linking each group's report, with its summary lines."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>GoldenNoise analysis</title><style>{CSS}</style>",
+             "<h1>GoldenNoise analysis</h1>",
+             "<p>Each (campaign, generation configuration) group is analysed on its own: noises of different models, "
+             "sizes or dtypes are not comparable.</p>"]
+    for key, report, summary in entries:
+        link = os.path.relpath(report, path.parent)
+        parts.append(f"<h2><a href='{_e(link)}'>{_e(key)}</a></h2>{_list(summary)}")
+    parts += ["<h2>Notes</h2>", _list(notes, "None.")]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

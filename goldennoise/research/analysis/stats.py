@@ -1,9 +1,21 @@
-"""Statistics over the sample table: summaries, CLIP vs annotator, noise effects, seed rates, agreement.
+"""Golden rates, CLIP agreement, agreement between annotators, and noise statistics, with honest units.
 
-Every rate comes with a count, every comparison with an interval: Wilson intervals
-for proportions, bootstrap intervals (resampling prompts or rows) for AUCs and
-effect sizes. Functions take the tables from `goldennoise.dataset` and return
-pandas tables or plain dicts, ready for the report and the app.
+- Rates and CLIP agreement use every shown row, weighted by 1/propensity when the
+  batch was pre-filtered, with intervals from `ClusterBootstrap` (prompts, and
+  seeds where they repeat).
+- CLIP agreement is a within-judgement AUC: only a golden and a bad seed of the
+  same judgement are compared, so prompts with many golden seeds do not count as
+  "CLIP agrees". Under pre-filtering a pair's weight is 1/(p_i p_j), which is
+  1/P(both shown) for the default single exploration slot (pairs of two
+  low-ranked candidates are then never both shown and drop out); the
+  model-assisted figure over all candidates is in `selection`.
+- Agreement: only the same prompt, configuration and seed judged by two people
+  (overlap assignments and second opinions), kappa by sklearn, undefined (NaN)
+  when a rater gave one answer throughout, interval by scipy's bootstrap over the
+  shared prompts.
+- Noise statistics: one row per distinct noise (seed), its label the mean of its
+  prompt-centred answers; Pearson r per feature with scipy's p and interval, then
+  Benjamini-Hochberg q-values and Holm-adjusted p-values over all features.
 """
 
 from __future__ import annotations
@@ -11,122 +23,112 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, holm, weighted_mean
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson interval of a proportion."""
-    if n == 0:
+LEVEL = 0.95
+
+
+def wilson(p_hat: float, n: float) -> tuple[float, float]:
+    """95% Wilson interval: scipy's `binomtest` when the counts are whole, else the same formula."""
+    if n <= 0:
         return float("nan"), float("nan")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    k = p_hat * n
+    if abs(k - round(k)) < 1e-9 and abs(n - round(n)) < 1e-9:
+        from scipy.stats import binomtest
+
+        ci = binomtest(int(round(k)), int(round(n))).proportion_ci(LEVEL, method="wilson")
+        return float(ci.low), float(ci.high)
+    z = 1.959963984540054
+    centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
-def _rate_table(table: pd.DataFrame, by: str) -> pd.DataFrame:
-    rows = []
-    for key, group in table.groupby(by, sort=True):
-        golden, n = int(group["golden"].sum()), len(group)
-        low, high = wilson(golden, n)
-        rows.append({by: key, "judgements": group["record_id"].nunique(), "seeds_judged": n,
-                     "golden": golden, "golden_rate": golden / n, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
+def kish(w) -> float:
+    """Effective sample size of weights."""
+    w = np.asarray(w, dtype=float)
+    return float(w.sum() ** 2 / (w * w).sum()) if (w * w).sum() > 0 else 0.0
 
 
-def summary(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Overall, per-prompt, per-annotator and per-model/parameters golden rates."""
-    golden, n = int(table["golden"].sum()), len(table)
-    low, high = wilson(golden, n)
-    records = table.drop_duplicates("record_id")
-    overall = pd.DataFrame([{
-        "prompts_judged": table["prompt_id"].nunique(), "judgements": len(records), "seeds_judged": n,
-        "golden": golden, "golden_rate": golden / n if n else float("nan"), "ci_low": low, "ci_high": high,
-        "none_golden": int((records["verdict"] == "none_golden").sum()),
-        "all_golden": int((records["verdict"] == "all_golden").sum()),
-        "annotators": table["annotator"].nunique(),
-    }])
-    table = table.assign(model_parameters=table["model"] + " " + table["parameters"])
-    return {"overall": overall, "per_prompt": _rate_table(table, "prompt"),
-            "per_annotator": _rate_table(table, "annotator"), "per_model": _rate_table(table, "model_parameters")}
+def golden_rates(rows: pd.DataFrame, boot: ClusterBootstrap) -> dict:
+    """Overall golden rate (naive and weighted) with a clustered interval, per prompt and per annotator."""
+    y, w = rows["golden"].to_numpy(float), rows["weight"].to_numpy(float)
+    naive = float(y.mean())
+    corrected = weighted_mean(y, w)
+    low, high = boot.interval(lambda m: weighted_mean(y, m), base=w)
+    overall = {"rate": corrected, "ci_low": low, "ci_high": high, "naive_rate": naive,
+               "rows": len(rows), "judgements": rows["record_id"].nunique()}
+    per_prompt = []
+    for (prompt_id, text), part in rows.groupby(["prompt_id", "prompt"], sort=False):
+        rate = weighted_mean(part["golden"], part["weight"])
+        # A seed judged by two annotators is one observation of this prompt, not two: count distinct seeds.
+        per_seed = part.groupby("seed")["weight"].mean()
+        low, high = wilson(rate, kish(per_seed))
+        per_prompt.append({"prompt": text, "judgements": part["record_id"].nunique(), "seeds_judged": len(part),
+                           "golden": int(part["golden"].sum()), "golden_rate": rate, "ci_low": low, "ci_high": high})
+    per_annotator = []
+    for name, part in rows.groupby("annotator", sort=True):
+        sub = ClusterBootstrap(part["prompt_id"], None if boot.seeds is None else part["seed"], boot.draws, boot.seed)
+        py, pw = part["golden"].to_numpy(float), part["weight"].to_numpy(float)
+        low, high = sub.interval(lambda m: weighted_mean(py, m), base=pw)
+        per_annotator.append({"annotator": name, "judgements": part["record_id"].nunique(),
+                              "prompts": part["prompt_id"].nunique(), "seeds_judged": len(part),
+                              "golden_rate": weighted_mean(py, pw), "ci_low": low, "ci_high": high})
+    per_prompt = pd.DataFrame(per_prompt).sort_values("golden_rate", ascending=False, kind="stable")
+    return {"overall": overall, "per_prompt": per_prompt.reset_index(drop=True),
+            "per_annotator": pd.DataFrame(per_annotator)}
 
 
-def clip_agreement(table: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
-    """Does CLIP agree with the annotator? Within-prompt AUC and how often the best-CLIP seed was golden."""
-    from sklearn.metrics import roc_auc_score
-
-    scored = table.dropna(subset=["clip_score"])
-    aucs, best_golden, chance = [], [], []
-    for _, group in scored.groupby("record_id"):
-        if 0 < group["golden"].sum() < len(group):
-            aucs.append(roc_auc_score(group["golden"], group["clip_score"]))
-            best_golden.append(bool(group.loc[group["clip_score"].idxmax(), "golden"]))
-            chance.append(group["golden"].mean())
-    if not aucs:
+def clip_agreement(rows: pd.DataFrame, boot: ClusterBootstrap | None = None,
+                   candidates: pd.DataFrame | None = None) -> dict:
+    """Within-judgement AUC of CLIP score for golden vs bad: naive (shown rows as they are), weighted, and,
+    given the pre-filtered judgements' `candidates`, model-assisted over all candidates (see `selection`)."""
+    scored = rows.dropna(subset=["clip_score"])
+    mixed = scored.groupby("record_id")["golden"].transform(lambda g: 0 < g.sum() < len(g)).astype(bool)
+    scored = scored[mixed]
+    if scored.empty:
         return {"judgements_used": 0, "note": "no judgement with both golden and bad seeds and CLIP scores"}
-    aucs = np.array(aucs)
-    rng = np.random.default_rng(seed)
-    boot = [rng.choice(aucs, size=len(aucs)).mean() for _ in range(draws)]
-    hits = int(np.sum(best_golden))
-    low, high = wilson(hits, len(best_golden))
-    return {"judgements_used": len(aucs), "mean_within_prompt_auc": float(aucs.mean()),
-            "auc_ci_low": float(np.percentile(boot, 2.5)), "auc_ci_high": float(np.percentile(boot, 97.5)),
-            "best_clip_was_golden": hits / len(best_golden), "best_clip_ci_low": low, "best_clip_ci_high": high,
-            "chance_best_clip_golden": float(np.mean(chance))}
+    y, w = scored["golden"].to_numpy(bool), scored["weight"].to_numpy(float)
+    auc = AUC(y, scored["clip_score"].to_numpy(float), scored["record_id"].to_numpy())
+    result = {"judgements_used": scored["record_id"].nunique(), "auc": auc(w), "naive_auc": auc(None),
+              "weighted": bool((w != 1).any())}
+    if boot is not None:
+        sub = ClusterBootstrap(scored["prompt_id"], None if boot.seeds is None else scored["seed"], boot.draws,
+                               boot.seed)
+        result["ci_low"], result["ci_high"] = sub.interval(auc, base=w)
+    if candidates is not None and not candidates.empty:
+        from goldennoise.research.analysis.selection import model_assisted_auc
 
-
-def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
-    pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
-    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else 0.0
-
-
-def noise_statistics(features: pd.DataFrame, golden: np.ndarray, draws: int = 500, seed: int = 0) -> pd.DataFrame:
-    """Per feature: golden vs bad means, Cohen's d with a bootstrap 95% interval, Mann-Whitney p."""
-    from scipy.stats import mannwhitneyu
-
-    rng = np.random.default_rng(seed)
-    rows = []
-    g_idx, b_idx = np.flatnonzero(golden), np.flatnonzero(~golden)
-    for name in features.columns:
-        values = features[name].to_numpy()
-        a, b = values[g_idx], values[b_idx]
-        boot = [cohens_d(rng.choice(a, len(a)), rng.choice(b, len(b))) for _ in range(draws)]
-        rows.append({"feature": name, "golden_mean": a.mean(), "bad_mean": b.mean(), "cohens_d": cohens_d(a, b),
-                     "d_ci_low": np.percentile(boot, 2.5), "d_ci_high": np.percentile(boot, 97.5),
-                     "mann_whitney_p": float(mannwhitneyu(a, b).pvalue)})
-    return pd.DataFrame(rows).sort_values("cohens_d", key=np.abs, ascending=False).reset_index(drop=True)
-
-
-def seed_rates(table: pd.DataFrame, min_prompts: int = 2) -> tuple[pd.DataFrame, dict]:
-    """Golden rate of each seed judged on several prompts, and a test of 'all seeds are alike'."""
-    from scipy.stats import chi2_contingency
-
-    counts = table.groupby("seed").agg(prompts=("prompt_id", "nunique"), golden=("golden", "sum"),
-                                       judged=("golden", "size")).reset_index()
-    counts = counts[counts["prompts"] >= min_prompts].copy()
-    if counts.empty:
-        return counts, {"seeds": 0, "note": f"no seed was judged on {min_prompts}+ prompts (use the pool strategy)"}
-    counts["golden_rate"] = counts["golden"] / counts["judged"]
-    intervals = [wilson(int(g), int(n)) for g, n in zip(counts["golden"], counts["judged"])]
-    counts["ci_low"], counts["ci_high"] = zip(*intervals)
-    counts = counts.sort_values("golden_rate", ascending=False).reset_index(drop=True)
-    test = {"seeds": len(counts)}
-    contingency = np.array([counts["golden"], counts["judged"] - counts["golden"]]).T
-    if len(counts) >= 2 and contingency.sum(axis=0).min() > 0:
-        chi2, p, dof, _ = chi2_contingency(contingency)
-        test.update({"chi2": float(chi2), "dof": int(dof), "p_value": float(p)})
-    return counts, test
+        result["all_candidates"] = model_assisted_auc(candidates, boot)
+    return result
 
 
 def _kappa(a: np.ndarray, b: np.ndarray) -> float:
-    observed = np.mean(a == b)
-    expected = a.mean() * b.mean() + (1 - a.mean()) * (1 - b.mean())
-    return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
+    """Cohen's kappa by sklearn; NaN when a rater gave one answer throughout (undefined, not 0 or 1)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return float("nan")
+    return float(cohen_kappa_score(a, b))
 
 
-def agreement(table: pd.DataFrame) -> pd.DataFrame:
-    """Per pair of annotators: seeds both judged (same prompt, same seed), percent agreement, Cohen's kappa."""
-    both = table[["prompt_id", "seed", "annotator", "golden"]].drop_duplicates(["prompt_id", "seed", "annotator"])
-    wide = both.pivot_table(index=["prompt_id", "seed"], columns="annotator", values="golden", aggfunc="first")
-    rows = []
+def _kappa_fast(a: np.ndarray, b: np.ndarray) -> float:
+    """The same kappa for two boolean raters in a few numpy operations (for bootstrap draws; tested against sklearn)."""
+    pa, pb = a.mean(), b.mean()
+    if pa in (0.0, 1.0) or pb in (0.0, 1.0):
+        return float("nan")
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return float((np.mean(a == b) - expected) / (1 - expected))
+
+
+def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per pair of annotators: prompts and seeds both judged, % agreement, Cohen's kappa with a bootstrap interval."""
+    from scipy.stats import bootstrap
+
+    last = rows.sort_values("created_at").drop_duplicates(["prompt_id", "seed", "annotator"], keep="last")
+    wide = last.pivot_table(index=["prompt_id", "seed"], columns="annotator", values="golden", aggfunc="first")
+    linked = set(rows["second_opinion_of"].dropna())
+    out = []
     names = list(wide.columns)
     for i, first in enumerate(names):
         for second in names[i + 1:]:
@@ -134,8 +136,73 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
             if pair.empty:
                 continue
             a, b = pair[first].astype(bool).to_numpy(), pair[second].astype(bool).to_numpy()
-            rows.append({"annotator_a": first, "annotator_b": second, "shared_prompts": pair.index.get_level_values(0).nunique(),
-                         "shared_seeds": len(pair), "percent_agreement": float(np.mean(a == b)),
-                         "cohens_kappa": _kappa(a, b)})
-    return pd.DataFrame(rows, columns=["annotator_a", "annotator_b", "shared_prompts", "shared_seeds",
-                                       "percent_agreement", "cohens_kappa"])
+            prompt_of = pair.index.get_level_values(0).to_numpy()
+            prompts = np.unique(prompt_of)
+            row = {"annotator_a": first, "annotator_b": second, "shared_prompts": len(prompts),
+                   "shared_seeds": len(pair), "percent_agreement": float(np.mean(a == b)),
+                   "cohens_kappa": _kappa(a, b), "kappa_ci_low": np.nan, "kappa_ci_high": np.nan, "note": ""}
+            if not np.isfinite(row["cohens_kappa"]):
+                row["note"] = "kappa undefined: one annotator gave the same answer to every shared seed"
+            elif len(prompts) >= 3:
+                rows_of = [np.flatnonzero(prompt_of == p) for p in prompts]
+
+                def statistic(index):
+                    take = np.concatenate([rows_of[k] for k in np.asarray(index, dtype=int)])
+                    return _kappa_fast(a[take], b[take])
+
+                res = bootstrap((np.arange(len(prompts)),), statistic, vectorized=False, n_resamples=draws,
+                                method="percentile", random_state=np.random.default_rng(seed))
+                draws_ = np.asarray(res.bootstrap_distribution, dtype=float)
+                if np.isfinite(draws_).sum() >= 10:
+                    row["kappa_ci_low"], row["kappa_ci_high"] = np.nanpercentile(draws_, [2.5, 97.5])
+                undefined = int((~np.isfinite(draws_)).sum())
+                row["note"] = (f"interval resamples the {len(prompts)} shared prompts"
+                               + (f"; {undefined} of {draws} draws undefined (a constant rater), left out"
+                                  if undefined else ""))
+            else:
+                row["note"] = "fewer than 3 shared prompts: no interval"
+            ids = set(last.loc[last["annotator"].isin([first, second]), "record_id"])
+            row["second_opinions"] = len(ids & linked)
+            out.append(row)
+    columns = ["annotator_a", "annotator_b", "shared_prompts", "shared_seeds", "second_opinions",
+               "percent_agreement", "cohens_kappa", "kappa_ci_low", "kappa_ci_high", "note"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def seed_labels(rows: pd.DataFrame) -> pd.Series:
+    """Each distinct seed's mean prompt-centred answer (golden minus its prompt's golden rate), weighted."""
+    w = rows["weight"].to_numpy(float)
+    y = rows["golden"].to_numpy(float)
+    prompt_rate = rows.assign(wy=w * y, w=w).groupby("prompt_id")[["wy", "w"]].transform("sum")
+    centred = y - (prompt_rate["wy"] / prompt_rate["w"]).to_numpy()
+    frame = pd.DataFrame({"seed": rows["seed"].to_numpy(), "wc": w * centred, "w": w})
+    sums = frame.groupby("seed")[["wc", "w"]].sum()
+    return sums["wc"] / sums["w"]
+
+
+def noise_statistics(features: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """Per feature, over distinct noises: Pearson r with the seed's label, 95% CI, p, BH q, Holm p.
+
+    `features`: one row per distinct seed (index: seed); `labels`: `seed_labels`, same index.
+    Sorted by p; every feature is in the table.
+    """
+    from scipy.stats import pearsonr
+
+    labels = labels.reindex(features.index)
+    keep = labels.notna().to_numpy()
+    y = labels.to_numpy(float)[keep]
+    out = []
+    for name in features.columns:
+        x = features[name].to_numpy(float)[keep]
+        if len(y) < 4 or np.std(x) == 0 or np.std(y) == 0:
+            out.append({"feature": name, "r": np.nan, "r_ci_low": np.nan, "r_ci_high": np.nan, "p_value": np.nan})
+            continue
+        res = pearsonr(x, y)
+        ci = res.confidence_interval(LEVEL)
+        out.append({"feature": name, "r": float(res.statistic), "r_ci_low": float(ci.low),
+                    "r_ci_high": float(ci.high), "p_value": float(res.pvalue)})
+    table = pd.DataFrame(out)
+    table["q_value"] = bh(table["p_value"].to_numpy())
+    table["p_holm"] = holm(table["p_value"].to_numpy())
+    table["noises"] = int(keep.sum())
+    return table.sort_values("p_value", kind="stable").reset_index(drop=True)

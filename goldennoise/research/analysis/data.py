@@ -1,0 +1,102 @@
+"""The analysis's inputs: live answers as tables, every noise re-made and verified, features in one pass.
+
+`load` reads the store once, keeps one campaign if asked, and builds the tables of
+`research.dataset`. `verify_and_featurize` then re-makes each distinct noise (one
+per seed, shape and recorded hash) from its seed alone, checks it against its
+record (exactly, or within the fingerprint tolerance on a CPU with other kernels)
+and computes its features, holding one noise at a time. A record whose noise does
+not match (an edited seed, a wrong shape) is excluded from every analysis and
+named in the report: it is never silently used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from goldennoise.errors import NoiseMismatch, UserError
+from goldennoise.generation.features import noise_features
+from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.research import dataset
+from goldennoise.store.live import in_campaign
+from goldennoise.store.records import RecordStore
+
+
+@dataclass
+class Data:
+    samples: pd.DataFrame  # one row per shown seed of a live judgement, plus `weight` = 1/propensity
+    pairs: pd.DataFrame
+    candidates: pd.DataFrame
+    features: dict[str, pd.DataFrame] = field(default_factory=dict)  # noise shape -> (seed -> features)
+    verified: dataset.Verified = field(default_factory=dataset.Verified)
+    excluded: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load(outputs: Path, campaign: str | None) -> Data:
+    """The tables of the store (one campaign if given); UserError when there is nothing to analyse."""
+    read = RecordStore(outputs).read()
+    records = read.records
+    if campaign is not None:
+        records = in_campaign(records, None if campaign == "(none)" else campaign)
+        if not records:
+            known = sorted({r.campaign or "(none)" for r in read.records})
+            raise UserError(f"campaign: no records of campaign {campaign!r} in {outputs}; campaigns with records: "
+                            f"{', '.join(known) or 'none'}.", "campaign")
+    samples, pairs = dataset.sample_table(records), dataset.pair_table(records)
+    if samples.empty and pairs.empty:
+        raise UserError(f"outputs: nothing to analyse in {outputs}: no live judgements or pairwise answers yet. "
+                        "Judge some batches first.", "outputs")
+    if not samples.empty:
+        samples["weight"] = 1.0 / samples["propensity"].astype(float).clip(lower=1e-6)
+    warnings = [f"{w}" for w in read.warnings]
+    return Data(samples, pairs, dataset.candidate_table(records), warnings=warnings)
+
+
+def verify_and_featurize(data: Data, progress=None) -> None:
+    """Re-make and verify every distinct noise, compute features, drop records whose noise does not match."""
+    samples = data.samples
+    if samples.empty:
+        return
+    has_noise = samples["noise"].notna()
+    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256"])
+    rows: dict[str, list] = defaultdict(list)
+    names: dict[str, list[str]] = {}
+    done, failed = set(), {}
+    for count, (seed, shape, sha, block) in enumerate(zip(distinct["seed"], distinct["noise_shape"],
+                                                          distinct["noise_sha256"], distinct["noise"])):
+        if progress is not None and count % 50 == 0:
+            progress(0.05 + 0.45 * count / max(1, len(distinct)), desc=f"Re-making noises ({count}/{len(distinct)})")
+        noise = initial_noise(int(seed), tuple(block["shape"]))
+        try:
+            data.verified.counts[verify(int(seed), block, noise).status] += 1
+        except NoiseMismatch as error:
+            failed[(int(seed), shape, sha)] = str(error)
+            continue
+        if (int(seed), shape) not in done:
+            features = noise_features(noise.numpy())  # one noise at a time: memory stays bounded
+            names.setdefault(shape, list(features))
+            rows[shape].append([int(seed), *features.values()])
+            done.add((int(seed), shape))
+    for shape, values in rows.items():
+        table = pd.DataFrame(values, columns=["seed", *names[shape]])
+        data.features[shape] = table.set_index("seed")
+    if failed:
+        keys = zip(samples["seed"].astype(int), samples["noise_shape"], samples["noise_sha256"])
+        bad_records: dict[str, str] = {}
+        for record_id, key in zip(samples["record_id"], keys):
+            if key in failed:
+                bad_records.setdefault(record_id, failed[key])
+        data.excluded = sorted(f"record {r} excluded from every analysis: {m}" for r, m in bad_records.items())
+        data.samples = samples[~samples["record_id"].isin(set(bad_records))].reset_index(drop=True)
+
+
+def group_tables(data: Data, pool: bool) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """"<campaign>/<configuration>" (or "pooled") -> (judgement rows, pairwise rows)."""
+    judged = dataset.groups(data.samples, pool) if not data.samples.empty else {}
+    paired = dataset.groups(data.pairs, pool) if not data.pairs.empty else {}
+    empty = pd.DataFrame()
+    return {key: (judged.get(key, empty), paired.get(key, empty)) for key in sorted(set(judged) | set(paired))}

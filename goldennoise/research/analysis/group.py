@@ -1,0 +1,185 @@
+"""Every analysis of one (campaign, configuration) group, in the order the report shows them.
+
+`analyse` takes the group's judgement rows and pairwise rows and the verified
+noise features, and returns a `GroupResult`: the design, caveats drawn from the
+data, each section's tables and figures, the trained selector, and plain-text
+summary lines. Each part that needs more data than the group has is skipped with
+a note saying what it needs, never shown as an empty figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from goldennoise.research import selector as seed_selector
+from goldennoise.research.analysis import design, embedding, figures, pairwise, seeds, stats
+from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_ci, format_p
+
+DRAWS = 1000
+MIN_NOISES = 8
+
+
+@dataclass
+class GroupResult:
+    key: str
+    label: str
+    configuration: str | None = None
+    design: list[tuple[str, str]] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    corrected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    figures: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # name -> (png, title)
+    parts: dict = field(default_factory=dict)  # section results (tables, dicts) for the report
+    selector: object | None = None
+    evaluation: object | None = None
+
+
+def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.DataFrame,
+            features: dict[str, pd.DataFrame], with_selector: bool = True, umap: bool = False, seed: int = 0,
+            permutations: int = seed_selector.PERMUTATIONS) -> GroupResult:
+    source = rows if not rows.empty else pairs
+    labels = sorted(source["configuration_label"].unique())
+    result = GroupResult(key, f"{key} ({'; '.join(labels)})",
+                         configuration=source["configuration"].iloc[0] if source["configuration"].nunique() == 1
+                         else None)
+    design.describe(result, rows, pairs, candidates)
+    if not rows.empty:
+        _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)
+    if not pairs.empty:
+        _pairwise(result, pairs, seed)
+    return result
+
+
+def _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations) -> None:
+    repeat = bool(rows.groupby("seed")["prompt_id"].nunique().max() > 1)
+    boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
+    prefiltered = bool(rows["prefiltered"].any())
+    design.caveats(result, rows, repeat, prefiltered)
+    rates = stats.golden_rates(rows, boot)
+    result.parts["rates"] = rates
+    result.figures["rates"] = (figures.rates(rates["per_prompt"], rates["per_annotator"]), "Golden rates")
+    o = rates["overall"]
+    result.summary.append(f"golden rate {o['rate']:.3f} {format_ci(o['ci_low'], o['ci_high'])} ({boot.described})"
+                          + (f"; naive rate among shown seeds {o['naive_rate']:.3f}" if prefiltered else ""))
+    part = candidates[candidates["record_id"].isin(set(rows["record_id"]))] if not candidates.empty else None
+    clip = stats.clip_agreement(rows, boot, part)
+    result.parts["clip"] = clip
+    if clip.get("judgements_used"):
+        result.figures["clip"] = (figures.clip_scores(rows), "CLIP scores of golden and bad seeds")
+        every = clip.get("all_candidates", {})
+        if np.isfinite(every.get("auc", np.nan)):
+            result.summary.append(
+                f"CLIP agreement over all candidates (within-judgement AUC, hidden ones by an inverse-propensity-"
+                f"weighted model) {every['auc']:.3f} {format_ci(every['ci_low'], every['ci_high'])}; among the shown: "
+                f"naive {clip['naive_auc']:.3f}, pair-weighted {clip['auc']:.3f} (pairs with a top-ranked seed)")
+        else:
+            result.summary.append(
+                f"CLIP agreement (within-judgement AUC) {clip['auc']:.3f} {format_ci(clip['ci_low'], clip['ci_high'])}"
+                + (f" weighted by 1/propensity; naive {clip['naive_auc']:.3f}" if clip["weighted"] else ""))
+    result.parts["agreement"] = stats.agreement(rows, DRAWS, seed)
+    if repeat:
+        _seed_effects(result, rows, seed, permutations)
+    shape = rows["noise_shape"].dropna().mode()
+    table = features.get(shape.iloc[0]) if len(shape) else None
+    if table is None:
+        result.notes.append("Noise analyses: no verified noise in this group.")
+        return
+    noisy = rows[(rows["noise_shape"] == shape.iloc[0]) & rows["seed"].isin(table.index)]
+    if len(noisy) < len(rows):
+        result.caveats.append(f"Noise analyses use the {len(noisy)} of {len(rows)} rows with noise shape "
+                              f"{shape.iloc[0]} (different models or sizes are not comparable).")
+    _noise(result, noisy, table, repeat, with_selector, umap, seed, permutations)
+
+
+def _seed_effects(result, rows, seed, permutations) -> None:
+    table, prior = seeds.seed_table(rows)
+    split = seeds.split_half(rows, seed=seed)
+    result.parts.update(seed_table=table, prior=prior, split=split)
+    result.figures["seeds"] = (figures.seeds(table, split if split.get("splits") else None), "Seeds across prompts")
+    try:
+        effect = seeds.seed_effect(codes(rows["seed"]), codes(rows["prompt_id"]), rows["golden"].to_numpy(int),
+                                   rows["weight"].to_numpy(float), permutations, seed)
+    except ValueError as error:  # a prompt fold with one class: roc_auc undefined
+        result.notes.append(f"Seed-effect test skipped: {str(error).splitlines()[0]}")
+        return
+    result.parts["seed_effect"] = effect
+    verdict = "seeds differ" if effect["p_value"] < 0.05 else "no evidence that seeds differ"
+    result.summary.append(f"seed effect (remember-the-seed AUC on new prompts {effect['statistic']:.3f}, labels "
+                          f"permuted within prompt: p {format_p(effect['p_value'])}): {verdict}")
+
+
+def _noise(result, rows, table, repeat, with_selector, umap, seed, permutations) -> None:
+    seeds_ = np.sort(rows["seed"].unique())
+    F = table.loc[seeds_]
+    if len(seeds_) < MIN_NOISES or rows["golden"].nunique() < 2:
+        answer = "golden" if rows["golden"].all() else "bad"
+        lacking = (f"{MIN_NOISES}+ distinct noises (have {len(seeds_)})" if len(seeds_) < MIN_NOISES
+                   else f"both golden and bad answers (all {len(rows)} are {answer})")
+        result.notes.append(f"Noise statistics, embeddings and the selector skipped: they need {lacking}.")
+        return
+    noise_stats = stats.noise_statistics(F, stats.seed_labels(rows))
+    result.parts["noise_stats"] = noise_stats
+    result.figures["forest"] = (figures.forest(noise_stats), "Noise statistics (forest plot)")
+    significant = int((noise_stats["q_value"] < 0.05).sum())
+    result.summary.append(f"noise features: {significant} of {len(noise_stats)} significant at BH q < 0.05 over "
+                          f"{len(seeds_)} distinct noises (smallest Holm p {format_p(noise_stats['p_holm'].min())})")
+    boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
+    if len(seeds_) >= 10:
+        coords, explained = embedding.projection(F.to_numpy(), seed)
+        label = stats.seed_labels(rows).reindex(seeds_).to_numpy()
+        points, keep = embedding.tsne(coords, seed)
+        shown = f"all {len(seeds_)}" if len(keep) == len(seeds_) else f"{len(keep)} of {len(seeds_)} (seeded sample)"
+        result.figures["tsne"] = (figures.scatter(points, label[keep], f"t-SNE of the noise features' PCA, {shown} "
+                                                  "distinct noises"), "t-SNE of noise features")
+        _, clusters = embedding.clusters(coords, seeds_, rows, boot, seed=seed)
+        result.parts["clusters"] = clusters
+        result.parts["pca_explained"] = float(explained.sum())
+        if umap:
+            try:
+                points, keep = embedding.umap(coords, seed)
+                result.figures["umap"] = (figures.scatter(points, label[keep], f"UMAP of the noise features' PCA, "
+                                                          f"{shown} distinct noises"), "UMAP of noise features")
+            except ImportError as error:
+                result.notes.append(str(error))
+    if with_selector:
+        _selector(result, rows, F, seeds_, permutations, seed)
+
+
+def _selector(result, rows, F, seeds_, permutations, seed) -> None:
+    index = pd.Series(np.arange(len(seeds_)), index=seeds_)
+    data = seed_selector.Rows(features=F.to_numpy(float), seed=index.loc[rows["seed"]].to_numpy(),
+                              prompt=codes(rows["prompt_id"]), judgement=codes(rows["record_id"]),
+                              y=rows["golden"].to_numpy(int), w=rows["weight"].to_numpy(float))
+    why = seed_selector.usable(data)
+    if why:
+        result.notes.append(f"Seed selector not trained: {why}.")
+        return
+    evaluation = seed_selector.evaluate(data, permutations, DRAWS, seed, result.parts.get("seed_effect"))
+    result.evaluation = evaluation
+    shape = [int(v) for v in rows["noise_shape"].iloc[0].split("x")]
+    result.selector = seed_selector.train(data, list(F.columns), shape, result.configuration, evaluation)
+    if result.configuration is None:
+        result.notes.append("Seed selector evaluated but not saved: this group pools several generation "
+                            "configurations, and a selector is only valid for the one it was trained on.")
+    result.figures["nulls"] = (figures.nulls(evaluation.nulls), "Selector: permutation nulls")
+    design.selector_caveats(result, evaluation)
+    a = evaluation.table.iloc[0]
+    result.summary.append(f"seed selector on unseen seeds: AUC {a['estimate']:.3f} "
+                          f"{format_ci(a['ci_low'], a['ci_high'])}, permutation p {a['p']}; "
+                          + ("recommended for pre-filtering" if evaluation.recommended
+                             else "not recommended for pre-filtering (not above chance)"))
+
+
+def _pairwise(result, pairs, seed) -> None:
+    out = pairwise.analyse(pairs, draws=500, seed=seed)
+    out["answers_table"] = pairs[["created_at", "annotator", "prompt", "left_seed", "right_seed", "winner",
+                                  "left_clip_score", "right_clip_score", "record_id"]]
+    result.parts["pairwise"] = out
+    if "log_strength" in out["table"]:
+        result.figures["pairwise"] = (figures.strengths(out["table"]), "Pairwise: Bradley-Terry strengths")
+    result.summary.append(f"pairwise: {out['answers']} answers ({out['decided']} with a preference, {out['ties']} "
+                          f"ties, {out['both_bad']} both bad) over {out['seeds']} seeds")

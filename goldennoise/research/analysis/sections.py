@@ -1,0 +1,157 @@
+"""The report's sections after the design and caveats: what each figure and table is, in words, then it."""
+
+from __future__ import annotations
+
+import html
+
+from goldennoise.research.analysis.inference import format_ci, format_p
+from goldennoise.research.analysis.report import _figure, table
+
+
+def _p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>"
+
+
+def _rates(result, folder) -> list[str]:
+    rates = result.parts.get("rates")
+    if not rates:
+        return []
+    o = rates["overall"]
+    return ["<h2>Golden rates</h2>",
+            _p(f"Golden rate {o['rate']:.3f}, 95% interval {format_ci(o['ci_low'], o['ci_high'])} over {o['rows']} "
+               f"judged seeds in {o['judgements']} judgements (bootstrap over whole prompts, and seeds where they "
+               f"repeat; pre-filtered rows weighted by 1/propensity). Naive rate among the shown seeds: "
+               f"{o['naive_rate']:.3f}."),
+            _figure(result, "rates"),
+            table(rates["per_annotator"], "Golden rate per annotator (interval: clustered bootstrap)", folder,
+                  "per_annotator"),
+            table(rates["per_prompt"], "Golden rate per prompt, highest first (golden: answers; rate weighted by "
+                  "1/propensity where pre-filtered; interval: Wilson over the prompt's distinct seeds)", folder,
+                  "per_prompt", ranked_by="golden rate")]
+
+
+def _clip(result, folder) -> list[str]:
+    clip = result.parts.get("clip")
+    if not clip:
+        return []
+    if not clip.get("judgements_used"):
+        return ["<h2>CLIP agreement</h2>", _p(f"Not measured: {clip['note']}.")]
+    return ["<h2>CLIP agreement</h2>",
+            _p(f"Within-judgement AUC {clip['auc']:.3f} {format_ci(clip['ci_low'], clip['ci_high'])} over "
+               f"{clip['judgements_used']} judgements with golden and bad seeds: the chance that a golden seed has a "
+               "higher CLIP score than a bad seed of the same judgement (0.5 = no agreement)."
+               + (f" Pairs weighted by 1/(p_i p_j), the inverse of their chance to be shown together; naive "
+                  f"{clip['naive_auc']:.3f}. With one exploration slot two low-ranked candidates are never shown "
+                  "together, so this figure covers pairs with a top-ranked candidate." if clip["weighted"] else "")),
+            _every(clip.get("all_candidates")),
+            _figure(result, "clip")]
+
+
+def _every(every) -> str:
+    if not every or not every.get("candidates"):
+        return ""
+    return _p(f"Over all {every['candidates']} candidates of the pre-filtered judgements ({every['hidden']} hidden), "
+              f"as if nothing had been filtered: AUC {every['auc']:.3f} "
+              f"{format_ci(every.get('ci_low'), every.get('ci_high'))}. Hidden candidates count by P(golden | CLIP "
+              "score) from a logistic model fitted on the shown ones with weights 1/propensity (the exploration "
+              "slots show the low-ranked region); the figure rests on that model.")
+
+
+def _agreement(result, folder) -> list[str]:
+    frame = result.parts.get("agreement")
+    if frame is None:
+        return []
+    return ["<h2>Agreement between annotators</h2>",
+            _p("Only the same seed of the same prompt in this configuration, judged by both (overlap assignments and "
+               "second opinions). Cohen's kappa (sklearn) is undefined when an annotator gave one answer to every "
+               "shared seed."),
+            table(frame, "Annotator pairs", folder, "agreement")]
+
+
+def _seeds(result, folder) -> list[str]:
+    if "seed_table" not in result.parts:
+        return []
+    prior, split = result.parts["prior"], result.parts["split"]
+    out = ["<h2>Seeds across prompts</h2>",
+           _p(f"Beta-binomial prior over seeds: mean {prior['mean']:.3f}, between-seed SD of true rates "
+              f"{prior['between_seed_sd']:.3f}" + (" (no between-seed spread: every seed shrinks to the mean)"
+                                                   if prior["flat"] else "") + ".")]
+    if split.get("splits"):
+        out.append(_p(f"Split-half replication over {split['splits']} random halvings of the prompts: Spearman rho "
+                      f"between halves {split['rho_mean']:.3f} (middle 95% of halvings {split['rho_range'][0]:.3f} to "
+                      f"{split['rho_range'][1]:.3f}; a spread over splits, not a confidence interval). The top quarter "
+                      f"of seeds on half A scores {split['top_quarter_rate_on_b']:.3f} on half B, all seeds "
+                      f"{split['all_rate_on_b']:.3f}."))
+    effect = result.parts.get("seed_effect")
+    if effect:
+        out.append(_p(f"Seed-effect test: remembering each seed's rate predicts held-out prompts with AUC "
+                      f"{effect['statistic']:.3f} (mean over {effect['folds']} prompt folds); with labels permuted "
+                      f"within prompt ({effect['permutations']} permutations) p = {format_p(effect['p_value'])}."))
+    out += [_figure(result, "seeds"),
+            table(result.parts["seed_table"], "Every seed, by shrunk golden rate", folder, "seeds",
+                  ranked_by="shrunk rate")]
+    return out
+
+
+def _noise(result, folder) -> list[str]:
+    stats = result.parts.get("noise_stats")
+    if stats is None:
+        return []
+    return ["<h2>Noise statistics</h2>",
+            _p(f"One row per distinct noise ({int(stats['noises'].iloc[0])}), its label the mean of its prompt-centred "
+               "answers. Pearson r per feature with its 95% interval and p (scipy); q: Benjamini-Hochberg over all "
+               f"{len(stats)} features; p_holm: Holm family-wise adjusted p. Read q, not p."),
+            _figure(result, "forest"),
+            table(stats, "Every noise feature, smallest p first", folder, "noise_statistics", ranked_by="p")]
+
+
+def _selector(result, folder) -> list[str]:
+    out = ["<h2>Seed selector</h2>"]
+    evaluation = result.evaluation
+    if evaluation is None:
+        return out + [_p("Not evaluated (see the notes).")]
+    out += [_p("Held-out figures only, each answering one question: (a) on seeds it never saw (and, where seeds "
+               "repeat, prompts it never saw); (b) ranking within a judgement as pre-filtering uses it; (c) on new "
+               "prompts with seen seeds, next to simply remembering each seed. p-values: permutation tests whose "
+               "permutation matches the claim. Intervals: clustered bootstrap."),
+            table(evaluation.table.drop(columns=["p_value"]), "Selector evaluation", folder, "selector"),
+            _p(("Recommended for pre-filtering: " if evaluation.recommended else "Not recommended for pre-filtering: ")
+               + "; ".join(evaluation.reasons) + "."),
+            _figure(result, "nulls")]
+    return out
+
+
+def _embedding(result, folder) -> list[str]:
+    if "clusters" not in result.parts:
+        return []
+    return ["<h2>Embeddings of the noises</h2>",
+            _p(f"t-SNE and k-means run on a PCA of the standardized noise features (the first components explain "
+               f"{result.parts['pca_explained']:.0%} of their variance), one point per distinct noise. The noises are "
+               "i.i.d. Gaussian draws: any shape in the picture is not structure; the cluster table is the number to "
+               "read."),
+            _figure(result, "tsne"), _figure(result, "umap"),
+            table(result.parts["clusters"], "k-means clusters of distinct noises", folder, "clusters")]
+
+
+def _pairwise(result, folder) -> list[str]:
+    out = result.parts.get("pairwise")
+    if not out:
+        return []
+    text = (f"{out['answers']} pairwise answers: {out['decided']} with a preference ({out['ties']} ties, counted as "
+            f"half a win each), {out['both_bad']} both bad (no preference: left out of win rates and the model, "
+            "counted per seed). Bradley-Terry log-strengths with a weak prior; intervals resample prompts.")
+    parts = ["<h2>Pairwise comparisons</h2>", _p(text)]
+    side = out.get("left_share")
+    if side:
+        parts.append(_p(f"Position check: the left image won {side['share']:.3f} [{side['ci_low']:.3f}, "
+                        f"{side['ci_high']:.3f}] of decided non-tie answers (binomial p {format_p(side['p_value'])}; "
+                        "0.5 = no position bias)."))
+    return parts + [_figure(result, "pairwise"), table(out["table"], "Every compared seed", folder, "pairwise"),
+                    table(out["answers_table"], "Every pairwise answer", folder, "pairwise_answers")]
+
+
+def body(result, folder) -> list[str]:
+    parts = []
+    for section in (_rates, _clip, _agreement, _seeds, _noise, _selector, _embedding, _pairwise):
+        parts += section(result, folder)
+    return parts

@@ -1,0 +1,100 @@
+"""Pre-filtering with exploration, made by the app's own loop, and the analysis undoing its selection.
+
+The app shows 6 of 12 candidates: the 5 with the highest CLIP score and 1 drawn from
+the other 7 (propensity 1/7), and records the hidden ones. To know the unfiltered
+truth we give every candidate, shown or hidden, a label from a known rule correlated
+with its CLIP score, and compare what the shown rows say with and without weights.
+The app draws these seeds at random, so the dataset differs on every run; the
+assertions hold with a wide margin (checked on 8 datasets: rate error 0.17 naive vs
+0.02-0.04 weighted; CLIP AUC error 0.04-0.055 naive vs 0.02 corrected).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from goldennoise.research import analysis, dataset
+from goldennoise.research.analysis import stats
+from goldennoise.research.analysis.inference import weighted_mean
+from goldennoise.store.records import RecordStore
+from tests import planted
+
+
+@contextmanager
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def prefiltered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prefilter")
+    with one_thread():  # tiny models: extra torch threads only spin when the machine is shared
+        engine = planted.make_dataset(tmp / "outputs", tmp, strategy="random", prompts=40, batch_size=6, candidates=12,
+                                      prefilter="clip", explore=1)
+    return engine.outputs
+
+
+def test_exploration_slots_and_propensities_are_recorded(prefiltered):
+    candidates = dataset.candidate_table(RecordStore(prefiltered).read().records)
+    assert candidates["record_id"].nunique() >= 40
+    for _, judgement in candidates.groupby("record_id"):
+        slots = judgement["slot"].value_counts().to_dict()
+        assert slots == {"ranked": 5, "explore": 1, "hidden": 6}
+        ranked = judgement[judgement["slot"] == "ranked"]
+        rest = judgement[judgement["slot"] != "ranked"]
+        assert (ranked["propensity"] == 1.0).all() and np.allclose(rest["propensity"], 1 / 7)
+        assert ranked["clip_score"].min() >= rest["clip_score"].max()  # ranked = top by CLIP
+        assert judgement["propensity"].sum() == pytest.approx(6)  # expected number shown
+        assert judgement["shown"].sum() == 6 and judgement.loc[judgement["shown"], "slot"].ne("hidden").all()
+
+
+def _simulate(candidates: pd.DataFrame, rng) -> pd.DataFrame:
+    """Every candidate labelled by a known rule: golden when its CLIP z-score plus noise is high."""
+    z = (candidates["clip_score"] - candidates["clip_score"].mean()) / candidates["clip_score"].std()
+    return candidates.assign(golden=(z + rng.normal(0, 1.0, len(z)) > 0.3).to_numpy(),
+                             weight=1.0 / candidates["propensity"])
+
+
+def test_inverse_propensity_weights_bring_rates_and_clip_agreement_toward_the_unfiltered_truth(prefiltered):
+    candidates = dataset.candidate_table(RecordStore(prefiltered).read().records).reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    errors = {"rate naive": [], "rate weighted": [], "auc naive": [], "auc weighted": [], "auc all candidates": []}
+    for _ in range(50):
+        every = _simulate(candidates, rng)
+        shown = every[every["shown"]]
+        truth_rate = every["golden"].mean()
+        truth_auc = stats.clip_agreement(every.assign(weight=1.0))["auc"]  # nothing filtered
+        corrected = stats.clip_agreement(shown, candidates=every.assign(golden=every["golden"].where(every["shown"])))
+        errors["rate naive"].append(shown["golden"].mean() - truth_rate)
+        errors["rate weighted"].append(weighted_mean(shown["golden"], shown["weight"]) - truth_rate)
+        errors["auc naive"].append(corrected["naive_auc"] - truth_auc)
+        errors["auc weighted"].append(corrected["auc"] - truth_auc)
+        errors["auc all candidates"].append(corrected["all_candidates"]["auc"] - truth_auc)
+    error = {k: float(np.mean(np.abs(v))) for k, v in errors.items()}
+    assert np.mean(errors["rate naive"]) > 0.1  # showing CLIP's top 5 inflates the golden rate ...
+    assert error["rate weighted"] < error["rate naive"] / 3  # ... and 1/propensity undoes it
+    assert np.mean(errors["auc naive"]) < -0.02  # CLIP agreement among the top looks worse than it is ...
+    assert error["auc all candidates"] < error["auc naive"] * 0.7  # ... the corrected figure is close to the truth
+    # The pair-weighted AUC covers only pairs that can be seen together (with one exploration slot, never two
+    # low-ranked candidates), so its error depends on how CLIP orders those: -0.04..+0.05 over 9 datasets. The
+    # report shows it as what it is, beside the figure over all candidates; no claim about it is tested here.
+
+
+def test_report_says_which_claims_were_corrected(prefiltered):
+    result = analysis.run(prefiltered, with_selector=True)
+    html = result["report"].read_text()
+    assert "Claims corrected for pre-filtering" in html and "1/propensity" in html
+    assert "by exploration" in html and "ranked by CLIP score" in html
+    assert any("naive rate among shown seeds" in line for line in result["summary"])
+    unseen = result["selector_table"].iloc[0]
+    assert unseen["question"] == "(a) unseen seeds" and "prompts, and so seeds" in unseen["held_out"]
