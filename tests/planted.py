@@ -32,12 +32,13 @@ def lookup_golden(seed: int, shape, rng: np.random.Generator) -> bool:
 
 def make_dataset(outputs, tmp, prompts: int = 40, batch_size: int = 6, strategy: str = "pool", pool_size: int = 24,
                  annotators=("ann", "bob"), overlap: float = 0.25, size: int = 64, seed: int = 0,
-                 rule=planted_golden, engine: Engine | None = None, **campaign_values) -> Engine:
+                 rule=planted_golden, engine: Engine | None = None, start_seed: int = 0,
+                 **campaign_values) -> Engine:
     """Label every prompt of a fresh campaign by `rule`; returns the engine (its outputs hold the records)."""
     prompt_file = tmp / f"planted-{prompts}.txt"
     prompt_file.write_text("\n".join(f"a planted prompt number {i}" for i in range(prompts)) + "\n")
     campaign = Campaign(name="planted", model="tiny-flux", height=size, width=size, prompts=str(prompt_file),
-                        batch_size=batch_size, seed_strategy=strategy, start_seed=0, pool_size=pool_size,
+                        batch_size=batch_size, seed_strategy=strategy, start_seed=start_seed, pool_size=pool_size,
                         overlap=overlap, min_view_ms=0, **campaign_values)
     engine = engine or Engine(outputs, prefetch=False)
     engine.start(campaign)

@@ -231,7 +231,9 @@ class Engine:
                                 "prefilter.method")
         selector = prefilter.SeedSelector.load(path)
         if not selector.recommended:
-            log.warning("the seed selector's held-out figures were not above chance; pre-filtering by it anyway")
+            raise CampaignError("campaign prefilter.method: the seed selector trained on this configuration was not "
+                                "significantly above chance on unseen seeds or within prompts (see the analysis "
+                                "report); pre-filter by clip until it is.", "prefilter.method")
         return selector
 
     # Batches -----------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def run_analysis(ctx: Context, with_selector: bool, progress):
     from goldennoise.research import analysis
 
     progress(0.05, desc="Re-making noises and fitting…")
-    result = analysis.run(ctx.outputs, campaign=ctx.engine.active.id, with_selector=with_selector)
+    result = analysis.run(ctx.outputs, campaign=ctx.engine.active.id, with_selector=with_selector, progress=progress)
     lines = result["summary"]
     return (message(" ".join(lines)), result["figures"], result.get("selector_table"), str(result["report"]))
 
