@@ -12,9 +12,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import gradio as gr
+
 from goldennoise.errors import UserError
 from goldennoise.store.campaign import Campaign
 from goldennoise.store.prompts import load_prompts
+from goldennoise.ui import render
 from goldennoise.ui.context import Context, message
 
 PROMPT_FILES = "prompt-files"
@@ -78,7 +81,10 @@ def run_analysis(ctx: Context, with_selector: bool, progress):
     progress(0.05, desc="Re-making noises and fitting…")
     result = analysis.run(ctx.outputs, campaign=ctx.engine.active.id, with_selector=with_selector, progress=progress)
     lines = result["summary"]
-    return (message(" ".join(lines)), result["figures"], result.get("selector_table"), str(result["report"]))
+    table = result.get("selector_table")
+    summary = "".join(f"<div class='gn-line'>{render.e(line)}</div>" for line in lines)
+    return (summary, result["figures"], gr.update(value=table, visible=table is not None),
+            str(result["report"]))
 
 
 def run_export(ctx: Context, formats: list[str], progress):

@@ -60,7 +60,8 @@ def start_tab(ctx: Context) -> SimpleNamespace:
                 ui.c_min_view = gr.Number(c.min_view_ms, precision=0, label="Minimum viewing time (ms)")
             ui.switch = gr.Button("Switch to this campaign", variant="stop")
             ui.prompt_file = gr.File(label="Or upload a prompt file (CSV, JSON, JSONL, TXT): a new campaign on it",
-                                     type="filepath", file_types=[".csv", ".json", ".jsonl", ".ndjson", ".txt"])
+                                     type="filepath", file_types=[".csv", ".json", ".jsonl", ".ndjson", ".txt"],
+                                     elem_id="gn-prompt-file")
         ui.start_message = gr.HTML(elem_id="gn-start-message")
     return ui
 
@@ -102,10 +103,10 @@ def analysis_tab() -> SimpleNamespace:
         with gr.Row():
             ui.with_selector = gr.Checkbox(True, label="Train and evaluate the seed selector")
             ui.run = gr.Button("Run analysis", variant="primary")
-        ui.summary = gr.HTML()
+        ui.summary = gr.HTML(elem_id="gn-analysis-summary")
         ui.figures = gr.Gallery(label="Figures", columns=2, height="auto", format="png", object_fit="contain",
                                 elem_id="gn-analysis-figures")
-        ui.selector = gr.Dataframe(label="Seed selector, held out", interactive=False)
+        ui.selector = gr.Dataframe(label="Seed selector, held out", interactive=False, visible=False)
         ui.report = gr.File(label="Self-contained HTML report")
         with gr.Row():
             ui.formats = gr.CheckboxGroup(list(EXPORT_FORMATS), value=list(EXPORT_FORMATS), label="Export formats")
