@@ -14,7 +14,7 @@ pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]
 
 
 def test_switch_upload_analyse_and_export(tmp_path, browser):
-    prompts = [f"admin prompt {i}" for i in range(12)]
+    prompts = [f"admin prompt {i}" for i in range(16)]
     with app(tmp_path, prompts, "--height", "64", "--width", "64", "--batch-size", "6", "--seed-strategy", "pool",
              "--pool-size", "12", "--min-view-ms", "0") as (url, outputs):
         labeller = Client(url, verbose=False)  # someone labels through the API meanwhile
@@ -24,6 +24,8 @@ def test_switch_upload_analyse_and_export(tmp_path, browser):
                                       api_name="/submit_selection")["next"]
         page = open_page(browser, url)
         first = start_labelling(page, "boss")  # a local app: the person at the machine administers
+        watcher = open_page(browser, url)  # another annotator, just looking at the Workbench
+        watched = start_labelling(watcher, "watcher")
         page.get_by_role("tab", name="Analysis").click()
         page.get_by_role("button", name="Run analysis").click()
         page.locator("#gn-analysis-figures img").first.wait_for(timeout=180_000)
@@ -39,6 +41,8 @@ def test_switch_upload_analyse_and_export(tmp_path, browser):
         page.get_by_label("width").fill("128")
         page.get_by_role("button", name="Switch to this campaign").click()
         page.get_by_text(re.compile("Switched to campaign")).wait_for(timeout=120_000)
+        wait_batch(watcher, watched, timeout=15_000)  # moved over without doing anything
+        assert "switched" in watcher.inner_text(SCREEN)
         page.get_by_role("tab", name="Workbench").click()
         second = wait_batch(page, first)
         assert "switched" in page.inner_text(SCREEN)

@@ -84,7 +84,7 @@ def test_no_answer_before_the_minimum_viewing_time(served):
     page.keyboard.press("Enter")  # at once: too early
     time.sleep(0.6)
     assert mine(outputs, "hasty") == []
-    assert "moment longer" in page.inner_text(SCREEN) or "loading" in page.inner_text(SCREEN)
+    assert "moment longer" in message(page) or "loading" in message(page)
     assert len(ticked(page)) == 1  # the ticks are kept
 
 
@@ -259,7 +259,7 @@ def test_history_loads_when_opened_and_relabel_of_another_keeps_both(served):
     bob = open_page(browser, url)
     queue_batch = start_labelling(bob, "hist-bob")
     bob.get_by_role("tab", name="History").click()
-    bob.get_by_label("Everyone's answers (administrators)").check()  # a local app: everyone administers
+    bob.get_by_label("Everyone's answers").check()  # a local app: everyone administers
     bob.locator("#gn-history [role=gridcell]").filter(has_text="hist-ada").first.click()
     bob.get_by_role("button", name="Judge it again myself (second opinion)").click()
     second = wait_batch(bob, queue_batch)
@@ -300,3 +300,57 @@ def test_eight_images_fit_and_the_end_is_a_done_screen(small):
     wait_state(page, "done")
     shot(page, "done")
     assert "All done" in page.inner_text(SCREEN) and error_badges(page) == 0
+
+
+def test_a_held_key_acts_once(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    batch = start_labelling(page, "holder")
+    time.sleep(MIN_VIEW)
+    for _ in range(4):
+        page.keyboard.down("3")  # auto-repeat: keydown events with repeat=true
+    page.keyboard.up("3")
+    assert len(ticked(page)) == 1
+    for _ in range(5):
+        page.keyboard.down("s")
+    page.keyboard.up("s")
+    wait_batch(page, batch)
+    time.sleep(1.0)
+    assert [r["kind"] for r in mine(outputs, "holder")] == ["skip"]
+
+
+def test_time_on_other_tabs_is_not_viewing_time(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    batch = start_labelling(page, "wanderer")
+    page.get_by_role("tab", name="History").click()
+    time.sleep(2.0)
+    page.get_by_role("tab", name="Workbench").click()
+    time.sleep(0.6)
+    page.keyboard.press("Enter")
+    wait_batch(page, batch)
+    visible = mine(outputs, "wanderer")[0]["timing"]["visible_ms"]
+    assert 400 <= visible < 1500, visible
+
+
+def test_a_relabel_detour_keeps_the_ticks_and_skipping_it_cancels(served):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    first = start_labelling(page, "detour")
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    current = wait_batch(page, first)
+    seeds = seeds_on_screen(page)
+    page.keyboard.press("1")
+    page.keyboard.press("2")
+    page.get_by_role("tab", name="History").click()
+    page.locator("#gn-history [role=gridcell]").filter(has_text="some golden").first.click()
+    page.get_by_role("button", name="Relabel my answer in the Workbench").click()
+    assert wait_batch(page, current) == first
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("s")  # skip a relabel: cancel it
+    assert wait_batch(page, first) == current
+    assert ticked(page) == seeds[:2]  # the ticks made before the detour are back
+    assert "cancelled" in message(page)
+    assert [r["kind"] for r in mine(outputs, "detour")] == ["judgement"]

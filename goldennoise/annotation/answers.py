@@ -62,7 +62,7 @@ def _shown(campaign, screen, elapsed_ms: int, visible_ms: int | None, interactio
         "seed_strategy": {"name": campaign.seed_strategy, "start_seed": campaign.start_seed,
                           "batch_size": campaign.batch_size,
                           **({"pool_size": campaign.pool_size} if campaign.seed_strategy == "pool" else {})},
-        "clip_model": batch.clip_model, "batch_id": batch.batch_id, "shown_scores": not blind,
+        "clip_model": batch.clip_model, "batch_id": batch.batch_id, "shown_scores": not blind, "view": screen.mode,
         "interaction": _interaction(interaction),
         "timing": {"generated_at": batch.created_at, "shown_at": screen.shown_at_iso, "elapsed_ms": elapsed_ms,
                    "visible_ms": visible_ms, "source": batch.source,
@@ -106,7 +106,7 @@ def batch_from_record(record) -> Batch:
     """The batch a judgement was made on, rebuilt from its record (images stay on disk)."""
     scores = [s.clip_score for s in record.samples]
     return Batch(
-        batch_id=f"r{record.record_id}", prompt=record.prompt.text, prompt_id=record.prompt.id,
+        batch_id=record.batch_id or f"r{record.record_id}", prompt=record.prompt.text, prompt_id=record.prompt.id,
         seeds=list(record.seeds), image_paths=[s.image_path for s in record.samples],
         clip_scores=None if any(score is None for score in scores) else scores,
         noise=[s.noise.model_dump() if s.noise else None for s in record.samples],

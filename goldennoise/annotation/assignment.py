@@ -37,21 +37,23 @@ class Assigner:
         self._judged: dict[str, set[str]] = {}  # prompt id -> annotators with a live judgement
         self._done: dict[tuple[str, str], set[str]] = {}  # (mode, prompt id) -> annotators who answered or skipped
         self._pairs: dict[str, int] = {}  # prompt id -> live pairwise answers (which pair to show next)
+        self._compared: dict[str, set[str]] = {}  # prompt id -> annotators with a live pairwise answer
         self._leases: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}  # (mode, pid) -> tab -> (who, until)
 
     def sync(self, records: list) -> None:
         """Rebuild what is answered from the campaign's records."""
-        judged, done, pairs = {}, {}, {}
+        judged, done, pairs, compared = {}, {}, {}, {}
         for record in live(records):
             pid = record.prompt.id
-            mode = "pairwise" if record.kind == "pairwise" else "batch"
+            mode = record.view or ("pairwise" if record.kind == "pairwise" else "batch")
             done.setdefault((mode, pid), set()).add(record.annotator)
             if record.kind == "judgement":
                 judged.setdefault(pid, set()).add(record.annotator)
             elif record.kind == "pairwise":
                 pairs[pid] = pairs.get(pid, 0) + 1
+                compared.setdefault(pid, set()).add(record.annotator)
         with self._lock:
-            self._judged, self._done, self._pairs = judged, done, pairs
+            self._judged, self._done, self._pairs, self._compared = judged, done, pairs, compared
 
     def capacity(self, prompt_id: str) -> int:
         return 2 if is_overlap(prompt_id, self.overlap) else 1
@@ -118,6 +120,7 @@ class Assigner:
                 self._judged.setdefault(prompt_id, set()).add(annotator)
             elif kind == "pairwise":
                 self._pairs[prompt_id] = self._pairs.get(prompt_id, 0) + 1
+                self._compared.setdefault(prompt_id, set()).add(annotator)
             self._leases.get((mode, prompt_id), {}).pop(tab, None)
 
     def retracted(self, mode: str, prompt_id: str, annotator: str, tab: str, kind: str) -> None:
@@ -128,6 +131,7 @@ class Assigner:
                 self._judged.get(prompt_id, set()).discard(annotator)
             elif kind == "pairwise":
                 self._pairs[prompt_id] = max(0, self._pairs.get(prompt_id, 0) - 1)
+                self._compared.get(prompt_id, set()).discard(annotator)
             self._leases.setdefault((mode, prompt_id), {})[tab] = (annotator, self.clock() + self.lease_seconds)
 
     def pairs_done(self, prompt_id: str) -> int:
@@ -139,7 +143,7 @@ class Assigner:
         with self._lock:
             done = {pid for pid in prompt_ids if annotator in self._done.get((mode, pid), ())}
             if mode == "pairwise":
-                judged = len(done)
+                judged = sum(annotator in self._compared.get(pid, ()) for pid in done)
             else:
                 judged = sum(annotator in self._judged.get(pid, ()) for pid in done)
             full = sum(mode == "batch" and pid not in done and

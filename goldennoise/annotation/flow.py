@@ -135,7 +135,10 @@ def _advance(engine: Engine, tab: Tab, mode: str, notice: str | None = None) -> 
 
 def answer(engine: Engine, tab: Tab, mode: str, batch_id: str, *, golden=None, winner: str | None = None,
            skip: bool = False, visible_ms: int | None = None, interaction=None):
-    """Record an answer to the batch `batch_id` on this view and return (record, the next screen)."""
+    """Record an answer to the batch `batch_id` on this view and return (record, the next screen).
+
+    A skip on a relabel screen records nothing (record None): the relabel is cancelled.
+    """
     _check_mode(mode)
     with tab.lock:
         _joined(engine, tab)
@@ -148,6 +151,9 @@ def answer(engine: Engine, tab: Tab, mode: str, batch_id: str, *, golden=None, w
         elapsed = int((time.monotonic() - screen.shown_at) * 1000)
         minimum = active.campaign.min_view_ms
         c = active.campaign
+        if skip and screen.origin == "relabel":  # skipping a relabel cancels it: the earlier answer stands
+            view.answered_batches.discard(batch_id)
+            return None, _advance(engine, tab, mode)
         if skip:
             record = answers.skip(c, tab.annotator, tab.tab_id, screen, elapsed, interaction)
         else:
@@ -212,8 +218,9 @@ def undo(engine: Engine, tab: Tab, mode: str = "batch"):
         return record, view.screen
 
 
-def find_record(engine: Engine, record_id: str):
-    for record in live(in_campaign(engine.records.read().records, engine.active.id)):
+def find_record(engine: Engine, record_id: str, any_campaign: bool = False):
+    records = engine.records.read().records
+    for record in live(records if any_campaign else in_campaign(records, engine.active.id)):
         if record.record_id == record_id:
             return record
     raise Refused(f"record_id: no live answer {str(record_id)[:40]!r} in this campaign (undone, relabelled, or "

@@ -142,6 +142,7 @@ class Shown(Base):
     clip_model: dict[str, Any] | None = None
     timing: dict[str, Any] = Field(default_factory=dict)  # generated_at, shown_at, visible_ms, ...
     batch_id: Short | None = None
+    view: Literal["batch", "pairwise"] | None = None  # the screen it was answered on (a skip can be either)
     shown_scores: bool | None = None  # were CLIP scores on screen before the answer?
     interaction: list[dict[str, Any]] = Field(default_factory=list, max_length=500)  # keys and clicks
 

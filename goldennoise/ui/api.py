@@ -66,7 +66,9 @@ def describe(ctx: Context, tab, mode: str) -> dict:
     return out
 
 
-def summary(record, clip_scores=None) -> dict:
+def summary(record, clip_scores=None) -> dict | None:
+    if record is None:  # a skipped relabel: nothing was recorded
+        return None
     data = {"record_id": record.record_id, "kind": record.kind, "prompt_id": record.prompt.id,
             "campaign": record.campaign, "annotator": record.annotator}
     if record.kind == "judgement":

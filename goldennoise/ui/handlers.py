@@ -28,6 +28,17 @@ HISTORY_COLUMNS = ["answer", "golden", "time", "prompt", "annotator", "model", "
 ACTIONS = {"batch": ("submit", "skip", "undo"), "pairwise": ("left", "right", "tie", "both_bad", "skip", "undo")}
 
 
+FORM = ("name", "model", "dtype", "num_inference_steps", "guidance_scale", "height", "width", "scheduler", "batch_size",
+        "seed_strategy", "start_seed", "pool_size", "candidates", "prefilter", "explore", "overlap", "blind",
+        "min_view_ms")
+
+
+def form_values(campaign) -> tuple:
+    """The administrator's campaign form, filled from the campaign running now (in FORM's order)."""
+    values = {**campaign.definition(), "scheduler": campaign.scheduler or "default", "start_seed": str(campaign.start_seed)}
+    return tuple(values[key] for key in FORM)
+
+
 def _payload(text: str) -> dict:
     try:
         data = json.loads(text or "{}")
@@ -47,36 +58,38 @@ class Browser:
     def on_load(self, remembered: str, request: gr.Request):
         """A tab connects: with a login (or a name this browser remembers) it starts labelling at once."""
         ctx = self.ctx
-        admin_view = gr.update(visible=False)
         try:
             if not ctx.access.logins and not (remembered or "").strip():
-                return (gr.skip(), ctx.screen_html(ctx.tab(request), "batch"),
-                        message("Enter your name and press Start."), admin_view, admin_view,
-                        render.campaign_summary(ctx.engine.active, False), gr.skip())
+                tab = ctx.tab(request)
+                return self._arrival(tab, "Enter your name and press Start.", ctx.access.local_only,
+                                     name=gr.skip(), tabs=gr.skip())
             tab, _ = ctx.join(request, remembered)
         except UserError as error:
             tab = ctx.tab(request) if not ctx.access.logins else None
-            html = ctx.screen_html(tab, "batch") if tab else render.idle("batch", str(error))
-            return gr.skip(), html, message(explain(error), "refused"), admin_view, admin_view, "", gr.skip()
-        shown = gr.update(visible=tab.is_admin)
-        name = gr.update(value=tab.annotator, interactive=not ctx.access.logins)
-        return (name, ctx.screen_html(tab, "batch"), message(f"Labelling as {tab.annotator}."), shown, shown,
-                render.campaign_summary(ctx.engine.active, tab.is_admin), gr.Tabs(selected="workbench"))
+            return self._arrival(tab, explain(error), False, name=gr.skip(), tabs=gr.skip(), kind="refused")
+        return self._arrival(tab, f"Labelling as {tab.annotator}.", tab.is_admin,
+                             name=gr.update(value=tab.annotator, interactive=not ctx.access.logins))
 
     def start(self, name: str, request: gr.Request):
         ctx = self.ctx
         try:
             tab, _ = ctx.join(request, name)
-        except UserError as error:
-            return (gr.skip(), gr.skip(), message(explain(error), "refused"), gr.skip(), gr.skip(), gr.skip(),
-                    gr.skip(), gr.skip())
-        except Exception as error:  # noqa: BLE001 - shown as a generic line, logged with its traceback
-            return (gr.skip(), gr.skip(), message(explain(error), "error"), gr.skip(), gr.skip(), gr.skip(),
-                    gr.skip(), gr.skip())
-        shown = gr.update(visible=tab.is_admin)
-        return (tab.annotator, ctx.screen_html(tab, "batch"), message(f"Labelling as {tab.annotator}."),
-                gr.Tabs(selected="workbench"), shown, shown, render.campaign_summary(ctx.engine.active, tab.is_admin),
-                tab.annotator)
+        except Exception as error:  # noqa: BLE001 - a UserError's words, else a generic line (logged)
+            kind = "refused" if isinstance(error, UserError) else "error"
+            return (gr.skip(),) * 2 + (message(explain(error), kind),) + (gr.skip(),) * (6 + len(FORM))
+        return self._arrival(tab, f"Labelling as {tab.annotator}.", tab.is_admin, name=tab.annotator)
+
+    def _arrival(self, tab, text: str, is_admin: bool, name=None, tabs=None, kind: str = "info"):
+        """(name, screen, message, tabs, admin accordion, analysis tab, campaign, remembered name, everyone box,
+        *form values) after a tab arrives or starts."""
+        ctx = self.ctx
+        html = ctx.screen_html(tab, "batch") if tab is not None else render.idle("batch", text)
+        shown = gr.update(visible=is_admin)
+        remembered = tab.annotator if tab is not None and tab.annotator and not ctx.access.logins else gr.skip()
+        return (name if name is not None else gr.skip(), html, message(text, kind),
+                tabs if tabs is not None else gr.Tabs(selected="workbench"), shown, shown,
+                render.campaign_summary(ctx.engine.active, is_admin), remembered, shown,
+                *form_values(ctx.engine.active.campaign))
 
     # Workbench and Pairwise --------------------------------------------------------------------
 
@@ -105,7 +118,8 @@ class Browser:
                     winner=action if mode == "pairwise" and action != "skip" else None, skip=action == "skip",
                     visible_ms=data.get("visible_ms") if isinstance(data.get("visible_ms"), int) else None,
                     interaction=data.get("interaction"))
-                text = render.saved_text(record, scores if ctx.engine.active.campaign.blind else None)
+                text = ("Relabel cancelled: your earlier answer stands." if record is None else
+                        render.saved_text(record, scores if ctx.engine.active.campaign.blind else None))
             return ctx.screen_html(tab, mode), message(text)
         except UserError as error:
             return self._catch_up(mode, payload, request), message(explain(error), "refused")
@@ -146,9 +160,21 @@ class Browser:
         return self.open_view("pairwise", client_batch, request)
 
     def renew(self, request: gr.Request):
-        tab = self.ctx.tabs.get(getattr(request, "session_hash", None) or "")
-        if tab.annotator and self.ctx.engine._active is not None:
-            self.ctx.engine.active.assigner.renew(tab.tab_id)
+        """Every few seconds while the tab is open: keep its prompts held, and move it to a new campaign at once."""
+        ctx = self.ctx
+        tab = ctx.tabs.get(getattr(request, "session_hash", None) or "")
+        if not tab.annotator or ctx.engine._active is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if tab.epoch == ctx.engine.epoch:
+            ctx.engine.active.assigner.renew(tab.tab_id)
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            flow.show(ctx.engine, tab, "batch")
+            note = tab.views["batch"].screen.notice or "The campaign changed."
+            pair = ctx.screen_html(tab, "pairwise")
+            return ctx.screen_html(tab, "batch"), message(note), pair, message(note)
+        except Exception as error:  # noqa: BLE001
+            return gr.skip(), message(explain(error), "refused"), gr.skip(), gr.skip()
 
     def unload(self, request: gr.Request):
         tab = self.ctx.tabs.pop(getattr(request, "session_hash", None) or "")
@@ -158,31 +184,37 @@ class Browser:
 
     # History --------------------------------------------------------------------------------
 
-    def history(self, everyone: bool, text: str, request: gr.Request):
+    def history(self, everyone: bool, text: str, campaign: str | None, request: gr.Request):
         ctx = self.ctx
         try:
             tab = ctx.tab(request)
             if not tab.annotator:
-                return pd.DataFrame([], columns=HISTORY_COLUMNS), "Enter your name in Start to see your answers."
-            if everyone and not tab.is_admin:
-                everyone = False
+                return (pd.DataFrame([], columns=HISTORY_COLUMNS), "Enter your name in Start to see your answers.",
+                        gr.skip())
+            everyone = bool(everyone) and tab.is_admin
             read = ctx.engine.records.read()
-            records = in_campaign(read.records, ctx.engine.active.id)
+            mine = [r for r in read.records if everyone or r.annotator == tab.annotator]
+            campaigns = list(dict.fromkeys([ctx.engine.active.id] + [r.campaign or "(none)" for r in reversed(mine)]))
+            chosen = campaign if campaign in campaigns else ctx.engine.active.id
+            records = in_campaign(read.records, None if chosen == "(none)" else chosen)
             rows = history_rows(records, None if everyone else tab.annotator, text or "")
+            for row in rows:
+                if len(row["prompt"]) > 140:
+                    row["prompt"] = row["prompt"][:139] + "…"  # the whole prompt is in the details below
             note = (f"{len(rows)} answer{'' if len(rows) == 1 else 's'} · {'everyone' if everyone else 'yours'} · "
-                    f"campaign {ctx.engine.active.id}")
+                    f"campaign {chosen}" + (" (the current one)" if chosen == ctx.engine.active.id else ""))
             if read.warnings:
                 note += f" · {len(read.warnings)} unreadable line(s) skipped (see the log)"
-            return pd.DataFrame(rows, columns=HISTORY_COLUMNS), note
+            return pd.DataFrame(rows, columns=HISTORY_COLUMNS), note, gr.update(choices=campaigns, value=chosen)
         except Exception as error:  # noqa: BLE001
-            return gr.skip(), explain(error)
+            return gr.skip(), explain(error), gr.skip()
 
     def history_select(self, table: pd.DataFrame, event: gr.SelectData, request: gr.Request):
         ctx = self.ctx
         try:
             tab = ctx.tab(request)
             record_id = str(table.iloc[event.index[0]]["record_id"])
-            record = flow.find_record(ctx.engine, record_id)
+            record = flow.find_record(ctx.engine, record_id, any_campaign=True)
             if record.annotator != tab.annotator and not tab.is_admin:
                 raise UserError("That answer is not yours.", "record_id")
             own = record.annotator == tab.annotator
@@ -221,10 +253,11 @@ class Browser:
                 candidates=candidates, prefilter=prefilter, explore=explore, overlap=overlap, blind=blind,
                 min_view_ms=min_view_ms))
             active = ctx.engine.switch(campaign, progress=lambda share, text: progress(share, desc=text))
-            return render.campaign_summary(active, True), message(f"Switched to campaign {active.id}; every open "
-                                                                  "tab goes on there.")
+            return (render.campaign_summary(active, True), message(f"Switched to campaign {active.id}; every open "
+                                                                   "tab goes on there."), *form_values(active.campaign))
         except Exception as error:  # noqa: BLE001
-            return gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error")
+            return (gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error"),
+                    *[gr.skip()] * len(FORM))
 
     def upload(self, path: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         """A new prompt file (administrators): parsed, kept as the campaign's prompt list, the upload deleted."""
@@ -241,9 +274,11 @@ class Browser:
                 Path(path).unlink(missing_ok=True)  # the raw upload is never kept
             active = ctx.engine.switch(campaign, progress=lambda share, text: progress(share, desc=text))
             return (None, render.campaign_summary(active, True),
-                    message(f"{len(active.prompts)} prompts loaded: campaign {active.id}; every tab goes on there."))
+                    message(f"{len(active.prompts)} prompts loaded: campaign {active.id}; every tab goes on there."),
+                    *form_values(active.campaign))
         except Exception as error:  # noqa: BLE001
-            return None, gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error")
+            return (None, gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error"),
+                    *[gr.skip()] * len(FORM))
 
     def analysis(self, with_selector: bool, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         from goldennoise.ui.admin import run_analysis

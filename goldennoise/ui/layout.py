@@ -18,7 +18,7 @@ from goldennoise.ui.context import Context
 from goldennoise.ui.handlers import HISTORY_COLUMNS, Browser
 
 EXPORT_FORMATS = ("hub", "table", "npnet", "npz")
-LEASE_RENEW_SECONDS = 30
+LEASE_RENEW_SECONDS = 10  # also how soon an open tab follows a campaign switch
 
 
 def start_tab(ctx: Context) -> SimpleNamespace:
@@ -70,10 +70,10 @@ def view_tab(title: str, tab_id: str, prefix: str) -> SimpleNamespace:
     ui = SimpleNamespace()
     with gr.Tab(title, id=tab_id) as ui.tab:
         with gr.Column(elem_id=f"gn-{tab_id}"):
+            ui.message = gr.HTML(render.message(""), elem_id=f"{prefix}message", padding=False)
             ui.screen = gr.HTML(render.idle("batch" if tab_id == "workbench" else "pairwise",
                                             "Say who you are in Start first."), elem_id=f"{prefix}screen",
                                 padding=False)
-            ui.message = gr.HTML(render.message(""), elem_id=f"{prefix}message", padding=False)
             ui.payload = gr.Textbox(visible="hidden")
             ui.send = gr.Button("send", visible="hidden", elem_id=f"{prefix}send")
     return ui
@@ -84,7 +84,8 @@ def history_tab() -> SimpleNamespace:
     with gr.Tab("History", id="history") as ui.tab:
         with gr.Row():
             ui.text = gr.Textbox(label="Prompt contains", scale=3)
-            ui.everyone = gr.Checkbox(False, label="Everyone's answers (administrators)", scale=1)
+            ui.campaign = gr.Dropdown([], label="Campaign", scale=2, allow_custom_value=False)
+            ui.everyone = gr.Checkbox(False, label="Everyone's answers", scale=1, visible=False)
             ui.refresh = gr.Button("Refresh", scale=0)
         ui.note = gr.Markdown()
         ui.table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True, elem_id="gn-history",
@@ -136,12 +137,15 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
 
         # Wiring ---------------------------------------------------------------------------------
         private = dict(api_visibility="private", concurrency_limit=None)
-        arrive = [start.name, bench.screen, bench.message, start.admin, anal.tab, start.campaign, tabs]
-        demo.load(b.on_load, remembered, arrive, **private)
-        start.start.click(b.start, start.name, [start.name, bench.screen, bench.message, tabs, start.admin, anal.tab,
-                                                start.campaign, remembered], **private)
-        start.name.submit(b.start, start.name, [start.name, bench.screen, bench.message, tabs, start.admin,
-                                                anal.tab, start.campaign, remembered], **private)
+        form = [start.c_name, start.c_model, start.c_dtype, start.c_steps, start.c_guidance, start.c_height,
+                start.c_width, start.c_scheduler, start.c_batch, start.c_strategy, start.c_start, start.c_pool,
+                start.c_candidates, start.c_method, start.c_explore, start.c_overlap, start.c_blind, start.c_min_view]
+        arrive = [start.name, bench.screen, bench.message, tabs, start.admin, anal.tab, start.campaign, remembered,
+                  hist.everyone, *form]
+        quiet = dict(show_progress="hidden", **private)
+        demo.load(b.on_load, remembered, arrive, **quiet)
+        start.start.click(b.start, start.name, arrive, **private)
+        start.name.submit(b.start, start.name, arrive, **private)
         bench.send.click(b.act, bench.payload, [bench.screen, bench.message], js="() => window.gn.take('batch')",
                          show_progress="hidden", **private)
         pair.send.click(b.pair_act, pair.payload, [pair.screen, pair.message], js="() => window.gn.take('pairwise')",
@@ -150,25 +154,23 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
                          js="() => window.gn ? window.gn.state('batch').batch : null", **private)
         pair.tab.select(b.open_pairwise, pair.payload, [pair.screen, pair.message], show_progress="hidden",
                         js="() => window.gn ? window.gn.state('pairwise').batch : null", **private)
-        timer.tick(b.renew, None, None, show_progress="hidden", **private)
+        timer.tick(b.renew, None, [bench.screen, bench.message, pair.screen, pair.message], **quiet)
         demo.unload(b.unload)
 
-        history_in, history_out = [hist.everyone, hist.text], [hist.table, hist.note]
+        history_in, history_out = [hist.everyone, hist.text, hist.campaign], [hist.table, hist.note, hist.campaign]
         hist.tab.select(b.history, history_in, history_out, **private)
         hist.refresh.click(b.history, history_in, history_out, **private)
         hist.text.submit(b.history, history_in, history_out, **private)
         hist.everyone.input(b.history, history_in, history_out, **private)
+        hist.campaign.input(b.history, history_in, history_out, **private)
         hist.table.select(b.history_select, hist.table, [hist.details, hist.selected, hist.relabel], **private)
         hist.relabel.click(b.relabel, hist.selected, [bench.screen, bench.message, tabs], **private)
 
-        form = [start.c_name, start.c_model, start.c_dtype, start.c_steps, start.c_guidance, start.c_height,
-                start.c_width, start.c_scheduler, start.c_batch, start.c_strategy, start.c_start, start.c_pool,
-                start.c_candidates, start.c_method, start.c_explore, start.c_overlap, start.c_blind, start.c_min_view]
-        start.switch.click(b.switch, form, [start.campaign, start.start_message], **private)
+        start.switch.click(b.switch, form, [start.campaign, start.start_message, *form], **private)
         start.c_model.input(defaults_for, start.c_model, [start.c_steps, start.c_guidance, start.c_height,
                                                           start.c_width], **private)
-        start.prompt_file.upload(b.upload, start.prompt_file, [start.prompt_file, start.campaign, start.start_message],
-                                 **private)
+        start.prompt_file.upload(b.upload, start.prompt_file, [start.prompt_file, start.campaign, start.start_message,
+                                                               *form], **private)
         anal.run.click(b.analysis, anal.with_selector, [anal.summary, anal.figures, anal.selector, anal.report],
                        concurrency_id="analysis", concurrency_limit=1, api_visibility="private")
         anal.export.click(b.export, anal.formats, [anal.export_note, anal.files], concurrency_id="analysis",

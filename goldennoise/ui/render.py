@@ -40,8 +40,11 @@ def idle(view: str, message: str) -> str:
 
 
 def done(view: str, notice: str | None, progress: dict | None, waiting: bool = False) -> str:
+    skipped = (progress or {}).get("skipped", 0)
     text = ("Nothing left for you right now: the remaining prompts are being answered by others. "
-            "Check back in a minute." if waiting else "All done — every prompt here has been answered. Thank you!")
+            "Check back in a minute." if waiting else
+            "All done — you have answered every prompt here. Thank you!" if not skipped else
+            f"All done — every prompt here is answered or skipped ({skipped} skipped; Undo brings back the last).")
     return _frame(view, "done", f"<div class='gn-done'><p class='gn-done-title'>✓ {e(text)}</p></div>",
                   notice, progress)
 
@@ -71,7 +74,8 @@ def workbench(outputs: Path, screen: Screen, progress: dict | None, min_view_ms:
     origin = {"relabel": ("Relabelling your earlier answer" if screen.supersedes else
                           "Second opinion on another annotator's answer"), "undo": "Undone: answer again"}
     tag = f"<span class='gn-origin'>{e(origin[screen.origin])}</span>" if screen.origin in origin else ""
-    body = (f"<p class='gn-prompt'>{tag}{e(screen.prompt.text)}</p>"
+    long = " gn-long" if len(screen.prompt.text) > 240 else ""
+    body = (f"<p class='gn-prompt{long}' title='{e(screen.prompt.text[:1000])}'>{tag}{e(screen.prompt.text)}</p>"
             f"<div class='gn-grid' style='--cols:{cols};--rows:{rows}'>{cells}</div>"
             "<div class='gn-actions'>"
             "<button type='button' class='gn-primary' data-action='submit'>Submit <kbd>Enter</kbd></button>"

@@ -13,7 +13,9 @@
     batch: { root: "gn-workbench", screen: "gn-screen", send: "gn-send", msg: "gn-message" },
     pairwise: { root: "gn-pairwise", screen: "gn-pair-screen", send: "gn-pair-send", msg: "gn-pair-message" },
   };
-  const fresh = () => ({ batch: null, busy: false, shownAt: 0, visibleAt: 0, events: [], pending: null, timer: 0 });
+  // seen: ms the painted batch has been on screen (only while its view is shown and the page visible).
+  const fresh = () => ({ batch: null, busy: false, shownAt: 0, painted: false, seen: 0, since: null, events: [],
+    pending: null, timer: 0 });
   const st = { batch: fresh(), pairwise: fresh() };
   const screenOf = (v) => document.querySelector(`#${VIEWS[v].screen} .gn-screen`);
   const shown = (id) => { const el = document.getElementById(id); return el !== null && el.offsetParent !== null; };
@@ -21,24 +23,44 @@
   const cells = () => Array.from(document.querySelectorAll("#gn-screen .gn-cell"));
   const now = () => performance.now();
 
+  const showing = (v) => st[v].painted && shown(VIEWS[v].root) && document.visibilityState === "visible";
+  function account(v) {
+    const s = st[v];
+    if (showing(v) && s.since === null) s.since = now();
+    if (!showing(v) && s.since !== null) { s.seen += now() - s.since; s.since = null; }
+  }
+  const visibleMs = (v) => { account(v); const s = st[v]; return s.seen + (s.since !== null ? now() - s.since : 0); };
+  setInterval(() => { account("batch"); account("pairwise"); }, 100);
+  document.addEventListener("visibilitychange", () => { account("batch"); account("pairwise"); });
+
+  // Ticks survive a detour (a relabel) or a reload of this tab: kept per batch id in sessionStorage.
+  const STASH = "goldennoise-ticks";
+  function stash(batch, seeds) {
+    let all = {};
+    try { all = JSON.parse(sessionStorage.getItem(STASH) || "{}"); } catch (e) { all = {}; }
+    delete all[batch];
+    if (seeds.length) all[batch] = seeds;
+    const keys = Object.keys(all);
+    for (const key of keys.slice(0, Math.max(0, keys.length - 10))) delete all[key];
+    try { sessionStorage.setItem(STASH, JSON.stringify(all)); } catch (e) { /* storage full or off: not needed */ }
+  }
+  function stashed(batch) {
+    try { return JSON.parse(sessionStorage.getItem(STASH) || "{}")[batch] || []; } catch (e) { return []; }
+  }
+  const tickedSeeds = () => cells().filter((c) => c.classList.contains("gn-ticked")).map((c) => c.dataset.seed);
+
   function log(v, how, action, i) {
     const s = st[v];
     if (s.events.length >= 200) return;
-    const t = Math.round(now() - (s.visibleAt || s.shownAt));
+    const t = Math.round(now() - s.shownAt);
     s.events.push(i === undefined ? { t, k: how, a: action } : { t, k: how, a: action, i });
   }
   function say(v, text) {
-    const el = screenOf(v);
-    if (!el) return;
-    let local = el.querySelector(".gn-local");
-    if (!local) {
-      local = document.createElement("span");
-      local.className = "gn-local";
-      el.querySelector(".gn-top").appendChild(local);
-    }
-    local.textContent = text;
-    clearTimeout(st[v].timer);
-    st[v].timer = setTimeout(() => { local.textContent = ""; }, 2500);
+    const host = document.getElementById(VIEWS[v].msg);
+    const line = host && host.querySelector(".gn-msg");
+    if (!line) return;
+    line.textContent = text;
+    line.className = "gn-msg gn-refused";
   }
   function setTick(cell, on) {
     cell.classList.toggle("gn-ticked", on);
@@ -49,11 +71,13 @@
     if (!cell) return;
     setTick(cell, !cell.classList.contains("gn-ticked"));
     log("batch", how, "toggle", i + 1);
+    stash(st.batch.batch, tickedSeeds());
     lightbox.sync();
   }
   function tickAll(on, how) {
     cells().forEach((c) => setTick(c, on));
     log("batch", how, on ? "all" : "none");
+    stash(st.batch.batch, tickedSeeds());
     lightbox.sync();
   }
 
@@ -64,14 +88,21 @@
     const el = screenOf(v);
     const id = el && el.dataset.batch ? el.dataset.batch : null;
     if (id === s.batch) return;
-    s.batch = id; s.shownAt = now(); s.visibleAt = 0; s.events = [];
-    if (v === "batch") lightbox.close();
+    s.batch = id; s.shownAt = now(); s.painted = false; s.seen = 0; s.since = null; s.events = [];
+    if (v === "batch") {
+      lightbox.close();
+      if (id && el.dataset.ticks === "") {  // ticks made here before a detour or a reload
+        const keep = stashed(id);
+        cells().forEach((c) => { if (keep.includes(c.dataset.seed)) setTick(c, true); });
+      }
+    }
     if (!id) return;
     const images = Array.from(el.querySelectorAll("img"));
     Promise.all(images.map((img) => img.decode().catch(() => null))).then(() => {
       requestAnimationFrame(() => requestAnimationFrame(() => {
         if (s.batch !== id) return;
-        s.visibleAt = now();
+        s.painted = true;
+        account(v);
         el.dataset.painted = "1";
       }));
     });
@@ -100,16 +131,17 @@
     if (action !== "undo") {
       if (!el || !el.dataset.batch) return;
       const minimum = Number(el.dataset.minView || 0);
-      const seen = s.visibleAt ? now() - s.visibleAt : -1;
+      const seen = s.painted ? visibleMs(v) : -1;
       if (action !== "skip" && seen < minimum) {
-        say(v, seen < 0 ? "The images are still loading…" : `Look a moment longer (at least ${minimum} ms).`);
+        say(v, seen < 0 ? "The images are still loading…" :
+          `Not recorded: look at the images a moment longer (at least ${minimum} ms).`);
         return;
       }
     }
     log(v, how, action);
-    const golden = v === "batch" ? cells().filter((c) => c.classList.contains("gn-ticked")).map((c) => c.dataset.seed) : [];
+    const golden = v === "batch" ? tickedSeeds() : [];
     s.pending = JSON.stringify({
-      action, batch: s.batch, golden, visible_ms: s.visibleAt ? Math.round(now() - s.visibleAt) : null,
+      action, batch: s.batch, golden, visible_ms: s.painted ? Math.round(visibleMs(v)) : null,
       interaction: s.events,
     });
     s.busy = true;
@@ -129,9 +161,14 @@
       if (!this.el) {
         this.el = document.createElement("div");
         this.el.id = "gn-lightbox";
-        this.el.innerHTML = "<img alt=''><div class='gn-lb-caption'></div>";
+        this.el.innerHTML = "<img alt=''><div class='gn-lb-caption'></div><div class='gn-lb-buttons'>" +
+          "<button type='button' data-lb='prev'>‹ previous</button><button type='button' data-lb='tick'>tick ✓</button>" +
+          "<button type='button' data-lb='next'>next ›</button><button type='button' data-lb='close'>close ✕</button></div>";
         this.el.addEventListener("click", (ev) => {
-          if (ev.target.tagName === "IMG") toggle(this.i, "click"); else this.close();
+          const lb = ev.target.dataset && ev.target.dataset.lb;
+          if (ev.target.tagName === "IMG" || lb === "tick") toggle(this.i, "click");
+          else if (lb === "prev" || lb === "next") this.open(this.i + (lb === "next" ? 1 : -1));
+          else this.close();
         });
         document.body.appendChild(this.el);
       }
@@ -153,8 +190,10 @@
     },
   };
 
+  const OURS = /^([0-9]|Enter|a|n|s|u|f| |t|b|Escape|ArrowLeft|ArrowRight)$/;
   function workbenchKey(ev) {
     const k = ev.key;
+    if (ev.repeat) return OURS.test(k);  // a held key acts once
     if (st.batch.busy) return /^[0-9]$/.test(k) || ["Enter", "a", "n", "s", "u", "f", " "].includes(k);
     if (lightbox.isOpen()) {
       if (k === "Escape" || k === "f") { lightbox.close(); return true; }
@@ -162,7 +201,7 @@
       if (k === " ") { toggle(lightbox.i, "key"); return true; }
     }
     if (/^[0-9]$/.test(k)) { toggle(k === "0" ? 9 : Number(k) - 1, "key"); return true; }
-    if (k === "Enter") { if (!ev.repeat) send("batch", "submit", "key"); return true; }
+    if (k === "Enter") { send("batch", "submit", "key"); return true; }
     if (k === "a") { tickAll(true, "key"); return true; }
     if (k === "n") { tickAll(false, "key"); return true; }
     if (k === "s") { send("batch", "skip", "key"); return true; }
@@ -175,7 +214,7 @@
       s: "skip", u: "undo" };
     const action = actions[ev.key];
     if (!action) return ev.key === "Enter";  // Enter never re-fires a focused button here
-    if (!ev.repeat && !st.pairwise.busy) send("pairwise", action, "key");
+    if (!ev.repeat && !st.pairwise.busy) send("pairwise", action, "key");  // a held key acts once
     return true;
   }
   const typing = (t) => t && (t.isContentEditable || t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
@@ -210,6 +249,6 @@
 
   window.gn = {
     take: (v) => { const p = st[v].pending; st[v].pending = null; return p || "{}"; },
-    state: (v) => ({ batch: st[v].batch, busy: st[v].busy, visibleAt: st[v].visibleAt }),
+    state: (v) => ({ batch: st[v].batch, busy: st[v].busy, visibleMs: st[v].painted ? visibleMs(v) : null }),
   };
 }
