@@ -127,9 +127,8 @@ def cmd_app(args) -> int:
         logging.getLogger("goldennoise").warning("!" * 10 + " %s " + "!" * 10, banner)
     ctx = ui.Context(engine, Tabs(), who)
     demo = ui.build_demo(ctx, banner)
-    ui.launch(demo, engine.outputs, max_queue=args.max_queue, server_name=args.host, server_port=args.port,
-              share=args.share, auth=list(who.users) or None,
-              auth_message="GoldenNoise: log in with the name and password you were given.")
+    ui.launch(demo, engine.outputs, who, max_queue=args.max_queue, server_name=args.host, server_port=args.port,
+              share=args.share, auth_message="GoldenNoise: log in with the name and password you were given.")
     return 0
 
 

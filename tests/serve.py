@@ -25,8 +25,8 @@ def serving(engine: Engine, auth: list[str] | None = None, host: str = "127.0.0.
     ctx = ui.Context(engine, Tabs(), access)
     demo = ui.build_demo(ctx, access.warning())
     port = free_port()
-    ui.launch(demo, Path(engine.outputs), prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
-              server_port=port, auth=list(access.users) or None)
+    ui.launch(demo, Path(engine.outputs), access, prevent_thread_lock=True, quiet=True, server_name="127.0.0.1",
+              server_port=port)
     try:
         yield f"http://127.0.0.1:{port}/", ctx
     finally:

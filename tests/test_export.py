@@ -335,3 +335,16 @@ def test_unsafe_paths_are_refused(tmp_path):
 def copy_outputs(corpus: Path, target: Path) -> Path:
     shutil.copytree(corpus, target, ignore=shutil.ignore_patterns("*.lock"))
     return target
+
+
+def test_text_cells_cannot_run_as_spreadsheet_formulas():
+    import pandas as pd
+
+    from goldennoise.research.export import spreadsheet_safe
+
+    table = pd.DataFrame({"prompt": ['=HYPERLINK("http://evil/","x")', "+cmd|' /C calc'!A0", "a cat", "@SUM(1)"],
+                          "seed": [1, 2, 3, 4]})
+    safe = spreadsheet_safe(table)
+    assert safe["prompt"].tolist() == ["'=HYPERLINK(\"http://evil/\",\"x\")", "'+cmd|' /C calc'!A0", "a cat",
+                                       "'@SUM(1)"]
+    assert safe["seed"].tolist() == [1, 2, 3, 4]

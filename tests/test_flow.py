@@ -224,3 +224,86 @@ def test_one_worker_per_device_and_chunks_spread_over_them(tmp_path, campaign):
     a, b = flow.join(engine, tabs.get("a"), "ada"), flow.join(engine, tabs.get("b"), "bob")
     assert a.state == b.state == "batch"
     engine.close()
+
+
+def test_hostile_answer_values_are_refused_with_reasons(engine):
+    tab = Tabs().get("t")
+    screen = flow.join(engine, tab, "ada")
+    for bad in (2**64, -1, 10**30, True, 1.5):
+        with pytest.raises(UserError, match="visible_ms"):
+            flow.answer(engine, tab, "batch", screen.batch.batch_id, golden=[], visible_ms=bad)
+    for golden in ("12", 1.5, [1.5], ["٣"], ["１２"], [True], ["9" * 40]):
+        with pytest.raises(UserError, match="golden_seeds"):
+            flow.answer(engine, tab, "batch", screen.batch.batch_id, golden=golden)
+    with pytest.raises(UserError, match="batch_id"):
+        flow.answer(engine, tab, "batch", [1], golden=[])
+    with pytest.raises(UserError) as caught:
+        flow.show(engine, tab, "m" * 1_000_000)
+    assert len(str(caught.value)) < 200  # a megabyte of input is not echoed
+    assert kinds(engine) == []
+
+
+def test_a_saved_answer_whose_next_batch_fails_is_never_recorded_twice(engine, monkeypatch):
+    from goldennoise.errors import GenerationError
+
+    tab = Tabs().get("t")
+    screen = flow.join(engine, tab, "ada")
+    real = engine.batch
+
+    def broken(*args, **kwargs):
+        raise GenerationError("The images could not be saved (disk full).")
+
+    monkeypatch.setattr(engine, "batch", broken)
+    record, after = flow.answer(engine, tab, "batch", screen.batch.batch_id, golden=[])
+    assert after.state == "idle" and "Saved" in after.notice and "could not be made" in after.notice
+    with pytest.raises(Refused, match="Already recorded"):  # the retry of the same answer
+        flow.answer(engine, tab, "batch", screen.batch.batch_id, golden=[])
+    monkeypatch.setattr(engine, "batch", real)
+    assert flow.show(engine, tab).state == "batch"  # Try again
+    assert kinds(engine) == ["judgement"]
+
+
+def test_one_annotator_cannot_hold_the_whole_queue(engine):
+    from goldennoise.annotation.assignment import MAX_HELD
+
+    tabs = Tabs()
+    for i in range(6):
+        flow.join(engine, tabs.get(f"hoard-{i}"), "alice")
+    assert flow.join(engine, tabs.get("bob"), "bob").state == "batch"  # 6 prompts, alice holds at most 4
+    held = sum(who == "alice" for leases in engine.active.assigner._leases.values() for who, _ in leases.values())
+    assert held <= MAX_HELD
+
+
+def test_requests_of_tabs_that_never_joined_register_nothing():
+    tabs = Tabs()
+    for i in range(50):
+        tabs.get(f"drive-by-{i}", create=False)
+    assert len(tabs) == 0
+
+
+def test_one_annotators_judgement_counts_once(engine):
+    tabs = Tabs()
+    ada, ada2, bob = tabs.get("a1"), tabs.get("a2"), tabs.get("b")
+    screen = flow.join(engine, ada, "ada")
+    original, _ = flow.answer(engine, ada, "batch", screen.batch.batch_id, golden=[])
+    flow.join(engine, ada2, "ada")
+    opened = [(tab, flow.relabel(engine, tab, original.record_id)) for tab in (ada, ada2)]  # in two tabs at once
+    for tab, relabel in opened:
+        flow.answer(engine, tab, "batch", relabel.batch.batch_id, golden=[relabel.batch.seeds[0]])
+    latest = [r for r in live(engine.records.read().records) if r.annotator == "ada"][-1]
+    flow.join(engine, bob, "bob")
+    for _ in range(3):  # three second opinions on ada's answer
+        second = flow.relabel(engine, bob, latest.record_id)
+        flow.answer(engine, bob, "batch", second.batch.batch_id, golden=[])
+    counted = [r for r in live(engine.records.read().records) if r.prompt.id == original.prompt.id]
+    assert sorted(r.annotator for r in counted) == ["ada", "bob"]
+
+
+def test_campaigns_that_could_not_run_are_refused_at_start(tmp_path, campaign):
+    for bad, field in ((dict(model="tiny-flux\n"), "model"), (dict(prompts=5), "prompts"),
+                       (dict(scheduler="os.system"), "scheduler"), (dict(revision=["x"]), "revision")):
+        with pytest.raises(CampaignError, match=field):
+            replace(campaign, **bad).check()
+    engine = Engine(tmp_path / "o6", prefetch=False)
+    with pytest.raises(CampaignError, match="would pass 2\\^63-1"):
+        engine.start(replace(campaign, start_seed=2**63 - 1, batch_size=64))

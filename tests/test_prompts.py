@@ -84,3 +84,12 @@ def test_shipped_sample_set():
     result = load_prompts(Path(__file__).parent.parent / "prompts" / "sample.csv")
     assert len(result.prompts) == 30 and not result.duplicates
     assert len({p.metadata["category"] for p in result.prompts}) >= 10
+
+
+def test_unreadable_text_and_numbers_are_refused_with_the_place():
+    with pytest.raises(PromptFileError, match="lone surrogate"):
+        parse_prompts(b'["a \\ud800 b"]', "s.json")
+    with pytest.raises(PromptFileError, match="unreadable JSON"):
+        parse_prompts(b'[{"prompt": "x", "n": ' + b"1" * 5000 + b"}]", "n.json")
+    prompts = parse_prompts("an \x1b[31mescaped\x07 prompt\n".encode(), "c.txt").prompts
+    assert prompts[0].text == "an [31mescaped prompt"

@@ -162,3 +162,15 @@ def test_importing_the_package_needs_no_fcntl(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("line", ['{"kind": []}', '{"kind": {}}', '{"kind":"judgement","prefilter":{"hidden":null}}',
+                                  '{"kind":"judgement","prefilter":{"hidden":[1,2]}}', '{"a": ' + "1" * 5000 + "}"])
+def test_lines_of_any_shape_are_skipped_not_fatal(tmp_path, line):
+    store = RecordStore(tmp_path)
+    store.append(factory.judgement(0))
+    with open(store.path, "a") as handle:
+        handle.write(line + "\n")
+    store.append(factory.judgement(1))
+    read = RecordStore(tmp_path).read()
+    assert len(read.records) == 2 and len(read.warnings) == 1 and "line 2" in read.warnings[0]

@@ -26,6 +26,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_NAME = 64
 
 
+def clean_text(text: str) -> str:
+    """Text without control characters or bidirectional overrides (which would garble History and exports)."""
+    import unicodedata
+
+    return "".join(c for c in text if unicodedata.category(c) != "Cc" and not "\u202a" <= c <= "\u202e"
+                   and not "\u2066" <= c <= "\u2069")
+
+
 class AuthError(UserError):
     """An auth entry that cannot be used; the message says which."""
 
@@ -64,7 +72,7 @@ class Access:
             if not username:
                 raise Refused("Log in first: this app records who made each judgement.", "annotator")
             return username, username in self.admins
-        name = " ".join(str(typed_name or "").split())[:MAX_NAME]
+        name = " ".join(clean_text(str(typed_name or "")).split())[:MAX_NAME]
         if not name:
             if not self.local_only:
                 raise UserError("annotator: enter your name first (several people can reach this app, so each "

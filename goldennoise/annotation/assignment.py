@@ -22,6 +22,7 @@ import time
 from goldennoise.store.live import live
 
 LEASE_SECONDS = 120.0
+MAX_HELD = 4  # prompts one annotator may hold at once (over all their tabs and clients); more evicts the oldest
 
 
 def is_overlap(prompt_id: str, overlap: float) -> bool:
@@ -76,10 +77,18 @@ class Assigner:
         return len(self._judged.get(prompt_id, set()) - {annotator}) < self.capacity(prompt_id)
 
     def claim(self, mode: str, prompt_id: str, annotator: str, tab: str) -> bool:
-        """Hold the prompt for this tab if it is available; True if now held."""
+        """Hold the prompt for this tab if it is available; True if now held.
+
+        One annotator holds at most MAX_HELD prompts: opening more tabs (or API clients) releases the oldest
+        hold, so nobody can keep the queue from everyone else.
+        """
         with self._lock:
             if not self._available(mode, prompt_id, annotator, tab):
                 return False
+            held = [(until, key, other) for key, leases in self._leases.items()
+                    for other, (who, until) in leases.items() if who == annotator and other != tab]
+            for _, key, other in sorted(held)[:max(0, len(held) - MAX_HELD + 1)]:
+                self._leases[key].pop(other, None)
             self._leases.setdefault((mode, prompt_id), {})[tab] = (annotator, self.clock() + self.lease_seconds)
             return True
 

@@ -303,8 +303,13 @@ class Engine:
                 self.generation_calls += 1
                 raw = batches.run_device(worker, prompt.text, chunk, p)
             active.budget.observe(len(chunk), p.height, p.width, p.num_inference_steps, raw["seconds"])
-            part = batches.finish(worker, raw, self.outputs, prompt.text, prompt.id, chunk, p, active.id,
-                                  batch_id, active.id)
+            try:
+                part = batches.finish(worker, raw, self.outputs, prompt.text, prompt.id, chunk, p, active.id,
+                                      batch_id, active.id)
+            except OSError as error:
+                raise GenerationError(f"The images could not be saved ({error.strerror or 'I/O error'}: the outputs "
+                                      "disk is full or read-only); nothing was recorded. Tell the administrator.",
+                                      "outputs") from None
             made = part if made is None else made.extended(part)
         return made
 

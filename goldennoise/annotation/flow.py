@@ -28,10 +28,29 @@ from goldennoise.annotation.tabs import MAX_UNDO, MODES, Screen, Tab, UndoEntry
 WINNERS = ("left", "right", "tie", "both_bad")
 
 
-def _check_mode(mode: str) -> str:
+MAX_VISIBLE_MS = 86_400_000  # a day: a longer "viewing time" is not one
+
+
+def short(value) -> str:
+    """A value for an error message, never more than a line (inputs may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _check_mode(mode) -> str:
     if mode not in MODES:
-        raise UserError(f"mode: {mode!r} is not one of {', '.join(MODES)}.", "mode")
+        raise UserError(f"mode: {short(mode)} is not one of {', '.join(MODES)}.", "mode")
     return mode
+
+
+def _visible(value) -> int | None:
+    """The browser's viewing time: a whole number of milliseconds in 0..a day, or None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VISIBLE_MS:
+        raise UserError(f"visible_ms: must be a whole number of milliseconds in 0..{MAX_VISIBLE_MS}, got "
+                        f"{short(value)}.", "visible_ms")
+    return value
 
 
 def _sync(engine: Engine, tab: Tab) -> None:
@@ -63,7 +82,7 @@ def join(engine: Engine, tab: Tab, annotator: str, is_admin: bool = False) -> Sc
 
 
 def show(engine: Engine, tab: Tab, mode: str = "batch") -> Screen:
-    """The view's screen; takes the next open prompt when nothing is on it."""
+    """The view's screen; takes the next open prompt when nothing is on it (also after a failed next batch)."""
     _check_mode(mode)
     with tab.lock:
         _joined(engine, tab)
@@ -140,6 +159,11 @@ def answer(engine: Engine, tab: Tab, mode: str, batch_id: str, *, golden=None, w
     A skip on a relabel screen records nothing (record None): the relabel is cancelled.
     """
     _check_mode(mode)
+    visible_ms = _visible(visible_ms)
+    if not isinstance(batch_id, str):
+        raise UserError(f"batch_id: must be the batch id text of the screen, got {short(batch_id)}.", "batch_id")
+    if golden is not None and not isinstance(golden, (list, tuple)):
+        raise UserError(f"golden_seeds: must be a list of seeds, got {short(golden)}.", "golden_seeds")
     with tab.lock:
         _joined(engine, tab)
         active, view = engine.active, tab.views[mode]
@@ -157,7 +181,7 @@ def answer(engine: Engine, tab: Tab, mode: str, batch_id: str, *, golden=None, w
         if skip:
             record = answers.skip(c, tab.annotator, tab.tab_id, screen, elapsed, interaction)
         else:
-            seen = min(elapsed, visible_ms) if isinstance(visible_ms, int) and visible_ms >= 0 else elapsed
+            seen = elapsed if visible_ms is None else min(elapsed, visible_ms)
             if seen < minimum:
                 raise Refused(f"Too quick: look at the images for at least {minimum} ms before answering "
                               "(nothing was recorded).", "visible_ms")
@@ -166,30 +190,45 @@ def answer(engine: Engine, tab: Tab, mode: str, batch_id: str, *, golden=None, w
                 unknown = sorted(set(chosen) - set(screen.batch.seeds))
                 if unknown:
                     raise UserError(f"golden_seeds: {unknown} are not in the batch on screen.", "golden_seeds")
-                record = answers.judgement(c, tab.annotator, tab.tab_id, screen, chosen, elapsed,
-                                           visible_ms if isinstance(visible_ms, int) else None, interaction)
+                record = answers.judgement(c, tab.annotator, tab.tab_id, screen, chosen, elapsed, visible_ms,
+                                           interaction)
             else:
                 if winner not in WINNERS:
-                    raise UserError(f"winner: must be one of {', '.join(WINNERS)}, got {winner!r}.", "winner")
-                record = answers.pairwise(c, tab.annotator, tab.tab_id, screen, winner, elapsed,
-                                          visible_ms if isinstance(visible_ms, int) else None, interaction)
+                    raise UserError(f"winner: must be one of {', '.join(WINNERS)}, got {short(winner)}.", "winner")
+                record = answers.pairwise(c, tab.annotator, tab.tab_id, screen, winner, elapsed, visible_ms,
+                                          interaction)
         engine.records.append(record)  # NotSaved: nothing changes, the screen stays for a retry
         active.assigner.answered(mode, screen.prompt.id, tab.annotator, tab.tab_id, record.kind)
         view.undo.append(UndoEntry(record.record_id, record.kind, screen, tuple(getattr(record, "golden_seeds", ()))))
         del view.undo[:-MAX_UNDO]
         view.answered_batches.add(batch_id)
-        return record, _advance(engine, tab, mode)
+        return record, _advance_after_answer(engine, tab, mode)
+
+
+def _advance_after_answer(engine: Engine, tab: Tab, mode: str) -> Screen:
+    """The next screen once an answer is saved; if it cannot be made, an idle screen that says so (the answered
+    batch never stays on screen, so a retry cannot record it twice)."""
+    try:
+        return _advance(engine, tab, mode)
+    except Exception as error:  # noqa: BLE001 - the answer is saved; the next batch is retried on demand
+        reason = str(error) if isinstance(error, UserError) else "a server error (logged)"
+        if not isinstance(error, UserError):
+            import logging
+
+            logging.getLogger(__name__).exception("next batch failed after a saved answer")
+        view = tab.views[mode]
+        view.screen = Screen(mode, "idle", notice=f"Saved. The next batch could not be made: {reason} "
+                                                  "Press Try again (or Enter) when it is fixed.")
+        return view.screen
 
 
 def _seed(value) -> int:
-    """A seed from an API or browser value: an int, or a string of digits (JavaScript cannot hold int64)."""
-    if isinstance(value, bool):
-        raise UserError(f"golden_seeds: {value!r} is not a seed.", "golden_seeds")
-    if isinstance(value, int):
+    """A seed from an API or browser value: an int, or a string of ASCII digits (JavaScript cannot hold int64)."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 20:
         return int(value.strip())
-    raise UserError(f"golden_seeds: {value!r} is not a whole number (send seeds as integers or digit strings).",
+    raise UserError(f"golden_seeds: {short(value)} is not a seed (send seeds as integers or digit strings).",
                     "golden_seeds")
 
 
@@ -234,6 +273,10 @@ def relabel(engine: Engine, tab: Tab, record_id: str) -> Screen:
         record = find_record(engine, record_id)
         if record.kind != "judgement":
             raise Refused("Only judgements can be relabelled.", "record_id")
+        if record.annotator != tab.annotator:  # already judged it again? then relabel that second opinion
+            earlier = [r for r in live(in_campaign(engine.records.read().records, engine.active.id))
+                       if r.kind == "judgement" and r.annotator == tab.annotator and r.second_opinion_of == record_id]
+            record = earlier[-1] if earlier else record
         own = record.annotator == tab.annotator
         active, view = engine.active, tab.views["batch"]
         if view.screen.state == "batch" and view.screen.origin == "queue":
@@ -245,7 +288,8 @@ def relabel(engine: Engine, tab: Tab, record_id: str) -> Screen:
                              ticks=tuple(record.golden_seeds) if own else (), shown_at=time.monotonic(),
                              shown_at_iso=utc_now(), origin="relabel",
                              supersedes=record.record_id if own else None,
-                             second_opinion_of=None if own else record.record_id)
+                             # a relabelled second opinion stays a second opinion of the same answer
+                             second_opinion_of=record.second_opinion_of if own else record.record_id)
         return view.screen
 
 

@@ -20,6 +20,7 @@ from goldennoise.store.prompts import Prompt
 MODES = ("batch", "pairwise")
 MAX_UNDO = 100
 MAX_TABS = 10_000
+MAX_TABS_PER_ANNOTATOR = 20  # one person's tabs and API clients; more drops their oldest
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,34 @@ class Tabs:
         self._tabs: dict[str, Tab] = {}
         self._lock = threading.Lock()
 
-    def get(self, tab_id: str) -> Tab:
+    def get(self, tab_id: str, create: bool = True) -> Tab:
+        """The tab `tab_id`; a new one if `create` (joining), else a throwaway for a tab that never joined.
+
+        Only joining registers a tab, so requests that read (History, the lease timer of a page that never
+        started) cannot fill the registry; past MAX_TABS the longest-idle tab is dropped.
+        """
         if not tab_id:
             raise ValueError("a tab needs an id")
         with self._lock:
             tab = self._tabs.get(tab_id)
             if tab is None:
+                if not create:
+                    return Tab(tab_id)
                 if len(self._tabs) >= MAX_TABS:
                     oldest = min(self._tabs.values(), key=lambda t: t.last_seen)
                     del self._tabs[oldest.tab_id]
                 tab = self._tabs[tab_id] = Tab(tab_id)
             tab.last_seen = time.monotonic()
             return tab
+
+    def limit(self, annotator: str, keep: int) -> list[Tab]:
+        """Drop this annotator's longest-idle tabs beyond `keep`; returns them (their holds must be released)."""
+        with self._lock:
+            theirs = sorted((t for t in self._tabs.values() if t.annotator == annotator), key=lambda t: t.last_seen)
+            dropped = theirs[:max(0, len(theirs) - keep)]
+            for tab in dropped:
+                del self._tabs[tab.tab_id]
+            return dropped
 
     def pop(self, tab_id: str) -> Tab | None:
         with self._lock:

@@ -137,6 +137,7 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         smaller = max(1, len(seeds) // 2)
-        raise GenerationError(f"Out of memory generating {len(seeds)} images at {params.width}x{params.height}: "
-                              f"try a batch of {smaller} or a smaller size.", "batch_size") from None
+        raise GenerationError(f"Out of memory generating {len(seeds)} image(s) at {params.width}x{params.height}; nothing "
+                              f"was recorded. An administrator can make the campaign's batches smaller (e.g. "
+                              f"{smaller}) or its images smaller.", "batch_size") from None
     return Generated(images, blocks, time.perf_counter() - start)

@@ -55,6 +55,20 @@ MARKER = ".goldennoise-export.json"  # in DEST: the format folders an export wro
 CONFIG_COLUMNS = ("campaign", "configuration", "configuration_label", *dataset.CONFIG_KEYS)
 
 
+def spreadsheet_safe(table):
+    """A copy whose text cells cannot run as spreadsheet formulas (a leading = + - @ gets a quote mark)."""
+    def cell(value):
+        return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+    import pandas as pd
+
+    def column_of(column):
+        text = column.dtype == object or pd.api.types.is_string_dtype(column)
+        return column.map(cell) if text else column
+
+    return table.apply(column_of)
+
+
 def safe_path(root: Path, *parts: str) -> Path:
     """`root/parts...`: each part a plain name (`[A-Za-z0-9._-]`, at most 80), resolving inside `root`."""
     for part in parts:
@@ -242,7 +256,7 @@ def write_table(group: Group, root: Path) -> None:
             continue
         table = flat(table, kind)
         table.to_parquet(safe_path(root, group.name, f"{kind}.parquet"), index=False)
-        table.to_csv(safe_path(root, group.name, f"{kind}.csv"), index=False)
+        spreadsheet_safe(table).to_csv(safe_path(root, group.name, f"{kind}.csv"), index=False)
 
 
 # npz and npnet ----------------------------------------------------------------------------------------

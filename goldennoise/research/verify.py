@@ -185,11 +185,18 @@ def _worst(a: str, b: str) -> str:
     return max(a, b, key=STATUSES.index)
 
 
+MAX_MILLISECONDS = 7 * 86_400_000  # a week: anything longer is not a viewing time
+
+
 def _milliseconds(value) -> int | None:
     """A whole number of milliseconds, or None: `timing` is a free dict in the schema (pandas makes ints floats)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return None
-    return int(value) if np.isfinite(value) and float(value).is_integer() and value >= 0 else None
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return int(number) if np.isfinite(number) and number.is_integer() and 0 <= number <= MAX_MILLISECONDS else None
 
 
 def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False) -> Checked:

@@ -87,8 +87,16 @@ class Campaign:
 
         if not isinstance(self.name, str) or not 1 <= len(self.name.strip()) <= 80:
             bad("name", "must be 1..80 characters", self.name)
-        if not isinstance(self.model, str) or not self.model.strip():
-            bad("model", "must name a model (known name, hub id or folder)", self.model)
+        if not isinstance(self.model, str) or not self.model.strip() or self.model != self.model.strip():
+            bad("model", "must name a model (known name, hub id or folder), without surrounding spaces", self.model)
+        for name in ("prompts",):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                bad(f"prompts.file", "must be the path of a prompt file", getattr(self, name))
+        for name in ("scheduler", "revision"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.isidentifier() and name == "scheduler"
+                                      or len(str(value)) > 200):
+                bad(name, "must be a class name (scheduler) or a commit/branch (revision)", value)
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             bad("dtype", "must be auto, float32, bfloat16 or float16", self.dtype)
         whole("num_inference_steps", 1, 500, True)
@@ -124,6 +132,13 @@ class Campaign:
             bad("annotation.annotators", "must be a list of user names (1..64 characters)", list(self.annotators))
         return self
 
+    @property
+    def public_model(self) -> str:
+        """The model as annotators may see it: a local folder by its name only, never its path."""
+        if self.model.startswith(("/", ".", "~")) or "\\" in self.model:
+            return Path(self.model).name + " (a local folder)"
+        return self.model
+
     def allows(self, annotator: str) -> bool:
         return not self.annotators or annotator in self.annotators
 
@@ -149,7 +164,15 @@ class Campaign:
                 values[name] = getattr(spec, name)
         rows = [{"text": p.text, "id": p.id, "metadata": p.metadata} for p in prompt_set.prompts]
         values["prompts_sha256"] = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        return replace(self, **values).check()
+        resolved = replace(self, **values).check()
+        if resolved.seed_strategy == "sequential":  # the last prompt's seeds must exist too
+            last = resolved.start_seed + len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates) - 1
+            if last > 2**63 - 1:
+                raise CampaignError(f"campaign seeds.start: with {len(prompt_set.prompts)} prompts the sequential seeds "
+                                    f"would pass 2^63-1; choose a start of at most "
+                                    f"{2**63 - 1 - len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates) + 1}.",
+                                    "seeds.start")
+        return resolved
 
     def to_toml(self) -> str:
         lines = [f"name = {_toml(self.name)}"]

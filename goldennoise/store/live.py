@@ -14,12 +14,29 @@ from goldennoise.store.schema import ANSWER_KINDS
 
 
 def live(records: list) -> list:
-    """Answers that count, in file order."""
+    """Answers that count, in file order.
+
+    One annotator's judgement counts once: of two relabels of the same record (made in two tabs), or of two
+    second opinions on the same record, the later replaces the earlier.
+    """
     owner = {r.record_id: r.annotator for r in records}
     retracted = {r.retracts for r in records if r.kind == "retraction" and owner.get(r.retracts) == r.annotator}
     answers = [r for r in records if r.kind in ANSWER_KINDS and r.record_id not in retracted]
     superseded = {r.supersedes for r in answers
                   if getattr(r, "supersedes", None) and owner.get(r.supersedes) == r.annotator}
+    latest: dict[tuple, str] = {}
+    for r in answers:
+        if r.record_id in superseded:
+            continue
+        if getattr(r, "supersedes", None):
+            key = ("relabel", r.annotator, r.supersedes)
+        elif getattr(r, "second_opinion_of", None):
+            key = ("second", r.annotator, r.second_opinion_of)
+        else:
+            continue
+        if key in latest:
+            superseded.add(latest[key])
+        latest[key] = r.record_id
     return [r for r in answers if r.record_id not in superseded]
 
 

@@ -51,6 +51,12 @@ class Prompt:
                 "metadata_sha256": self.metadata_sha256}
 
 
+def _clean(text: str) -> str:
+    import unicodedata
+
+    return "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+
+
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -73,8 +79,8 @@ class PromptSet:
 
 
 def prompt_id(text: str) -> str:
-    """A stable id for a prompt text."""
-    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+    """A stable id for a prompt text (64 bits of its hash: no collisions in files of millions of prompts)."""
+    return "p-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _check_size(name: str, size: int) -> None:
@@ -120,6 +126,8 @@ def _loads(text: str, where: str, locate: bool):
         raise PromptFileError(f"{where}{at}: invalid JSON ({error.msg}).") from None
     except RecursionError:
         raise PromptFileError(f"{where}: JSON nested too deeply.") from None
+    except ValueError as error:  # e.g. a number with thousands of digits
+        raise PromptFileError(f"{where}: unreadable JSON ({str(error)[:80]}).") from None
 
 
 def _parse_json(text: str, source: str) -> list[tuple[str, dict, str]]:
@@ -178,7 +186,11 @@ def parse_prompts(data: bytes, source: str, fmt: str | None = None) -> PromptSet
     rows = _PARSERS[fmt](_decode(data, name), name)
     prompts, seen, duplicates, empty, ids = [], set(), [], 0, {}
     for text, metadata, where in rows:
-        text = " ".join(text.split())  # one line: newlines and tabs inside a prompt become spaces
+        text = " ".join(_clean(text).split())  # one line: control characters dropped, whitespace runs become one space
+        try:
+            (text + _canonical(metadata)).encode("utf-8")
+        except UnicodeEncodeError:
+            raise PromptFileError(f"{name}, {where}: not valid Unicode (a lone surrogate); fix the text.") from None
         if not text:
             empty += 1
             continue

@@ -27,7 +27,7 @@ MAX_SEED = 2**63 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 RecordId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]  # typed names: 64; logins: up to 200
 Short = Annotated[str, StringConstraints(max_length=300)]
 
 
@@ -254,20 +254,22 @@ def parse(data: Any):
     if version > SCHEMA_VERSION:
         raise SchemaError(f"written by a newer GoldenNoise (schema {version}; this one reads up to "
                           f"{SCHEMA_VERSION}): upgrade GoldenNoise to read it")
-    if version < 2:
-        data = _upgrade_v1(data)
     try:
+        if version < 2:
+            data = _upgrade_v1(data)
         return RECORD.validate_python(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "record"
         raise SchemaError(f"{where}: {first['msg']}"[:300]) from None
+    except (TypeError, ValueError, AttributeError, KeyError) as error:  # a shape the upgrade cannot read
+        raise SchemaError(f"not a record ({type(error).__name__})") from None
 
 
 def parse_line(raw: bytes | str):
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, or a number too long to read
         raise SchemaError(f"not JSON ({error.__class__.__name__})") from None
     except RecursionError:
         raise SchemaError("JSON nested too deeply") from None

@@ -18,12 +18,21 @@ STYLE_CSS = (HERE / "style.css").read_text(encoding="utf-8")
 MAX_UPLOAD = "20mb"  # prompt files; the parser refuses more than 20 MiB as well
 
 
-def launch(demo, outputs: Path, max_queue: int = 64, **kwargs):
-    """Queue and launch `demo`. Past `max_queue` waiting requests a caller is told the queue is full."""
+def launch(demo, outputs: Path, access, max_queue: int = 64, **kwargs):
+    """Queue and launch `demo` behind the guard (see guard.py), with throttled logins when `access` has users.
+
+    Past `max_queue` waiting requests a caller is told the queue is full.
+    """
+    from starlette.middleware import Middleware
+
+    from goldennoise.ui.guard import Guard, Logins
+
     images = Path(outputs).resolve() / "images"
     images.mkdir(parents=True, exist_ok=True)
     return demo.queue(default_concurrency_limit=8, max_size=max_queue).launch(
-        allowed_paths=[str(images)], js=SHORTCUTS_JS, css=STYLE_CSS, max_file_size=MAX_UPLOAD, **kwargs)
+        allowed_paths=[str(images)], js=SHORTCUTS_JS, css=STYLE_CSS, max_file_size=MAX_UPLOAD,
+        auth=Logins(access.users) if access.users else None,
+        app_kwargs={"middleware": [Middleware(Guard, images=images, access=access)]}, **kwargs)
 
 
 __all__ = ["Context", "build_demo", "launch"]

@@ -139,6 +139,8 @@ def register(ctx: Context) -> None:
             raise UserError("annotator: call /start first.", "annotator")
         if everyone and not tab.is_admin:
             raise UserError("everyone: only an administrator sees everyone's answers.", "everyone")
+        if not isinstance(text, str) or len(text) > 4000:
+            raise UserError("text: must be a piece of prompt text (at most 4000 characters).", "text")
         records = in_campaign(ctx.engine.records.read().records, ctx.engine.active.id)
         return history_rows(records, None if everyone else tab.annotator, text)
 
@@ -153,8 +155,9 @@ def register(ctx: Context) -> None:
     def campaign(request: gr.Request = None) -> dict:
         """The running campaign's definition (read-only for annotators)."""
         active = ctx.engine.active
-        return {"id": active.id, **active.campaign.definition(), "prompts": len(active.prompts),
-                "batches_ready": active.store.count()}
+        definition = {**active.campaign.definition(), "model": active.campaign.public_model}
+        definition.pop("prompts")  # a path on the server
+        return {"id": active.id, **definition, "prompts": len(active.prompts), "batches_ready": active.store.count()}
 
     @_guard
     def switch_campaign(model: str = "", num_inference_steps: int | None = None, guidance_scale: float | None = None,

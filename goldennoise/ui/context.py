@@ -15,7 +15,7 @@ from pathlib import Path
 from goldennoise.annotation import flow
 from goldennoise.annotation.access import Access
 from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import Tab, Tabs
+from goldennoise.annotation.tabs import MAX_TABS_PER_ANNOTATOR, Tab, Tabs
 from goldennoise.errors import Refused, UserError
 from goldennoise.ui import render
 
@@ -47,7 +47,8 @@ class Context:
         return self.engine.outputs
 
     def tab(self, request) -> Tab:
-        tab = self.tabs.get(getattr(request, "session_hash", None) or "")
+        """The requesting tab (a throwaway one, not registered, if it never joined)."""
+        tab = self.tabs.get(getattr(request, "session_hash", None) or "", create=False)
         login = login_of(request)
         if self.access.logins and tab.annotator and login != tab.annotator:
             raise Refused("This session belongs to another login; reload the page.", "annotator")
@@ -58,7 +59,10 @@ class Context:
         username = login_of(request) or getattr(profile, "username", None)
         annotator, is_admin = self.access.identify(username, typed_name)
         tab = self.tabs.get(getattr(request, "session_hash", None) or "")
-        return tab, flow.join(self.engine, tab, annotator, is_admin)
+        screen = flow.join(self.engine, tab, annotator, is_admin)
+        for old in self.tabs.limit(annotator, MAX_TABS_PER_ANNOTATOR):
+            flow.close(self.engine, old)
+        return tab, screen
 
     def require_admin(self, request) -> Tab:
         tab = self.tab(request)

@@ -25,7 +25,8 @@ from goldennoise.ui.context import Context, explain, message
 
 log = logging.getLogger("goldennoise.ui")
 HISTORY_COLUMNS = ["answer", "golden", "time", "prompt", "annotator", "model", "record_id"]
-ACTIONS = {"batch": ("submit", "skip", "undo"), "pairwise": ("left", "right", "tie", "both_bad", "skip", "undo")}
+ACTIONS = {"batch": ("submit", "skip", "undo", "retry"),
+           "pairwise": ("left", "right", "tie", "both_bad", "skip", "undo", "retry")}
 
 
 FORM = ("name", "model", "dtype", "num_inference_steps", "guidance_scale", "height", "width", "scheduler", "batch_size",
@@ -107,6 +108,9 @@ class Browser:
             if action not in ACTIONS[mode]:
                 raise UserError(f"action: {action!r} is not one of {', '.join(ACTIONS[mode])}.", "action")
             tab = ctx.tab(request)
+            if action == "retry":  # the next batch could not be made before: try again
+                flow.show(ctx.engine, tab, mode)
+                return ctx.screen_html(tab, mode), message("")
             if action == "undo":
                 record, _ = flow.undo(ctx.engine, tab, mode)
                 text = f"Undone: “{record.prompt.text[:60]}” is back on screen."
@@ -162,7 +166,7 @@ class Browser:
     def renew(self, request: gr.Request):
         """Every few seconds while the tab is open: keep its prompts held, and move it to a new campaign at once."""
         ctx = self.ctx
-        tab = ctx.tabs.get(getattr(request, "session_hash", None) or "")
+        tab = ctx.tabs.get(getattr(request, "session_hash", None) or "", create=False)
         if not tab.annotator or ctx.engine._active is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if tab.epoch == ctx.engine.epoch:

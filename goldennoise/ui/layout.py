@@ -179,9 +179,11 @@ def build_demo(ctx: Context, banner: str | None = None) -> gr.Blocks:
 
 
 def defaults_for(model: str):
-    """A model's own defaults fill the form when an administrator picks it."""
-    try:
-        spec = models.resolve(model)
-    except Exception:  # noqa: BLE001 - an unknown name is refused when switching, with the reason
+    """A known model's own defaults fill the form when an administrator picks it.
+
+    Only the list of known models is consulted (never the disk): this runs for anyone who can reach the page.
+    """
+    spec = models.KNOWN_MODELS.get(model) if isinstance(model, str) else None
+    if spec is None:
         return [gr.skip()] * 4
     return spec.num_inference_steps, spec.guidance_scale, spec.height, spec.width

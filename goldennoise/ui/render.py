@@ -19,7 +19,10 @@ e = html.escape
 
 
 def image_url(outputs: Path, relative: str) -> str:
-    return "/gradio_api/file=" + str((Path(outputs) / relative).resolve())
+    """Where the browser gets a generated image (no server path in it; see guard.py)."""
+    from goldennoise.ui.guard import image_url as guarded
+
+    return guarded(relative)
 
 
 def _progress(p: dict | None) -> str:
@@ -35,8 +38,10 @@ def _frame(view: str, state: str, body: str, notice: str | None, progress: dict 
             f"<div class='gn-top'><span class='gn-progress'>{e(_progress(progress))}</span></div>{note}{body}</div>")
 
 
-def idle(view: str, message: str) -> str:
-    return _frame(view, "idle", f"<p class='gn-empty'>{e(message)}</p>", None, None)
+def idle(view: str, message: str, retry: bool = False) -> str:
+    button = ("<div class='gn-actions'><button type='button' class='gn-primary' data-action='retry'>Try again "
+              "<kbd>Enter</kbd></button></div>") if retry else ""
+    return _frame(view, "idle", f"<p class='gn-empty'>{e(message)}</p>{button}", None, None)
 
 
 def done(view: str, notice: str | None, progress: dict | None, waiting: bool = False) -> str:
@@ -63,7 +68,7 @@ def workbench(outputs: Path, screen: Screen, progress: dict | None, min_view_ms:
     if screen.state == "done":
         return done("batch", screen.notice, progress)
     if screen.state != "batch":
-        return idle("batch", screen.notice or "Say who you are in Start, then label here.")
+        return idle("batch", screen.notice or "Say who you are in Start, then label here.", retry=bool(screen.notice))
     batch = screen.batch
     scores = None if blind or batch.clip_scores is None else batch.clip_scores
     cells = "".join(_cell(outputs, i + 1, seed, path, None if scores is None else scores[i], seed in screen.ticks)
@@ -96,7 +101,8 @@ def pairwise(outputs: Path, screen: Screen, progress: dict | None, min_view_ms: 
     if screen.state == "done":
         return done("pairwise", screen.notice, progress)
     if screen.state != "batch":
-        return idle("pairwise", screen.notice or "Say who you are in Start, then compare pairs here.")
+        return idle("pairwise", screen.notice or "Say who you are in Start, then compare pairs here.",
+                    retry=bool(screen.notice))
     batch = screen.batch
     sides = []
     for side, seed, path, score in zip(("Left", "Right"), batch.seeds, batch.image_paths,
@@ -139,7 +145,7 @@ def saved_text(record, scores_after: list | None) -> str:
 
 def campaign_summary(active, is_admin: bool) -> str:
     c = active.campaign
-    rows = [("Campaign", c.id), ("Model", f"{c.model} ({c.dtype})"),
+    rows = [("Campaign", c.id), ("Model", f"{c.public_model if not is_admin else c.model} ({c.dtype})"),
             ("Generation", f"{c.num_inference_steps} steps · guidance {c.guidance_scale} · {c.width}×{c.height}"
                            + (f" · {c.scheduler}" if c.scheduler else "")),
             ("Prompts", f"{len(active.prompts)} from {Path(c.prompts).name}"),

@@ -128,7 +128,7 @@
     const s = st[v];
     const el = screenOf(v);
     if (s.busy) return;
-    if (action !== "undo") {
+    if (action !== "undo" && action !== "retry") {
       if (!el || !el.dataset.batch) return;
       const minimum = Number(el.dataset.minView || 0);
       const seen = s.painted ? visibleMs(v) : -1;
@@ -201,7 +201,11 @@
       if (k === " ") { toggle(lightbox.i, "key"); return true; }
     }
     if (/^[0-9]$/.test(k)) { toggle(k === "0" ? 9 : Number(k) - 1, "key"); return true; }
-    if (k === "Enter") { send("batch", "submit", "key"); return true; }
+    if (k === "Enter") {
+      const el = screenOf("batch");
+      send("batch", el && !el.dataset.batch && el.querySelector("[data-action=retry]") ? "retry" : "submit", "key");
+      return true;
+    }
     if (k === "a") { tickAll(true, "key"); return true; }
     if (k === "n") { tickAll(false, "key"); return true; }
     if (k === "s") { send("batch", "skip", "key"); return true; }

@@ -25,6 +25,7 @@ HOSTILE_IDS = ["/etc/passwd", "../../outside", "x" * 300, "..", "con", "a/b\\c"]
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving")
     rows = [{"id": pid, "prompt": f"hostile id {i} <img src=x onerror=alert(1)>"} for i, pid in enumerate(HOSTILE_IDS)]
+    rows += [{"id": f"plain-{i}", "prompt": f"a plain prompt {i}"} for i in range(6)]
     (tmp / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     engine = Engine(tmp / "out")
     engine.start(Campaign(name="serve", model="tiny-flux", height=64, width=64, prompts=str(tmp / "p.jsonl"),
@@ -54,6 +55,33 @@ def test_generated_images_stay_inside_images_whatever_the_prompt_id(app):
     assert not (tmp.parent / "outside").exists()
     with pytest.raises(ValueError, match="outside"):
         images.confined(outputs, "../escape.png")
+
+
+def test_image_urls_hide_the_outputs_folder_and_uploads_are_for_administrators(app):
+    url, ctx, tmp = app
+    bob = Client(url, auth=("bob", "pw-b"), verbose=False)
+    screen = bob.predict(api_name="/start")["screen"]
+    link = screen["images"][0]["image_url"]
+    assert link.startswith("/gn-images/") and str(tmp) not in link
+    session = login(url, "ada", "pw-a")
+    assert session.get(link.lstrip("/")).status_code == 200
+    assert session.get("gn-images/../records.jsonl").status_code in (403, 404)
+    assert httpx.get(url + link.lstrip("/")).status_code in (401, 403)  # still needs a login
+    refused = session.post("gradio_api/upload", files={"files": ("x.txt", b"x" * 1000)})
+    assert refused.status_code == 403
+    boss = login(url, "boss", "pw-c")
+    assert boss.post("gradio_api/upload", files={"files": ("x.txt", b"prompt\n")}).status_code == 200
+
+
+def test_guessing_passwords_is_throttled():
+    from goldennoise.ui.guard import MAX_FAILURES, Logins
+
+    clock = [0.0]
+    logins = Logins((("carol", "right"),), clock=lambda: clock[0])
+    assert all(not logins("carol", f"wrong{i}") for i in range(MAX_FAILURES))
+    assert not logins("carol", "right")  # locked for the window
+    clock[0] += 301
+    assert logins("carol", "right")
 
 
 def test_only_generated_images_are_served(app):
@@ -106,7 +134,7 @@ def test_upload_is_parsed_then_deleted_and_metadata_is_stored_once(app, tmp_path
     boss_tab.annotator, boss_tab.is_admin = "boss", True
     request = SimpleNamespace(session_hash="boss-tab", username="boss")
     progress = lambda *a, **k: None  # noqa: E731
-    cleared, summary, note = browser.upload(str(upload), request, progress)
+    cleared, summary, note = browser.upload(str(upload), request, progress)[:3]
     assert cleared is None and not upload.exists()  # the raw upload is not kept
     assert "3 prompts loaded" in note
     active = ctx.engine.active
@@ -114,7 +142,7 @@ def test_upload_is_parsed_then_deleted_and_metadata_is_stored_once(app, tmp_path
     assert stored.count("n" * 6000) == 3  # metadata once, in the campaign's prompt list
     too_big = tmp_path / "big.csv"
     too_big.write_text("prompt,notes\nhuge," + "n" * 9000 + "\n")
-    _, _, refused = browser.upload(str(too_big), request, progress)
+    _, _, refused = browser.upload(str(too_big), request, progress)[:3]
     assert "over 8 KiB" in refused and "line 2" in refused and not too_big.exists()
     ada = Client(url, auth=("ada", "pw-a"), verbose=False)
     screen = ada.predict(api_name="/start")["screen"]
@@ -131,10 +159,10 @@ def test_a_non_administrator_cannot_upload_or_switch(app, tmp_path):
     upload = tmp_path / "u.txt"
     upload.write_text("x\n")
     tab = ctx.tabs.get("ada-tab")
-    tab.annotator, tab.is_admin = "ada", False
+    tab.annotator, tab.is_admin, tab.epoch = "ada", False, ctx.engine.epoch
     before = ctx.engine.active.id
     _, _, note = Browser(ctx).upload(str(upload), SimpleNamespace(session_hash="ada-tab", username="ada"),
-                                     lambda *a, **k: None)
+                                     lambda *a, **k: None)[:3]
     assert "Only an administrator" in note and ctx.engine.active.id == before
 
 
