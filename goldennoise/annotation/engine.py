@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,7 +45,8 @@ from goldennoise.store.records import RecordStore
 from goldennoise.annotation.assignment import Assigner
 
 log = logging.getLogger(__name__)
-CACHE_BATCHES = 4096  # finished batches kept in memory (the rest are re-read from the batch store)
+CACHE_BATCHES = 4096
+PREFETCH_DELAY_CPU = 0.3  # finished batches kept in memory (the rest are re-read from the batch store)
 
 
 class Pool:
@@ -271,12 +273,20 @@ class Engine:
                     break
                 del active.cache[oldest]
         if background:
-            self._prefetcher.submit(self._fill, active, prompt, future, True)
+            self._prefetcher.submit(self._fill, active, prompt, future, True, self.prefetch_delay(active))
         else:
             self._fill(active, prompt, future, False)
         return future
 
-    def _fill(self, active: Active, prompt: Prompt, future: Future, background: bool) -> None:
+    @staticmethod
+    def prefetch_delay(active: Active) -> float:
+        """Seconds a prefetch waits before it starts: on a CPU it would compete for the cores with the reply
+        just sent and the browser painting it, so it waits a moment (the annotator looks for longer anyway)."""
+        return PREFETCH_DELAY_CPU if active.workers and active.workers[0].model.device == "cpu" else 0.0
+
+    def _fill(self, active: Active, prompt: Prompt, future: Future, background: bool, delay: float = 0.0) -> None:
+        if delay:
+            time.sleep(delay)
         try:
             batch = active.store.get(prompt.id)  # made ahead, or by an earlier run of the app
             if batch is None:

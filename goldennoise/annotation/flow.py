@@ -26,6 +26,7 @@ from goldennoise.annotation.engine import Engine
 from goldennoise.annotation.tabs import MAX_UNDO, MODES, Screen, Tab, UndoEntry
 
 WINNERS = ("left", "right", "tie", "both_bad")
+PREFETCH_AHEAD = 2  # batches made ahead per tab: one slow batch does not make the next answer wait
 
 
 MAX_VISIBLE_MS = 86_400_000  # a day: a longer "viewing time" is not one
@@ -108,17 +109,28 @@ def _pair(batch, taken: int):
                    slots=pick(batch.slots) if batch.slots else [], prefilter=None)
 
 
-def _next_open(engine: Engine, tab: Tab, mode: str, claim: bool) -> Prompt | None:
+def _claim_next(engine: Engine, tab: Tab, mode: str) -> Prompt | None:
+    """Claim the first open prompt after this view's place in the list (wrapping round); None if none is open."""
     active, view = engine.active, tab.views[mode]
     n = len(active.prompts)
     for step in range(n):
         prompt = active.prompts[(view.position + 1 + step) % n]
-        if claim:
-            if active.assigner.claim(mode, prompt.id, tab.annotator, tab.tab_id):
-                return prompt
-        elif active.assigner.available(mode, prompt.id, tab.annotator, tab.tab_id):
+        if active.assigner.claim(mode, prompt.id, tab.annotator, tab.tab_id):
             return prompt
     return None
+
+
+def _upcoming(engine: Engine, tab: Tab, mode: str, count: int) -> list[Prompt]:
+    """The next `count` prompts this tab could be given (claiming none): what to make ahead of time."""
+    active, view = engine.active, tab.views[mode]
+    n, found = len(active.prompts), []
+    for step in range(n):
+        prompt = active.prompts[(view.position + 1 + step) % n]
+        if len(found) == count:
+            break
+        if active.assigner.available(mode, prompt.id, tab.annotator, tab.tab_id):
+            found.append(prompt)
+    return found
 
 
 def _present(engine: Engine, tab: Tab, mode: str, prompt: Prompt) -> Screen:
@@ -140,14 +152,13 @@ def _advance(engine: Engine, tab: Tab, mode: str, notice: str | None = None) -> 
         engine.active.assigner.hold(mode, screen.prompt.id, tab.annotator, tab.tab_id)
         view.screen = replace(screen, shown_at=time.monotonic(), shown_at_iso=utc_now(), notice=notice)
         return view.screen
-    prompt = _next_open(engine, tab, mode, claim=True)
+    prompt = _claim_next(engine, tab, mode)
     if prompt is None:
         view.screen = Screen(mode, "done", notice=notice)
         return view.screen
     view.position = engine.active.prompts.index(prompt)
     view.screen = replace(_present(engine, tab, mode, prompt), notice=notice)
-    following = _next_open(engine, tab, mode, claim=False)
-    if following is not None:
+    for following in _upcoming(engine, tab, mode, PREFETCH_AHEAD):
         engine.prefetch(following)
     return view.screen
 
