@@ -15,6 +15,7 @@ prompt can be compared by everyone, each seeing another pair of its seeds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import time
@@ -25,6 +26,7 @@ LEASE_SECONDS = 120.0
 MAX_HELD = 4  # prompts one annotator may hold at once (over all their tabs and clients); more evicts the oldest
 
 
+@functools.lru_cache(maxsize=200_000)
 def is_overlap(prompt_id: str, overlap: float) -> bool:
     """True for the `overlap` fraction of prompt ids (stable across runs and machines)."""
     digest = int.from_bytes(hashlib.sha256(prompt_id.encode()).digest()[:8], "big")

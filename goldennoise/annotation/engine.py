@@ -256,16 +256,22 @@ class Engine:
 
     def prefetch(self, prompt: Prompt, active: Active | None = None) -> None:
         """Start making a prompt's batch in the background, unless it exists or is on its way."""
-        if self.prefetching:
-            self._raw(active or self.active, prompt, background=True)
+        active = active or self.active
+        if self.prefetching and not active.store.path(prompt.id).exists():  # a stored batch is read in a moment
+            self._raw(active, prompt, background=True)
 
     def _raw(self, active: Active, prompt: Prompt, background: bool) -> Future:
+        """The future of a prompt's batch. A waiting request takes over a prefetch that has not started yet
+        (it would otherwise queue behind other prefetches); whoever claims a future first fills it."""
         with active.cache_lock:
             future = active.cache.get(prompt.id)
             if future is not None and not (future.done() and future.exception() is not None):
                 active.cache.move_to_end(prompt.id)
+                if not background and future.gn_claim.acquire(blocking=False):
+                    self._fill(active, prompt, future, False)
                 return future
             future = Future()
+            future.gn_claim = threading.Lock()
             active.cache[prompt.id] = future
             while len(active.cache) > CACHE_BATCHES:
                 oldest, old = next(iter(active.cache.items()))
@@ -273,10 +279,16 @@ class Engine:
                     break
                 del active.cache[oldest]
         if background:
-            self._prefetcher.submit(self._fill, active, prompt, future, True, self.prefetch_delay(active))
-        else:
+            self._prefetcher.submit(self._claimed_fill, active, prompt, future, self.prefetch_delay(active))
+        elif future.gn_claim.acquire(blocking=False):
             self._fill(active, prompt, future, False)
         return future
+
+    def _claimed_fill(self, active: Active, prompt: Prompt, future: Future, delay: float) -> None:
+        if delay:
+            time.sleep(delay)
+        if future.gn_claim.acquire(blocking=False):  # not taken over by a request meanwhile
+            self._fill(active, prompt, future, True)
 
     @staticmethod
     def prefetch_delay(active: Active) -> float:
@@ -284,9 +296,7 @@ class Engine:
         just sent and the browser painting it, so it waits a moment (the annotator looks for longer anyway)."""
         return PREFETCH_DELAY_CPU if active.workers and active.workers[0].model.device == "cpu" else 0.0
 
-    def _fill(self, active: Active, prompt: Prompt, future: Future, background: bool, delay: float = 0.0) -> None:
-        if delay:
-            time.sleep(delay)
+    def _fill(self, active: Active, prompt: Prompt, future: Future, background: bool) -> None:
         try:
             batch = active.store.get(prompt.id)  # made ahead, or by an earlier run of the app
             if batch is None:

@@ -19,6 +19,7 @@ Unknown keys, impossible values and missing files are refused naming the field.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tomllib
@@ -152,9 +153,7 @@ class Campaign:
     def id(self) -> str:
         if self.prompts_sha256 is None:
             raise CampaignError("campaign: resolve it (prompts and model defaults) before asking for its id.")
-        key = {k: v for k, v in self.definition().items() if k not in ("prompts", "annotators")}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{slug(self.name, 30)}-{digest}"
+        return _campaign_id(self, self.prompts_sha256)
 
     def resolved(self, spec, prompt_set: PromptSet) -> "Campaign":
         """Model defaults filled in from `spec` (a ModelSpec) and the prompt list's hash recorded."""
@@ -183,6 +182,13 @@ class Campaign:
                 if value is not None:
                     lines.append(f"{key} = {_toml(list(value) if isinstance(value, tuple) else value)}")
         return "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=64)  # every record carries the id: hash the definition once per campaign
+def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
+    key = {k: v for k, v in campaign.definition().items() if k not in ("prompts", "annotators")}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{slug(campaign.name, 30)}-{digest}"
 
 
 def _toml(value) -> str:

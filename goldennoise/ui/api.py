@@ -41,6 +41,9 @@ def _guard(fn):
     return call
 
 
+ANSWERS_AT_ONCE = 4
+
+
 def _ms(begin: float) -> float:
     """Milliseconds spent in the handler since `begin` (answers report it as `server_ms`)."""
     return round((time.perf_counter() - begin) * 1000, 2)
@@ -179,6 +182,9 @@ def register(ctx: Context) -> None:
         active = ctx.engine.switch(replace(current, **changed, prompts_sha256=None))
         return {"id": active.id, "prompts": len(active.prompts)}
 
-    for fn in (start, screen, submit_selection, skip_prompt, submit_pair, undo_last, history, relabel, campaign,
-               switch_campaign):
+    # Answers share a small pool: on a few cores, many at once only take the GIL from each other (device work is
+    # queued by the engine's worker pool anyway).
+    for fn in (start, screen, submit_selection, skip_prompt, submit_pair, undo_last, relabel):
+        gr.api(fn, api_name=fn.__name__, concurrency_id="answers", concurrency_limit=ANSWERS_AT_ONCE)
+    for fn in (history, campaign, switch_campaign):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
