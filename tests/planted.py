@@ -10,8 +10,10 @@ unseen seeds must find nothing.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import numpy as np
+import torch
 
 from goldennoise.annotation import flow
 from goldennoise.annotation.engine import Engine
@@ -53,3 +55,14 @@ def make_dataset(outputs, tmp, prompts: int = 40, batch_size: int = 6, strategy:
             _, screens[name] = flow.answer(engine, tabs.get(f"tab-{name}"), "batch", screen.batch.batch_id,
                                            golden=golden)
     return engine
+
+
+@contextmanager
+def one_thread():
+    """Tiny models run fastest on one torch thread when the machine is shared (extra threads only spin)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -11,28 +11,19 @@ assertions hold with a wide margin (checked on 8 datasets: rate error 0.17 naive
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from goldennoise.research import analysis, dataset
 from goldennoise.research.analysis import stats
 from goldennoise.research.analysis.inference import weighted_mean
 from goldennoise.store.records import RecordStore
 from tests import planted
+from tests.planted import one_thread
 
 
-@contextmanager
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

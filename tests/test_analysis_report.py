@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import re
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
-import torch
 
 from goldennoise.annotation import flow
 from goldennoise.annotation.tabs import Tabs
@@ -24,19 +22,12 @@ from goldennoise.research import analysis
 from goldennoise.research.analysis.__main__ import main
 from goldennoise.store.records import RECORDS_FILE
 from tests import planted
+from tests.planted import one_thread
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 ANNOTATORS = ("ann", "<b>bob</b>")
 
 
-@contextmanager
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _pairwise(engine, annotator: str) -> int:

@@ -19,23 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
 
 import pytest
-import torch
 
 from goldennoise.research import analysis
 from tests import planted
+from tests.planted import one_thread
 
 
-@contextmanager
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 DESIGN = {"strategy": "pool", "pool_size": 96, "prompts": 32, "batch_size": 6}
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,11 @@ import torch
 from goldennoise.research import analysis
 from goldennoise.store.records import RECORDS_FILE, RecordStore
 from tests import planted
+from tests.planted import one_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@contextmanager
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

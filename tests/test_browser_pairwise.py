@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser import (PAIR_SCREEN, SCREEN, app, error_badges, open_page, needs_chromium, records, shot,
+from tests.browser import (PAIR_SCREEN, app, error_badges, open_page, needs_chromium, records, shot,
                            start_labelling, wait_batch)
 
 pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from goldennoise.annotation.assignment import Assigner
 from goldennoise.errors import CampaignError, GenerationError, UserError
 from goldennoise.generation import batch as batches
 from goldennoise.generation import budget as budgets
@@ -41,8 +42,6 @@ from goldennoise.store.configuration import configuration, configuration_id
 from goldennoise.store.live import in_campaign
 from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
-
-from goldennoise.annotation.assignment import Assigner
 
 log = logging.getLogger(__name__)
 CACHE_BATCHES = 4096

@@ -16,14 +16,13 @@ import itertools
 import time
 from dataclasses import replace
 
+from goldennoise.annotation import answers
+from goldennoise.annotation.engine import Engine
+from goldennoise.annotation.tabs import MAX_UNDO, MODES, Screen, Tab, UndoEntry
 from goldennoise.errors import Refused, UserError
 from goldennoise.ids import utc_now
 from goldennoise.store.live import in_campaign, live
 from goldennoise.store.prompts import Prompt
-
-from goldennoise.annotation import answers
-from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import MAX_UNDO, MODES, Screen, Tab, UndoEntry
 
 WINNERS = ("left", "right", "tie", "both_bad")
 PREFETCH_AHEAD = 2  # batches made ahead per tab: one slow batch does not make the next answer wait

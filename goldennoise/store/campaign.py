@@ -92,7 +92,7 @@ class Campaign:
             bad("model", "must name a model (known name, hub id or folder), without surrounding spaces", self.model)
         for name in ("prompts",):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                bad(f"prompts.file", "must be the path of a prompt file", getattr(self, name))
+                bad("prompts.file", "must be the path of a prompt file", getattr(self, name))
         for name in ("scheduler", "revision"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.isidentifier() and name == "scheduler"
