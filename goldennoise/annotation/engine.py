@@ -193,8 +193,10 @@ class Engine:
         assigner = Assigner(overlap=resolved.overlap)
         assigner.sync(in_campaign(self.records.read().records, resolved.id))
         device = workers[0].model.device if workers else "cpu"
+        # On ZeroGPU every call is a GPU slot of its own: chunks only where memory requires, never by time.
+        budget = budgets.Budget(device, time_slice=None if gpu.zero_gpu() else budgets.Budget.time_slice)
         active = Active(resolved, list(prompt_set.prompts), params, workers, Pool(workers), assigner, store,
-                        self._epoch, budgets.Budget(device), warnings=warnings)
+                        self._epoch, budget, warnings=warnings)
         if resolved.candidates and resolved.prefilter == "selector":
             active.selector = self._selector(resolved, active)
         log.info("campaign %s: %d prompts, %d worker(s), %d batches pre-generated", resolved.id,

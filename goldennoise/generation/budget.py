@@ -68,7 +68,7 @@ class Budget:
     device: str = "cpu"
     bytes_per_megapixel: float | None = None
     seconds_per_megapixel_step: float | None = None  # measured
-    time_slice: float = 1.5
+    time_slice: float | None = 1.5  # None: no time limit per call
 
     def __post_init__(self):
         if os.environ.get("GOLDENNOISE_BYTES_PER_MEGAPIXEL"):  # for tests of the allocator's own refusal
@@ -91,7 +91,7 @@ class Budget:
                 f"{free * USABLE_SHARE / 1e9:.1f} GB can be used now; choose at most {max(side, 64)}x{max(side, 64)}.",
                 "height")
         size = min(count, by_memory)
-        if self.seconds_per_megapixel_step:
+        if self.seconds_per_megapixel_step and self.time_slice:
             per_image_seconds = self.seconds_per_megapixel_step * height * width / 1e6 * steps
             size = min(size, max(1, math.floor(self.time_slice / per_image_seconds)))
         return max(1, size)
