@@ -228,7 +228,7 @@ def test_a_reload_remembers_the_name_and_frees_the_held_prompt(served):
     page = open_page(browser, url)
     start_labelling(page, "reloader")
     page.reload()
-    page.wait_for_selector("#gn-start")
+    page.wait_for_selector("#gn-start", state="attached")  # the new page; it may already have moved on to labelling
     wait_batch(page)  # back to labelling without typing the name again
     assert page.locator("#gn-name textarea, #gn-name input").first.input_value() == "reloader"
 
