@@ -214,3 +214,20 @@ def test_bradley_terry_without_prior_is_the_logistic_maximum_likelihood():
     design[np.arange(len(i)), i], design[np.arange(len(i)), j] = 1.0, -1.0
     oracle = LogisticRegression(C=1e8, fit_intercept=False, max_iter=10000, tol=1e-10).fit(design, won).coef_[0]
     assert np.allclose(ours, oracle - oracle.mean(), atol=1e-3)
+
+
+def test_bradley_terry_with_its_prior_is_the_penalised_maximum_likelihood():
+    """The virtual game against a reference of strength 1 fixes the scale; rescaling each step would not."""
+    from scipy.optimize import minimize
+
+    i, j = np.array([0, 0, 0, 1, 1, 2, 0, 0, 0]), np.array([1, 2, 3, 2, 3, 3, 4, 4, 4])
+    score = np.array([1, 1, 1, 1, 1, 0.5, 1, 1, 1.0])  # seed 0 wins every game: the prior keeps it finite
+
+    def loss(theta):
+        d = theta[i] - theta[j]
+        ll = np.sum(-score * np.logaddexp(0, -d) - (1 - score) * np.logaddexp(0, d))
+        return -(ll - np.sum(0.5 * np.logaddexp(0, -theta) + 0.5 * np.logaddexp(0, theta)))
+
+    oracle = minimize(loss, np.zeros(5), method="BFGS", options={"gtol": 1e-10}).x
+    assert np.allclose(pairwise.bradley_terry(i, j, score, 5, tol=1e-12, iterations=20000),
+                       oracle - oracle.mean(), atol=1e-4)

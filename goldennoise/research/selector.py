@@ -16,15 +16,18 @@ held-out figures are reported:
     seeds (grid) or prompts, scored by models trained without those seeds: models
     trained on other data cannot shift one fold against another into a signal.
 (b) within-prompt ranking, as pre-filtering uses it: per judgement, is the seed
-    with the highest out-of-fold score golden more often than a random pick?
+    with the highest out-of-fold score golden more often than a random pick among
+    the same shown seeds? (Both sides unweighted: with a pre-filter, comparing the
+    shown top pick with an IPW rate over all candidates would be a gain for any
+    selector.)
 (c) where seeds repeat: "new prompt, seen seed" (folds by prompt only) next to
     simply remembering each seed's rate, so a selector that only memorises seeds
     shows as no better than memory.
 
 Nulls: the noise-to-seed assignment is permuted (each seed gets another seed's
 features; a seed's answers stay together) and (a) and (b) recomputed, >= 200
-times, seeded. `recommended` is True only when (a) or (b) has permutation
-p < 0.05 and a bootstrap interval that excludes chance.
+times, seeded. `recommended` is True only when (a) or (b) has a Holm-adjusted
+permutation p < 0.05 (over the two) and a bootstrap interval that excludes chance.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.generation.prefilter import SeedSelector
-from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, format_p, interval, logistic_fit
+from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, format_p, holm, interval, logistic_fit
 
 RIDGE = 1.0  # added to the standardized features' covariance: many features, few distinct noises
 GRID_FOLDS = 4
@@ -171,17 +174,22 @@ def out_of_fold(F: np.ndarray, rows: Rows, design: Design) -> np.ndarray:
 
 
 def lift(scores: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per judgement (2+ scored rows): golden rate of its top-scored seed(s), of a random pick, judgement index."""
+    """Per judgement (2+ scored rows): golden rate of its top-scored seed(s), of a random pick, judgement index.
+
+    Both sides are taken among the same rows, the seeds that were shown, unweighted: the
+    question is which of the shown seeds the selector would put first. (Weighting the
+    random side by 1/propensity would compare the shown top pick with all candidates,
+    which a pre-filter makes look like a gain for any selector.)"""
     ok = np.isfinite(scores)
-    j, s, y, w = rows.judgement[ok], scores[ok], rows.y[ok].astype(float), rows.w[ok]
+    j, s, y = rows.judgement[ok], scores[ok], rows.y[ok].astype(float)
     n = int(rows.judgement.max()) + 1
     best = np.full(n, -np.inf)
     np.maximum.at(best, j, s)
-    top = (s == best[j]).astype(float) * w
+    top = (s == best[j]).astype(float)
     size = np.bincount(j, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         top_rate = np.bincount(j, top * y, n) / np.bincount(j, top, n)
-        random_rate = np.bincount(j, w * y, n) / np.bincount(j, w, n)
+        random_rate = np.bincount(j, y, n) / np.maximum(size, 1)
     valid = np.flatnonzero(size >= 2)
     return top_rate[valid], random_rate[valid], valid
 
@@ -233,8 +241,8 @@ def evaluate(rows: Rows, permutations: int = PERMUTATIONS, draws: int = 1000, se
              null_text, rows, ok, f"interval {boot.described}"),
         _row("(b) within-prompt ranking", design.held_out, "golden rate of the top-scored seed minus a random pick",
              gain, gain_ci, 0.0, p_gain, null_text, rows, ok,
-             f"{len(judged)} judgements; top pick golden {np.mean(top):.3f}, random pick {np.mean(rand):.3f}; "
-             "interval resampling prompts"),
+             f"{len(judged)} judgements; among the seeds shown: top pick golden {np.mean(top):.3f}, random pick "
+             f"{np.mean(rand):.3f}; interval resampling prompts"),
     ]
     null_lo, null_hi = interval(null_auc)
     table.append(_row("control: features permuted", design.held_out, "AUC under the null (mean; central 95%)",
@@ -281,17 +289,21 @@ def _seen_seed_rows(rows: Rows, boot: ClusterBootstrap, seed: int, seed_effect: 
 
 
 def _recommend(evaluation: Evaluation, auc, auc_ci, p_auc, gain, gain_ci, p_gain) -> None:
+    """Recommended when (a) or (b) is above chance, the two permutation p-values Holm-adjusted (one claim, two
+    tests: "the selector beats chance")."""
+    h_auc, h_gain = holm(np.array([p_auc, p_gain]))
     reasons = []
-    if p_auc < ALPHA and auc_ci[0] > 0.5:
+    if h_auc < ALPHA and auc_ci[0] > 0.5:
         reasons.append(f"(a) unseen-seed AUC {auc:.3f} [{auc_ci[0]:.3f}, {auc_ci[1]:.3f}], permutation p "
-                       f"{format_p(p_auc)}")
-    if p_gain < ALPHA and gain_ci[0] > 0:
+                       f"{format_p(p_auc)} (Holm over (a) and (b): {format_p(h_auc)})")
+    if h_gain < ALPHA and gain_ci[0] > 0:
         reasons.append(f"(b) top-scored pick beats a random one by {gain:.3f} [{gain_ci[0]:.3f}, {gain_ci[1]:.3f}], "
-                       f"permutation p {format_p(p_gain)}")
+                       f"permutation p {format_p(p_gain)} (Holm over (a) and (b): {format_p(h_gain)})")
     evaluation.recommended = bool(reasons)
     evaluation.reasons = reasons or [
         f"neither (a) unseen-seed AUC {auc:.3f} [{auc_ci[0]:.3f}, {auc_ci[1]:.3f}] (p {format_p(p_auc)}) nor (b) "
-        f"ranking gain {gain:.3f} [{gain_ci[0]:.3f}, {gain_ci[1]:.3f}] (p {format_p(p_gain)}) is above chance"]
+        f"ranking gain {gain:.3f} [{gain_ci[0]:.3f}, {gain_ci[1]:.3f}] (p {format_p(p_gain)}) is above chance "
+        f"(Holm-adjusted p {format_p(h_auc)}, {format_p(h_gain)}; both intervals must also exclude chance)"]
 
 
 def usable(rows: Rows) -> str | None:

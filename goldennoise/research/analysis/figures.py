@@ -109,7 +109,7 @@ def seeds(table, split: dict | None) -> bytes:
            yerr=_errors(shown["shrunk_rate"], shown["ci_low"], shown["ci_high"]), capsize=1)
     ax.scatter(x, shown["raw_rate"], color=BAD, s=8, zorder=3, label="raw rate")
     ax.set_xticks(x, shown["seed"].astype(str), rotation=90, fontsize=6)
-    ax.set_title(f"Per-seed golden rate, shrunk (beta-binomial), 95% interval{note}", fontsize=9)
+    ax.set_title(f"Per-seed golden rate, shrunk (beta-binomial), 95% EB interval (prior as known){note}", fontsize=9)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7)
     if split:

@@ -30,14 +30,13 @@ def bradley_terry(i: np.ndarray, j: np.ndarray, score_i: np.ndarray, n_items: in
     for _ in range(iterations):
         per_game = w / (strength[i] + strength[j])
         denominator = np.bincount(i, per_game, n_items) + np.bincount(j, per_game, n_items) + prior / (strength + 1)
-        new = wins / np.maximum(denominator, 1e-300)
-        new /= np.exp(np.mean(np.log(new)))
+        new = wins / np.maximum(denominator, 1e-300)  # the reference (strength 1) fixes the scale: no rescaling
         done = np.max(np.abs(np.log(new) - np.log(strength))) < tol
         strength = new
         if done:
             break
     logs = np.log(strength)
-    return logs - logs.mean()
+    return logs - logs.mean()  # centred once, at the end
 
 
 def _win_rates(i, j, score, n, m) -> np.ndarray:

@@ -75,7 +75,9 @@ def _seeds(result, folder) -> list[str]:
     out = ["<h2>Seeds across prompts</h2>",
            _p(f"Beta-binomial prior over seeds: mean {prior['mean']:.3f}, between-seed SD of true rates "
               f"{prior['between_seed_sd']:.3f}" + (" (no between-seed spread: every seed shrinks to the mean)"
-                                                   if prior["flat"] else "") + ".")]
+                                                   if prior["flat"] else "") + ". Shrunk-rate intervals are "
+              "empirical-Bayes posterior intervals that treat this fitted prior as known: somewhat narrower "
+              "than a full 95%.")]
     if split.get("splits"):
         out.append(_p(f"Split-half replication over {split['splits']} random halvings of the prompts: Spearman rho "
                       f"between halves {split['rho_mean']:.3f} (middle 95% of halvings {split['rho_range'][0]:.3f} to "

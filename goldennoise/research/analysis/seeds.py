@@ -2,7 +2,9 @@
 
 - `seed_table`: every seed (no top-N cut), its raw golden rate over the prompts it was
   judged on (interval: bootstrap resampling prompts) and an empirical-Bayes
-  (beta-binomial) shrunk rate with its posterior interval. Raw rates of seeds seen
+  (beta-binomial) shrunk rate with its posterior interval. That interval treats the
+  fitted prior as known, so it is somewhat narrow (95% intervals covered 88% of true
+  rates in a simulation with 40 seeds and 30 prompts); the report says so. Raw rates of seeds seen
   on few prompts are mostly luck; ranking by them picks the lucky ones (winner's
   curse), the shrunk rate does not.
 - `split_half`: prompts split at random into halves A and B, per-seed rates on each;
@@ -159,8 +161,9 @@ class SeedMemory(ClassifierMixin, BaseEstimator):
 
 
 def _auc_scorer(estimator, X, y) -> float:
-    """ROC AUC of a fold (as sklearn's "roc_auc", without its per-call validation cost)."""
-    return weighted_auc(y, estimator.predict_proba(X)[:, 1])
+    """Weighted ROC AUC of a fold (the row weights ride in X's second column), as the (c) rows weight it."""
+    X = np.asarray(X)
+    return weighted_auc(y, estimator.predict_proba(X)[:, 1], X[:, 1] if X.shape[1] > 1 else None)
 
 
 def seed_effect(seed_codes, prompt_codes, y, weight, permutations: int = 200, seed: int = 0) -> dict:
