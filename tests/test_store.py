@@ -57,6 +57,35 @@ def test_invalid_records_are_refused(bad):
         schema.parse(bad)
 
 
+def _with_fingerprint(draw) -> dict:
+    line = json.loads(schema.RECORD.dump_json(factory.judgement(0)))
+    for sample in line["samples"]:
+        sample["noise"].update(latents_shape=[1, 4, 8, 8], latents_sha256="c" * 64,
+                               fingerprint={"draw": draw, "mean": 0.0, "std": 1.0, "latents": [0.5, -0.25]})
+    return line
+
+
+@pytest.mark.parametrize("draw", [["0.1"], [True], "0.1", None, [[0.1]]])
+def test_fingerprint_values_are_numbers(draw):
+    schema.parse(_with_fingerprint([0.1]))  # the line itself is valid
+    with pytest.raises(schema.SchemaError, match="fingerprint"):
+        schema.parse(_with_fingerprint(draw))
+
+
+def test_fingerprints_are_held_compactly_and_written_back_exactly(tmp_path):
+    from array import array
+
+    draw = [0.1, -1.2345678901234567, 3e-300, 2.0, 1e300]
+    record = schema.parse(_with_fingerprint(draw))
+    assert isinstance(record.samples[0].noise.fingerprint.draw, array)  # 8 bytes a value in memory
+    store = RecordStore(tmp_path)
+    store.append(record)
+    back = json.loads(store.path.read_text())["samples"][0]["noise"]["fingerprint"]
+    assert back["draw"] == draw and back["latents"] == [0.5, -0.25]
+    assert RecordStore(tmp_path).read().records == [record]
+    assert record.samples[0].noise.model_dump()["fingerprint"]["draw"] == draw
+
+
 def test_schema_1_lines_are_upgraded_and_newer_ones_refused():
     record = schema.parse(V1_LINE)
     assert record.schema_version == 2 and record.prompt.metadata == {"category": "animals"}

@@ -15,10 +15,12 @@ see generation/latents.py), `Sample` (one shown seed), `Preference`, `Prefilter`
 from __future__ import annotations
 
 import json
+from array import array
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, TypeAdapter,
+                      WithJsonSchema, model_validator)
 
 SCHEMA_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
@@ -31,6 +33,21 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]  # typed 
 Short = Annotated[str, StringConstraints(max_length=300)]
 
 
+def _floats(value) -> array:
+    """A list of numbers, held as a compact array of doubles (8 bytes a value rather than a float object each:
+    fingerprints are most of a record's memory when the store holds many thousands)."""
+    if isinstance(value, array) and value.typecode == "d":
+        return value
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                                   for v in value):
+        raise ValueError("expected a list of numbers")
+    return array("d", value)
+
+
+Floats = Annotated[Any, BeforeValidator(_floats), PlainSerializer(lambda a: a.tolist(), return_type=list[float]),
+                   WithJsonSchema({"items": {"type": "number"}, "type": "array"})]
+
+
 class Block(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,10 +55,10 @@ class Block(BaseModel):
 class Fingerprint(Block):
     """Fixed-position values and moments of the draw, and values of the initial latents."""
 
-    draw: list[float]
+    draw: Floats
     mean: float
     std: float
-    latents: list[float]
+    latents: Floats
 
 
 class Noise(Block):
