@@ -5,6 +5,7 @@
     gn = Collector("outputs", model="tiny-flux", height=128, width=128)
     batch = gn.generate("a red fox in the snow", seeds=[1, 2, 3, 4])
     gn.judge(batch, golden=[2, 4], annotator="me")
+    gn.judge(batch, golden=[2], annotator="me", relabel=True)   # replaces the answer; gn.undo(record) withdraws one
     gn.table()                       # pandas: one row per judged seed, live answers only
     gn.export("exports")             # the Hugging Face dataset (and, if asked, the other formats)
 
@@ -29,7 +30,7 @@ from goldennoise.generation.pipeline import GenerationParams, check_params, chec
 from goldennoise.ids import new_id, utc_now
 from goldennoise.research import dataset, export
 from goldennoise.store import prompts, schema
-from goldennoise.store.live import verdict
+from goldennoise.store.live import live, verdict
 from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
 
@@ -87,9 +88,18 @@ class Collector:
         index = seen.index(batch.prompt_id) if batch.prompt_id in seen else len(seen)
         return Prompt(batch.prompt, batch.prompt_id, index, "facade")
 
+    def _own_answer(self, batch_id: str, annotator: str):
+        """This annotator's judgement of the batch that counts now, or None."""
+        mine = [r for r in live(self.store.read().records)
+                if r.kind == "judgement" and r.annotator == annotator and r.batch_id == batch_id]
+        return mine[-1] if mine else None
+
     def judge(self, batch: Batch, golden: list[int], annotator: str | None = None,
-              visible_ms: int | None = None) -> schema.Judgement:
-        """Record which of the batch's seeds are golden (the rest are bad); returns the record written."""
+              visible_ms: int | None = None, relabel: bool = False) -> schema.Judgement:
+        """Record which of the batch's seeds are golden (the rest are bad); returns the record written.
+
+        One annotator's answer to a batch counts once: judging it again is refused unless `relabel=True`,
+        which replaces (supersedes) the earlier answer."""
         chosen = {int(s) for s in golden}
         if chosen - set(batch.seeds):
             raise UserError(f"golden: {sorted(chosen - set(batch.seeds))} are not seeds of this batch.", "golden")
@@ -97,6 +107,10 @@ class Collector:
         samples = [{"seed": s, "golden": s in chosen, "clip_score": c, "image_path": p, "noise": n}
                    for s, c, p, n in zip(batch.seeds, scores, batch.image_paths, batch.noise, strict=True)]
         annotator = self._annotator(self.annotator if annotator is None else annotator)
+        earlier = self._own_answer(batch.batch_id, annotator)
+        if earlier is not None and not relabel:
+            raise UserError(f"batch {batch.batch_id}: {annotator} has already judged it (record {earlier.record_id}); "
+                            "pass relabel=True to replace that answer, or undo(record) to withdraw it.", "relabel")
         record = schema.Judgement(
             record_id=new_id(), created_at=utc_now(), annotator=annotator,
             prompt=self._prompt(batch).ref(), campaign=self.campaign, session_id="facade",
@@ -106,9 +120,24 @@ class Collector:
             timing={"generated_at": batch.created_at, "visible_ms": visible_ms, "source": "facade",
                     "generation_seconds": round(batch.generation_seconds, 4)},
             golden_seeds=[s for s in batch.seeds if s in chosen], bad_seeds=[s for s in batch.seeds if s not in chosen],
-            verdict=verdict(sorted(chosen), batch.seeds))
+            verdict=verdict(sorted(chosen), batch.seeds), supersedes=earlier.record_id if earlier else None)
         self.store.append(record)
         return record
+
+    def undo(self, record: schema.Judgement, annotator: str | None = None) -> schema.Retraction:
+        """Withdraw one of your own answers (a retraction line; the answer stays in the file, no longer counted).
+        Undoing a relabel brings back the answer it replaced, as Undo does in the app."""
+        annotator = self._annotator(self.annotator if annotator is None else annotator)
+        if record.annotator != annotator:
+            raise UserError(f"record {record.record_id}: it is {record.annotator}'s answer; only its author can "
+                            "withdraw it.", "record")
+        if all(r.record_id != record.record_id for r in live(self.store.read().records)):
+            raise UserError(f"record {record.record_id}: not a live answer (already withdrawn or replaced).", "record")
+        retraction = schema.Retraction(record_id=new_id(), created_at=utc_now(), annotator=annotator,
+                                       prompt=record.prompt, campaign=record.campaign, session_id="facade",
+                                       versions=dict(library_versions()), retracts=record.record_id)
+        self.store.append(retraction)
+        return retraction
 
     def table(self):
         """The live judgements as a pandas DataFrame, one row per judged seed (`research.dataset.sample_table`)."""

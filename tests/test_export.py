@@ -225,12 +225,13 @@ def test_npnet_export_loads_with_npnet_loader(exported, corpus):
         assert original and all(a.shape == (4, 8, 8) and a.dtype == np.float32 for a in original + optimized)
         index = {row["file"]: row for row in map(json.loads, open(folder / "index.jsonl", encoding="utf-8"))}
         assert len(index) == len(original)
-        captions = [ast.literal_eval(line) for line in open(folder / "prompts.txt", encoding="utf-8")]
+        captions = {c["index"]: c["caption"] for c in map(ast.literal_eval, open(folder / "prompts.txt",
+                                                                                    encoding="utf-8"))}
         for name, row in index.items():
             content = np.load(folder / name)
-            assert captions[content["arr_2"].item()]["index"] == row["prompt_index"]
-            caption = captions[row["prompt_index"]]["caption"]
-            assert caption == table.loc[table["prompt_id"] == row["prompt_id"], "prompt"].iloc[0]
+            assert content["arr_2"].item() == row["npnet_index"] == row["prompt_index"]  # the campaign's index
+            assert captions[row["npnet_index"]] == table.loc[table["prompt_id"] == row["prompt_id"], "prompt"].iloc[0]
+            assert row["prompt_index"] == table.loc[table["prompt_id"] == row["prompt_id"], "prompt_index"].iloc[0]
             np.testing.assert_array_equal(content["arr_0"], initial_noise(row["loser_seed"], (1, 4, 8, 8)).numpy())
             np.testing.assert_array_equal(content["arr_1"], initial_noise(row["winner_seed"], (1, 4, 8, 8)).numpy())
             if row["source"].startswith("judgement"):
@@ -240,6 +241,14 @@ def test_npnet_export_loads_with_npnet_loader(exported, corpus):
             sources.add(row["source"])
     assert sources == {"judgement: golden x bad", "pairwise: left won", "pairwise: right won"}
     assert "NOT" in export.__doc__ and "human-preference pairs" in card.NPNET_README
+
+
+def test_npnet_numbers_are_the_campaign_index_unless_ambiguous():
+    pairs = [{"prompt_id": "a", "prompt": "A", "prompt_index": 7}, {"prompt_id": "b", "prompt": "B", "prompt_index": 2},
+             {"prompt_id": "a", "prompt": "A", "prompt_index": 7}]
+    assert export.npnet_prompt_numbers(pairs) == {("a", "A"): 7, ("b", "B"): 2}
+    pooled = pairs + [{"prompt_id": "c", "prompt": "C", "prompt_index": 2}]  # two campaigns' prompt 2
+    assert export.npnet_prompt_numbers(pooled) == {("a", "A"): 0, ("b", "B"): 1, ("c", "C"): 2}
 
 
 @pytest.mark.parametrize("caption", CAPTIONS + ["\\u2028 \u2028 line\u2029sep \x85 nel", "new\nline\rreturn",

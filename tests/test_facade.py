@@ -60,6 +60,25 @@ def test_second_prompt_gets_the_next_index_and_exports_load(collector, tmp_path)
     np.testing.assert_array_equal(arrays["noises"][big], initial_noise(BIG[0], (1, 4, 8, 8)).numpy()[0])
 
 
+def test_a_batch_is_judged_once_relabelled_or_withdrawn(collector):
+    batch = collector.generate("a windmill in fog", seeds=[21, 22, 23])
+    first = collector.judge(batch, golden=[22])
+    with pytest.raises(UserError, match="already judged it"):
+        collector.judge(batch, golden=[21, 22])
+    second = collector.judge(batch, golden=[21, 22], relabel=True)
+    assert second.supersedes == first.record_id
+    rows = collector.table()
+    rows = rows[rows["prompt"] == "a windmill in fog"]
+    assert sorted(rows["seed"]) == [21, 22, 23] and sorted(rows[rows["golden"]]["seed"]) == [21, 22]
+    collector.undo(second)  # undoing the relabel: the answer it replaced counts again
+    rows = collector.table()
+    assert rows[rows["prompt"] == "a windmill in fog"]["record_id"].unique().tolist() == [first.record_id]
+    with pytest.raises(UserError, match="not a live answer"):
+        collector.undo(second)
+    with pytest.raises(UserError, match="only its author"):
+        collector.undo(collector.judge(batch, golden=[], annotator="someone else"))
+
+
 def test_submit_runs_in_the_background_only_when_asked(collector):
     future = collector.submit("a bowl of ramen", seeds=[11, 12])
     assert future.result(timeout=120).seeds == [11, 12]

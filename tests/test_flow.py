@@ -294,9 +294,26 @@ def test_one_annotators_judgement_counts_once(engine):
     flow.join(engine, bob, "bob")
     for _ in range(3):  # three second opinions on ada's answer
         second = flow.relabel(engine, bob, latest.record_id)
-        flow.answer(engine, bob, "batch", second.batch.batch_id, golden=[])
+        bobs, _ = flow.answer(engine, bob, "batch", second.batch.batch_id, golden=[])
     counted = [r for r in live(engine.records.read().records) if r.prompt.id == original.prompt.id]
     assert sorted(r.annotator for r in counted) == ["ada", "bob"]
+    # ada opens bob's second opinion of her answer: she relabels her own answer, never adds a second one
+    again = flow.relabel(engine, ada, bobs.record_id)
+    assert again.supersedes is not None and again.second_opinion_of is None
+    flow.answer(engine, ada, "batch", again.batch.batch_id, golden=[again.batch.seeds[1]])
+    counted = [r for r in live(engine.records.read().records) if r.prompt.id == original.prompt.id]
+    assert sorted(r.annotator for r in counted) == ["ada", "bob"]
+    assert [r.golden_seeds for r in counted if r.annotator == "ada"] == [[again.batch.seeds[1]]]
+
+
+def test_a_batch_judged_twice_by_one_annotator_counts_once_whoever_wrote_it(engine):
+    tabs = Tabs()
+    ada = tabs.get("ada")
+    screen = flow.join(engine, ada, "ada")
+    first, _ = flow.answer(engine, ada, "batch", screen.batch.batch_id, golden=[])
+    engine.records.append(first.model_copy(update={"record_id": "f" * 32, "golden_seeds": [], "verdict": "none_golden"}))
+    counted = [r.record_id for r in live(engine.records.read().records) if r.batch_id == first.batch_id]
+    assert counted == ["f" * 32]  # the later line of the same annotator and batch
 
 
 def test_campaigns_that_could_not_run_are_refused_at_start(tmp_path, campaign):

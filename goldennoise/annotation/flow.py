@@ -283,9 +283,10 @@ def relabel(engine: Engine, tab: Tab, record_id: str) -> Screen:
         record = find_record(engine, record_id)
         if record.kind != "judgement":
             raise Refused("Only judgements can be relabelled.", "record_id")
-        if record.annotator != tab.annotator:  # already judged it again? then relabel that second opinion
+        if record.annotator != tab.annotator:  # your own answer to this batch already counts? relabel that one
             earlier = [r for r in live(in_campaign(engine.records.read().records, engine.active.id))
-                       if r.kind == "judgement" and r.annotator == tab.annotator and r.second_opinion_of == record_id]
+                       if r.kind == "judgement" and r.annotator == tab.annotator
+                       and (r.second_opinion_of == record_id or (record.batch_id and r.batch_id == record.batch_id))]
             record = earlier[-1] if earlier else record
         own = record.annotator == tab.annotator
         active, view = engine.active, tab.views["batch"]

@@ -242,7 +242,9 @@ NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)
 
 One folder per campaign and generation configuration. In each:
 - `npz/<n>.npz`: `arr_0` the loser noise, `arr_1` the winner noise (float32, (1, C, h, w): the unpacked
-  float32 draw of each seed, before packing, casting or scaling), `arr_2` the prompt index (int64);
+  float32 draw of each seed, before packing, casting or scaling), `arr_2` the prompt's number (int64): the
+  campaign's prompt index, the `prompt_index` of every other export, unless pooled campaigns make it
+  ambiguous, then prompts are numbered 0, 1, ... (`index.jsonl` has both `npnet_index` and `prompt_index`);
 - `prompts.txt`: one line per prompt, `{"index": i, "caption": "..."}`, a Python literal as NPNet's
   `load_pick_prompt` reads it with `eval`;
 - `index.jsonl`: per file, where the pair comes from (a golden seed against a bad seed of one judgement,

@@ -344,16 +344,37 @@ def prompt_line(index: int, caption: str) -> str:
     return repr(entry)  # escapes what JSON leaves raw (lone surrogates, line breaks)
 
 
+def _int_or_none(value):
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def npnet_prompt_numbers(pairs: list[dict]) -> dict[tuple, int]:
+    """(prompt id, text) -> the number NPNet's loader keys captions by (`arr_2`, `index` in prompts.txt).
+
+    The campaign's own prompt index (as `prompt_index` in every other export) wherever it names one prompt
+    in this folder; only where it cannot (pooled campaigns, records without an index) are prompts numbered
+    0, 1, ... in order of first pair. `index.jsonl` always carries both."""
+    keys = list(dict.fromkeys((p["prompt_id"], p["prompt"]) for p in pairs))
+    campaign = {}
+    for p in pairs:
+        campaign.setdefault((p["prompt_id"], p["prompt"]), _int_or_none(p.get("prompt_index")))
+    numbers = list(campaign.values())
+    if None not in numbers and len(set(numbers)) == len(numbers):
+        return campaign
+    return {key: k for k, key in enumerate(keys)}
+
+
 def write_npnet(group: Group, root: Path, checker: Checker) -> None:
     pairs = preference_pairs(group)
     for name, part in _by_shape(group.name, pairs, "winner_noise") if pairs else []:
-        prompts: dict[tuple, int] = {}  # (prompt id, text) -> index in prompts.txt
+        prompts = npnet_prompt_numbers(part)  # (prompt id, text) -> `index` in prompts.txt and arr_2
         index = []
         for n, pair in enumerate(part):
-            number = prompts.setdefault((pair["prompt_id"], pair["prompt"]), len(prompts))
+            number = prompts[(pair["prompt_id"], pair["prompt"])]
             np.savez(safe_path(root, name, "npz", f"{n}.npz"), checker.noise(pair["loser_seed"], pair["loser_noise"]),
                      checker.noise(pair["winner_seed"], pair["winner_noise"]), np.array(number, dtype=np.int64))
-            index.append({"file": f"npz/{n}.npz", "prompt_index": number, "prompt_id": pair["prompt_id"],
+            index.append({"file": f"npz/{n}.npz", "npnet_index": number, "prompt_index": _int_or_none(
+                pair.get("prompt_index")), "prompt_id": pair["prompt_id"],
                           "source": pair["source"], "record_id": pair["record_id"], "annotator": pair["annotator"],
                           "winner_seed": pair["winner_seed"], "loser_seed": pair["loser_seed"],
                           "winner_noise_sha256": pair["winner_noise"]["sha256"],

@@ -16,8 +16,10 @@ from goldennoise.store.schema import ANSWER_KINDS
 def live(records: list) -> list:
     """Answers that count, in file order.
 
-    One annotator's judgement counts once: of two relabels of the same record (made in two tabs), or of two
-    second opinions on the same record, the later replaces the earlier.
+    One annotator's judgement counts once: of two relabels of the same record (made in two tabs), of two
+    second opinions on the same record, or of two judgements of the same batch by one annotator however they
+    were written (a script judging twice, a second opinion on a second opinion of your own answer), the later
+    replaces the earlier.
     """
     owner = {r.record_id: r.annotator for r in records}
     retracted = {r.retracts for r in records if r.kind == "retraction" and owner.get(r.retracts) == r.annotator}
@@ -28,15 +30,17 @@ def live(records: list) -> list:
     for r in answers:
         if r.record_id in superseded:
             continue
+        keys = []
         if getattr(r, "supersedes", None):
-            key = ("relabel", r.annotator, r.supersedes)
+            keys.append(("relabel", r.annotator, r.supersedes))
         elif getattr(r, "second_opinion_of", None):
-            key = ("second", r.annotator, r.second_opinion_of)
-        else:
-            continue
-        if key in latest:
-            superseded.add(latest[key])
-        latest[key] = r.record_id
+            keys.append(("second", r.annotator, r.second_opinion_of))
+        if r.kind == "judgement" and getattr(r, "batch_id", None):
+            keys.append(("batch", r.annotator, r.batch_id))
+        for key in keys:
+            if key in latest and latest[key] != r.record_id:
+                superseded.add(latest[key])
+            latest[key] = r.record_id
     return [r for r in answers if r.record_id not in superseded]
 
 
