@@ -17,7 +17,7 @@ import os
 import sys
 
 from goldennoise.errors import CampaignError
-from goldennoise.generation import models, scoring, seeds, tiny
+from goldennoise.generation import models, prefilter, scoring, seeds, tiny
 from goldennoise.generation.batch import Worker, make_batch
 from goldennoise.generation.batchstore import BatchStore
 from goldennoise.generation.pipeline import GenerationParams, check_params, size_multiple
@@ -67,6 +67,8 @@ def main(campaign, outputs, limit: int | None = None, allow_new_version: bool = 
         device = str(state.device) if state.device.type != "mps" else "cpu"
         model = models.load_model(resolved.model, device=device, dtype=resolved.dtype, revision=resolved.revision)
         check_params(params, size_multiple(model.pipe))
+        if resolved.candidates and resolved.prefilter == "selector":  # the app would refuse to serve them
+            prefilter.recommended_selector(outputs, model, params)
         clip = scoring.load_clip(model.spec.clip, device=device) if resolved.clip else None
         worker = Worker(state.process_index, model, clip)
         count = max(resolved.batch_size, resolved.candidates)

@@ -106,3 +106,15 @@ def test_a_changed_campaign_is_not_mixed_with_earlier_batches(tmp_path):
     (tmp_path / "campaign.toml").write_text(CAMPAIGN.replace("height = 64", "height = 128"))
     with pytest.raises(CampaignError, match="changed since batches were made"):
         pregenerate.main(campaigns.load(tmp_path / "campaign.toml"), tmp_path / "out")
+
+
+def test_a_campaign_the_app_would_refuse_is_refused_before_any_batch(tmp_path):
+    """Pre-filtering by a seed selector that the analysis did not recommend (here: none trained at all)."""
+    (tmp_path / "prompts.txt").write_text("one\ntwo\n")
+    (tmp_path / "campaign.toml").write_text(CAMPAIGN + '[prefilter]\ncandidates = 6\nmethod = "selector"\n')
+    from goldennoise import pregenerate
+
+    with pytest.raises(CampaignError, match="prefilter.method"):
+        pregenerate.main(campaigns.load(tmp_path / "campaign.toml"), tmp_path / "out")
+    folders = list((tmp_path / "out" / campaigns.CAMPAIGNS_DIR).iterdir())
+    assert len(folders) == 1 and BatchStore(folders[0]).count() == 0

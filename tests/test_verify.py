@@ -112,6 +112,15 @@ def test_changed_seed_is_a_mismatch_and_left_out_of_every_export(tampered, tmp_p
             assert json.loads(line)["record_id"] != tampered["changed"]
 
 
+def test_a_line_that_is_no_longer_a_record_fails_verification(corpus, tmp_path, capsys):  # noqa: F811
+    outputs = copy_outputs(corpus, tmp_path / "outputs")
+    edit_record(outputs, lambda d: d["kind"] == "judgement", lambda d: d["samples"][2].update(seed=5))  # seeds disagree
+    assert len(RecordStore(outputs).read().warnings) == 1
+    assert verify.main(outputs) == 1
+    err = capsys.readouterr().err
+    assert "UNREADABLE: 1 line(s)" in err and "line" in err
+
+
 def test_image_outside_the_outputs_folder_is_not_embedded(tampered, tmp_path):
     result = export.export(tampered["outputs"], tmp_path, ["hub"])
     assert any("outside the outputs folder" in w for w in result["warnings"])

@@ -38,7 +38,6 @@ from goldennoise.generation.pipeline import GenerationParams, check_params, size
 from goldennoise.ids import new_id
 from goldennoise.store import campaign as campaigns
 from goldennoise.store.campaign import Campaign
-from goldennoise.store.configuration import configuration, configuration_id
 from goldennoise.store.live import in_campaign
 from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
@@ -224,20 +223,9 @@ class Engine:
 
     def _selector(self, campaign: Campaign, active: Active) -> prefilter.SeedSelector:
         if not active.workers:
-            raise CampaignError("campaign prefilter.method: 'selector' re-ranks candidates with a loaded model.")
-        model = active.workers[0].model
-        config = configuration_id(configuration(model.info(), {**active.params.to_dict()}))
-        path = self.outputs / "analysis" / "selectors" / f"{config}.json"
-        if not path.is_file():
-            raise CampaignError("campaign prefilter.method: 'selector' needs a seed selector trained on this model and "
-                                "these parameters; run `goldennoise analyze OUTPUTS` first, or pre-filter by clip.",
+            raise CampaignError("campaign prefilter.method: 'selector' re-ranks candidates with a loaded model.",
                                 "prefilter.method")
-        selector = prefilter.SeedSelector.load(path)
-        if not selector.recommended:
-            raise CampaignError("campaign prefilter.method: the seed selector trained on this configuration was not "
-                                "significantly above chance on unseen seeds or within prompts (see the analysis "
-                                "report); pre-filter by clip until it is.", "prefilter.method")
-        return selector
+        return prefilter.recommended_selector(self.outputs, active.workers[0].model, active.params)
 
     # Batches -----------------------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ record's noise block (`generation.latents.verify`):
   documented tolerance, which no other seed, shape or packing can meet;
 - mismatch: neither: a wrong seed, shape or record. The exit status is then 1;
 - missing: the record has no noise block (nothing to check).
+A line of records.jsonl that cannot be read as a record (hand-edited, torn) is
+skipped everywhere, so its noises cannot be verified: `verify` names it and exits 1
+too, rather than pass a file it could not check whole.
 `checked` gives the exports the live answers with every noise checked, split by
 (campaign, generation configuration): a record with any mismatched noise is left
 out of every export and listed, never exported with the wrong noise.
@@ -258,7 +261,8 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
 
 
 def main(outputs: str | Path) -> int:
-    """Print exact / tolerance / mismatch / missing counts per campaign; 1 on any mismatch, 2 on no records."""
+    """Print exact / tolerance / mismatch / missing counts per campaign; 1 on any mismatch or unreadable line,
+    2 on no records."""
     outputs = Path(outputs)
     if not (outputs / "records.jsonl").is_file():
         print(f"goldennoise verify: no records.jsonl in {outputs.name or outputs}/", file=sys.stderr)
@@ -266,9 +270,13 @@ def main(outputs: str | Path) -> int:
     report = check_outputs(outputs)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
+    unreadable = [w for w in report["warnings"] if " skipped" in w]
+    if unreadable:
+        print(f"UNREADABLE: {len(unreadable)} line(s) of records.jsonl are not valid records, so their noises "
+              "were not verified (see the warnings above)", file=sys.stderr)
     if not report["counts"]:
         print("no recorded noises to verify")
-        return 0
+        return 1 if unreadable else 0
     for campaign, counts in sorted(report["counts"].items()):
         print(f"{plain(campaign)}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     for bad in report["mismatches"]:
@@ -276,7 +284,7 @@ def main(outputs: str | Path) -> int:
     if any(c["tolerance"] for c in report["counts"].values()):
         print("tolerance: recorded on a CPU with other kernels; the fingerprint agrees within "
               "the documented tolerance (see generation/latents.py).")
-    return 1 if report["mismatches"] else 0
+    return 1 if report["mismatches"] or unreadable else 0
 
 
 if __name__ == "__main__":
