@@ -256,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--private", action="store_true", help="create the repository private")
             p.add_argument("--dry-run", action="store_true", help="list exactly what would be uploaded, upload nothing")
         if name == "analyze":
-            p.add_argument("--out", default=None, help="report file (default OUTPUTS/analysis/<campaign>/report.html)")
+            p.add_argument("--out", default=None, help="where to write the main page (default: OUTPUTS/analysis/<campaign>/"
+                                                             "<configuration>/report.html for one group, else "
+                                                             "OUTPUTS/analysis/index.html linking each group's report)")
             p.add_argument("--no-selector", action="store_true", help="skip the seed selector")
             p.add_argument("--umap", action="store_true", help="also draw UMAP (needs goldennoise[umap])")
         p.add_argument("--campaign-id", default=None, help="one campaign (default: each campaign separately)")

@@ -41,6 +41,8 @@ def test_the_loop_by_keyword_with_structured_answers(app):
     record = reply["record"]
     assert record["golden_seeds"] == [screen["seeds"][1]] and len(record["record_id"]) == 32
     assert reply["next"]["batch_id"] != screen["batch_id"]
+    row = c.predict(api_name="/history")[0]
+    assert row["golden"] == [screen["seeds"][1]] and row["record_id"] == record["record_id"]  # seeds, as ints
     with pytest.raises(Exception, match="Already recorded"):  # skip after submit: refused, not recorded twice
         c.predict(batch_id=screen["batch_id"], api_name="/skip_prompt")
     undone = c.predict(api_name="/undo_last")

@@ -324,3 +324,12 @@ def test_campaigns_that_could_not_run_are_refused_at_start(tmp_path, campaign):
     engine = Engine(tmp_path / "o6", prefetch=False)
     with pytest.raises(CampaignError, match="would pass 2\\^63-1"):
         engine.start(replace(campaign, start_seed=2**63 - 1, batch_size=64))
+
+
+def test_a_name_too_long_is_refused_not_cut():
+    from goldennoise.annotation.access import Access
+
+    access = Access(local_only=True)
+    assert access.identify(None, "  ada   lovelace ") == ("ada lovelace", True)
+    with pytest.raises(UserError, match="1..64 characters"):
+        access.identify(None, "x" * 500)

@@ -72,7 +72,10 @@ class Access:
             if not username:
                 raise Refused("Log in first: this app records who made each judgement.", "annotator")
             return username, username in self.admins
-        name = " ".join(clean_text(str(typed_name or "")).split())[:MAX_NAME]
+        name = " ".join(clean_text(str(typed_name or "")).split())
+        if len(name) > MAX_NAME:
+            raise UserError(f"annotator: a name of 1..{MAX_NAME} characters, got {len(name)}; use a shorter name.",
+                            "annotator")
         if not name:
             if not self.local_only:
                 raise UserError("annotator: enter your name first (several people can reach this app, so each "

@@ -41,6 +41,7 @@ SECTIONS = {
     "annotation": {"overlap": "overlap", "blind": "blind", "min_view_ms": "min_view_ms", "clip": "clip",
                    "annotators": "annotators"},
 }
+KEY_OF = {attribute: f"{section}.{key}" for section, keys in SECTIONS.items() for key, attribute in keys.items()}
 STRATEGIES = ("random", "sequential", "pool")
 METHODS = ("clip", "selector")
 
@@ -77,6 +78,7 @@ class Campaign:
     def check(self) -> "Campaign":
         """Raise CampaignError naming the first impossible value; return self."""
         def bad(name, rule, value):
+            name = KEY_OF.get(name, name)  # the key as written in the file: section.key
             raise CampaignError(f"campaign {name}: {rule}, got {value!r}.", name)
 
         def whole(name, low, high, allow_none=False):

@@ -74,7 +74,7 @@ def answer_text(record) -> str:
 
 
 def history_rows(records: list, annotator: str | None = None, text: str = "", limit: int = 500) -> list[dict]:
-    """Rows for browsing answers, newest first; `annotator` None means everyone's."""
+    """Rows for browsing answers, newest first; `annotator` None means everyone's. `golden`: a list of seeds."""
     text = text.strip().lower()
     rows = []
     for record in reversed(live(records)):
@@ -86,7 +86,7 @@ def history_rows(records: list, annotator: str | None = None, text: str = "", li
         if record.kind == "pairwise":
             p = record.preference
             golden = {"left": [p.left], "right": [p.right]}.get(p.winner, [])
-        rows.append({"answer": answer_text(record), "golden": " ".join(map(str, golden)),
+        rows.append({"answer": answer_text(record), "golden": [int(s) for s in golden],
                      "time": record.created_at.replace("T", " ")[:19], "prompt": record.prompt.text,
                      "annotator": record.annotator, "model": record.model.name or record.model.id or "",
                      "record_id": record.record_id})

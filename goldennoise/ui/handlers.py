@@ -203,6 +203,7 @@ class Browser:
             records = in_campaign(read.records, None if chosen == "(none)" else chosen)
             rows = history_rows(records, None if everyone else tab.annotator, text or "")
             for row in rows:
+                row["golden"] = " ".join(map(str, row["golden"]))
                 if len(row["prompt"]) > 140:
                     row["prompt"] = row["prompt"][:139] + "…"  # the whole prompt is in the details below
             note = (f"{len(rows)} answer{'' if len(rows) == 1 else 's'} · {'everyone' if everyone else 'yours'} · "

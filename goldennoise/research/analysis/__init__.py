@@ -105,7 +105,7 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
     selector_path = next(iter(saved.values()))[1] if len(saved) == 1 else None
     for configuration, (_, path) in saved.items():
         shown = path.relative_to(outputs) if path.is_relative_to(outputs) else path.name
-        summary.append(f"seed selector for configuration {configuration} saved: OUTPUTS/{shown}")
+        summary.append(f"seed selector for configuration {configuration} saved in the outputs folder: {shown}")
     step(1.0, "Done")
     import pandas as pd
 
