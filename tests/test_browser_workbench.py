@@ -351,6 +351,51 @@ def test_a_relabel_detour_keeps_the_ticks_and_skipping_it_cancels(served):
     time.sleep(MIN_VIEW)
     page.keyboard.press("s")  # skip a relabel: cancel it
     assert wait_batch(page, first) == current
-    assert ticked(page) == seeds[:2]  # the ticks made before the detour are back
+    assert ticked(page) == seeds[:2]  # the ticks made before the detour are back, and it says so
+    assert "earlier ticks on this batch are back (2)" in page.inner_text(SCREEN)
+    shot(page, "restored-ticks")
     assert "cancelled" in message(page)
     assert [r["kind"] for r in mine(outputs, "detour")] == ["judgement"]
+
+
+def test_a_waiting_annotator_takes_a_freed_prompt_without_reloading(tmp_path, browser):
+    with app(tmp_path, ["first", "second"], "--height", "64", "--width", "64", "--min-view-ms", "0") as (url, _):
+        holders = [open_page(browser, url), open_page(browser, url)]
+        for page, name in zip(holders, ("holder-1", "holder-2")):
+            start_labelling(page, name)
+        waiting = open_page(browser, url)
+        waiting.locator("#gn-name textarea, #gn-name input").first.fill("waiter")
+        waiting.locator("#gn-start").click()
+        wait_state(waiting, "done")
+        assert "others" in waiting.inner_text(SCREEN) and error_badges(waiting) == 0
+        held = holders[0].inner_text(f"{SCREEN} .gn-prompt")
+        holders[0].context.close()
+        closed = time.monotonic()
+        wait_batch(waiting, timeout=10_000)
+        assert time.monotonic() - closed < 6.5, "the waiting screen did not take the freed prompt in time"
+        assert waiting.inner_text(f"{SCREEN} .gn-prompt") == held
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.05])
+def test_enter_while_an_undo_is_on_its_way_is_ignored_not_logged(served, gap):
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    name = f"undo-enter-{int(gap * 1000)}"
+    first = start_labelling(page, name)
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")
+    second = wait_batch(page, first)
+    time.sleep(MIN_VIEW)  # the second batch has been seen long enough: only the undo in flight stops the Enter
+    page.keyboard.press("1")
+    page.get_by_role("button", name="Undo").click()
+    time.sleep(gap)
+    page.keyboard.press("Enter")  # the undo's reply has not arrived
+    assert wait_batch(page, second) == first
+    time.sleep(1.0)  # anything the Enter could have caused has happened by now
+    assert [r["kind"] for r in mine(outputs, name)] == ["judgement", "retraction"]
+    time.sleep(MIN_VIEW)
+    page.keyboard.press("Enter")  # now it submits, and its log holds only this batch's submit
+    wait_batch(page, first)
+    last = mine(outputs, name)[-1]
+    assert last["kind"] == "judgement" and last["batch_id"] == first
+    assert [e["a"] for e in last["interaction"] if e["a"] == "submit"] == ["submit"]

@@ -112,8 +112,9 @@ class Browser:
                 flow.show(ctx.engine, tab, mode)
                 return ctx.screen_html(tab, mode), message("")
             if action == "undo":
-                record, _ = flow.undo(ctx.engine, tab, mode)
-                text = f"Undone: “{record.prompt.text[:60]}” is back on screen."
+                record, back = flow.undo(ctx.engine, tab, mode)
+                text = f"Undone: “{render.short(record.prompt.text)}” is back on screen" + (
+                    ", with the ticks you had given it." if back.ticks else ".")
             else:
                 batch = tab.views[mode].screen.batch
                 scores = batch.clip_scores if batch is not None else None
@@ -171,7 +172,7 @@ class Browser:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         if tab.epoch == ctx.engine.epoch:
             ctx.engine.active.assigner.renew(tab.tab_id)
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return self._waiting(tab, "batch"), gr.skip(), self._waiting(tab, "pairwise"), gr.skip()
         try:
             flow.show(ctx.engine, tab, "batch")
             note = tab.views["batch"].screen.notice or "The campaign changed."
@@ -179,6 +180,22 @@ class Browser:
             return ctx.screen_html(tab, "batch"), message(note), pair, message(note)
         except Exception as error:  # noqa: BLE001
             return gr.skip(), message(explain(error), "refused"), gr.skip(), gr.skip()
+
+    def _waiting(self, tab, mode: str):
+        """A view waiting for prompts others hold: take one as soon as it is free (a tab closed, a lease ran out)."""
+        ctx = self.ctx
+        view = tab.views[mode]
+        if view.screen.state != "done":
+            return gr.skip()
+        try:
+            if flow.progress(ctx.engine, tab, mode)["remaining_for_you"] <= 0:
+                return gr.skip()
+            if flow.show(ctx.engine, tab, mode).state != "batch":
+                return gr.skip()
+            return ctx.screen_html(tab, mode)
+        except Exception:  # noqa: BLE001 - the next tick tries again; the page keeps its waiting screen
+            log.exception("waiting view of %s", tab.annotator)
+            return gr.skip()
 
     def unload(self, request: gr.Request):
         tab = self.ctx.tabs.pop(getattr(request, "session_hash", None) or "")

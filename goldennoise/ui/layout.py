@@ -18,7 +18,7 @@ from goldennoise.ui.context import Context
 from goldennoise.ui.handlers import HISTORY_COLUMNS, Browser
 
 EXPORT_FORMATS = ("hub", "table", "npnet", "npz")
-LEASE_RENEW_SECONDS = 10  # also how soon an open tab follows a campaign switch
+LEASE_RENEW_SECONDS = 4  # also how soon an open tab follows a campaign switch or takes a freed prompt
 
 
 def start_tab(ctx: Context) -> SimpleNamespace:

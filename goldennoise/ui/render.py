@@ -45,9 +45,10 @@ def idle(view: str, message: str, retry: bool = False) -> str:
 
 
 def done(view: str, notice: str | None, progress: dict | None, waiting: bool = False) -> str:
-    skipped = (progress or {}).get("skipped", 0)
+    skipped, judged = (progress or {}).get("skipped", 0), (progress or {}).get("judged", 0)
     text = ("Nothing left for you right now: the remaining prompts are being answered by others. "
-            "Check back in a minute." if waiting else
+            "This screen takes the next one as soon as it is free." if waiting else
+            "Nothing to do here: every prompt has already been answered by others." if not judged and not skipped else
             "All done — you have answered every prompt here. Thank you!" if not skipped else
             f"All done — every prompt here is answered or skipped ({skipped} skipped; Undo brings back the last).")
     return _frame(view, "done", f"<div class='gn-done'><p class='gn-done-title'>✓ {e(text)}</p></div>",
@@ -127,16 +128,24 @@ def message(text: str, kind: str = "info", nonce: int = 0) -> str:
     return f"<div class='gn-msg gn-{kind}' data-n='{nonce}' role='status'>{e(text)}</div>"
 
 
+def short(text: str, limit: int = 60) -> str:
+    """A prompt for a one-line message: cut at a word with an ellipsis when longer than `limit`."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1].rsplit(" ", 1)[0] if " " in text[:limit - 1] else text[:limit - 1]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def saved_text(record, scores_after: list | None) -> str:
     """What was just recorded, in words (and, blind campaigns, what CLIP would have picked)."""
     if record.kind == "skip":
-        return f"Skipped “{record.prompt.text[:60]}”."
+        return f"Skipped “{short(record.prompt.text)}”."
     if record.kind == "pairwise":
-        return f"Saved: {record.preference.winner.replace('_', ' ')} for “{record.prompt.text[:60]}”."
+        return f"Saved: {record.preference.winner.replace('_', ' ')} for “{short(record.prompt.text)}”."
     counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
                "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
         record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
-    text = f"Saved: {counted} for “{record.prompt.text[:60]}”."
+    text = f"Saved: {counted} for “{short(record.prompt.text)}”."
     if scores_after and all(s is not None for s in scores_after):
         best = max(range(len(scores_after)), key=lambda i: scores_after[i])
         text += f" CLIP would have picked #{best + 1} (score {scores_after[best]:.1f})."

@@ -55,12 +55,12 @@
     const t = Math.round(now() - s.shownAt);
     s.events.push(i === undefined ? { t, k: how, a: action } : { t, k: how, a: action, i });
   }
-  function say(v, text) {
+  function say(v, text, kind) {
     const host = document.getElementById(VIEWS[v].msg);
     const line = host && host.querySelector(".gn-msg");
     if (!line) return;
     line.textContent = text;
-    line.className = "gn-msg gn-refused";
+    line.className = "gn-msg gn-" + (kind || "refused");
   }
   function setTick(cell, on) {
     cell.classList.toggle("gn-ticked", on);
@@ -82,18 +82,29 @@
   }
 
   // A reply arrived: the transition is over. A new batch counts as visible once its images are painted.
+  // Only a reply ends a transition: a new screen, or a new message (each reply's message has a new data-n).
+  // Gradio also touches these elements when an event starts (its status tracker); that must not free the keys.
   function arrived(v) {
     const s = st[v];
-    s.busy = false;
     const el = screenOf(v);
     const id = el && el.dataset.batch ? el.dataset.batch : null;
     if (id === s.batch) return;
+    s.busy = false;
     s.batch = id; s.shownAt = now(); s.painted = false; s.seen = 0; s.since = null; s.events = [];
     if (v === "batch") {
       lightbox.close();
       if (id && el.dataset.ticks === "") {  // ticks made here before a detour or a reload
         const keep = stashed(id);
-        cells().forEach((c) => { if (keep.includes(c.dataset.seed)) setTick(c, true); });
+        let restored = 0;
+        cells().forEach((c) => { if (keep.includes(c.dataset.seed)) { setTick(c, true); restored += 1; } });
+        if (restored) {  // said on the screen itself: the message line belongs to the server's reply
+          const note = document.createElement("div");
+          note.className = "gn-notice gn-restored";
+          note.setAttribute("role", "status");
+          note.textContent = `Your earlier ticks on this batch are back (${restored}): check them before you submit.`;
+          const top = el.querySelector(".gn-top");
+          if (top) top.after(note); else el.prepend(note);
+        }
       }
     }
     if (!id) return;
@@ -116,7 +127,12 @@
       if (!root || !msg) continue;
       observed[v] = true;
       new MutationObserver(() => arrived(v)).observe(root, { childList: true, subtree: true });
-      new MutationObserver(() => { st[v].busy = false; }).observe(msg, { childList: true, subtree: true, characterData: true });
+      const nonce = () => { const line = msg.querySelector(".gn-msg"); return line ? line.dataset.n : null; };
+      let last = nonce();
+      new MutationObserver(() => {
+        const n = nonce();
+        if (n !== last) { last = n; st[v].busy = false; }
+      }).observe(msg, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-n"] });
       arrived(v);
     }
     if (!observed.batch || !observed.pairwise) setTimeout(observe, 200);
