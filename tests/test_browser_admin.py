@@ -8,7 +8,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from tests.browser import SCREEN, app, needs_chromium, open_page, shot, start_labelling, wait_batch
+from tests.browser import SCREEN, app, message, needs_chromium, open_page, shot, start_labelling, wait_batch
 
 pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]
 
@@ -43,6 +43,9 @@ def test_switch_upload_analyse_and_export(tmp_path, browser):
         page.get_by_text(re.compile("Switched to campaign")).wait_for(timeout=120_000)
         wait_batch(watcher, watched, timeout=15_000)  # moved over without doing anything
         assert "switched" in watcher.inner_text(SCREEN)
+        time.sleep(0.5)
+        shot(watcher, "switched-watcher")
+        assert "switched" not in message(watcher)  # said once, on the screen
         page.get_by_role("tab", name="Workbench").click()
         second = wait_batch(page, first)
         assert "switched" in page.inner_text(SCREEN)

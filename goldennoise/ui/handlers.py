@@ -175,7 +175,8 @@ class Browser:
             return self._waiting(tab, "batch"), gr.skip(), self._waiting(tab, "pairwise"), gr.skip()
         try:
             flow.show(ctx.engine, tab, "batch")
-            note = tab.views["batch"].screen.notice or "The campaign changed."
+            # the screens carry the switch notice; the message lines are cleared, not a second copy of it
+            note = "" if tab.views["batch"].screen.notice else "The campaign changed."
             pair = ctx.screen_html(tab, "pairwise")
             return ctx.screen_html(tab, "batch"), message(note), pair, message(note)
         except Exception as error:  # noqa: BLE001
