@@ -9,7 +9,7 @@ PIP=(.venv/bin/pip install -q --disable-pip-version-check)
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
   exec "${PIP[@]}" "$@"  # a GPU machine: pip's default torch (CUDA)
 fi
-if .venv/bin/pip install -q --disable-pip-version-check --dry-run --no-index --no-deps torch==2.13.0 >/dev/null 2>&1; then
+if "${PIP[@]}" --dry-run --no-index --no-deps torch==2.13.0 >/dev/null 2>&1; then
   exec "${PIP[@]}" torch==2.13.0 "$@"
 fi
 exec "${PIP[@]}" --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple \

@@ -43,8 +43,8 @@ from goldennoise.store.prompts import Prompt
 from goldennoise.store.records import RecordStore
 
 log = logging.getLogger(__name__)
-CACHE_BATCHES = 4096
-PREFETCH_DELAY_CPU = 0.3  # finished batches kept in memory (the rest are re-read from the batch store)
+CACHE_BATCHES = 4096  # finished batches kept in memory (the rest are re-read from the batch store)
+PREFETCH_DELAY_CPU = 0.3  # seconds a prefetch waits on a CPU (see Engine.prefetch_delay)
 
 
 class Pool:

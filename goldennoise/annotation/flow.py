@@ -13,6 +13,7 @@ relabelling someone else's judgement records a second opinion (both count).
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from dataclasses import replace
 
@@ -24,6 +25,7 @@ from goldennoise.ids import utc_now
 from goldennoise.store.live import in_campaign, live
 from goldennoise.store.prompts import Prompt
 
+log = logging.getLogger(__name__)
 WINNERS = ("left", "right", "tie", "both_bad")
 PREFETCH_AHEAD = 2  # batches made ahead per tab: one slow batch does not make the next answer wait
 
@@ -223,9 +225,7 @@ def _advance_after_answer(engine: Engine, tab: Tab, mode: str) -> Screen:
     except Exception as error:  # noqa: BLE001 - the answer is saved; the next batch is retried on demand
         reason = str(error) if isinstance(error, UserError) else "a server error (logged)"
         if not isinstance(error, UserError):
-            import logging
-
-            logging.getLogger(__name__).exception("next batch failed after a saved answer")
+            log.exception("next batch failed after a saved answer")
         view = tab.views[mode]
         view.screen = Screen(mode, "idle", notice=f"Saved. The next batch could not be made: {reason} "
                                                   "Press Try again (or Enter) when it is fixed.")

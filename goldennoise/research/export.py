@@ -60,8 +60,6 @@ def spreadsheet_safe(table):
     def cell(value):
         return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
-    import pandas as pd
-
     def column_of(column):
         text = column.dtype == object or pd.api.types.is_string_dtype(column)
         return column.map(cell) if text else column

@@ -92,9 +92,8 @@ class Campaign:
             bad("name", "must be 1..80 characters", self.name)
         if not isinstance(self.model, str) or not self.model.strip() or self.model != self.model.strip():
             bad("model", "must name a model (known name, hub id or folder), without surrounding spaces", self.model)
-        for name in ("prompts",):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                bad("prompts.file", "must be the path of a prompt file", getattr(self, name))
+        if not isinstance(self.prompts, str) or not self.prompts:
+            bad("prompts.file", "must be the path of a prompt file", self.prompts)
         for name in ("scheduler", "revision"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.isidentifier() and name == "scheduler"
@@ -167,12 +166,10 @@ class Campaign:
         values["prompts_sha256"] = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         resolved = replace(self, **values).check()
         if resolved.seed_strategy == "sequential":  # the last prompt's seeds must exist too
-            last = resolved.start_seed + len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates) - 1
-            if last > 2**63 - 1:
+            needed = len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates)
+            if resolved.start_seed + needed - 1 > 2**63 - 1:
                 raise CampaignError(f"campaign seeds.start: with {len(prompt_set.prompts)} prompts the sequential seeds "
-                                    f"would pass 2^63-1; choose a start of at most "
-                                    f"{2**63 - 1 - len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates) + 1}.",
-                                    "seeds.start")
+                                    f"would pass 2^63-1; choose a start of at most {2**63 - needed}.", "seeds.start")
         return resolved
 
     def to_toml(self) -> str:

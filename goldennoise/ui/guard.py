@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from starlette.requests import Request
+
 from goldennoise.annotation.access import Access
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,7 @@ class Guard:
 
     def _user(self, scope) -> str | None:
         app = scope.get("app")
-        cookies = {}
-        for name, value in scope.get("headers", []):
-            if name == b"cookie":
-                for part in value.decode("latin-1").split(";"):
-                    key, _, val = part.strip().partition("=")
-                    cookies[key] = val
+        cookies = Request(scope).cookies
         cookie_id = getattr(app, "cookie_id", "")
         token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
         return getattr(app, "tokens", {}).get(token) if token else None
