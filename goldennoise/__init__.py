@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__version__ = "0.2.0"
+from goldennoise.version import __version__
 
 _EXPORTS = {
     "Collector": "goldennoise.facade",

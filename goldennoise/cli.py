@@ -1,4 +1,4 @@
-"""The `goldennoise` command: app, generate, analyze, export, push, verify, schema.
+"""The `goldennoise` command: app, generate, analyze, export, push, verify, migrate, schema.
 
 Each subcommand parses its arguments here and calls the library; nothing runs at
 import. `goldennoise <command> --help` lists every option, its choices and the
@@ -15,6 +15,7 @@ from pathlib import Path
 
 ENVIRONMENT = """environment variables:
   GOLDENNOISE_OUTPUTS   default --outputs (else /data/goldennoise on a Space with storage, else ./outputs)
+  GOLDENNOISE_STORE     default --store: postgresql://user:password@host/database (else SQLite in the outputs folder)
   GOLDENNOISE_AUTH      logins, "user:password[,user2:password2:admin]" (added to --auth)
   GOLDENNOISE_ADMINS    comma-separated users who administer (added to --admin)
   GOLDENNOISE_CACHE     where the offline tiny models are built (default ~/.cache/goldennoise)
@@ -24,6 +25,7 @@ ENVIRONMENT = """environment variables:
   GRADIO_SERVER_NAME, GRADIO_SERVER_PORT   default --host and --port
   SPACES_ZERO_GPU       set by Hugging Face on ZeroGPU Spaces: generation runs inside spaces.GPU"""
 DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "prompts" / "sample.csv"
+DIGITS_PROMPTS = Path(__file__).resolve().parent.parent / "prompts" / "digits.txt"
 
 
 def default_outputs() -> str:
@@ -40,34 +42,30 @@ def _parser(name: str, description: str, sub) -> argparse.ArgumentParser:
 
 
 def add_campaign_options(p: argparse.ArgumentParser) -> None:
-    from goldennoise.generation import models, seeds
+    """The campaign's flags, derived from its one definition (goldennoise.store.campaign.SETTINGS)."""
+    from goldennoise.store.campaign import SETTINGS
 
     g = p.add_argument_group("campaign (a file, or built from these flags)")
     g.add_argument("--campaign", metavar="FILE", help="campaign TOML file; the flags below are then not allowed")
-    g.add_argument("--name", default=None, help="campaign name (default: goldennoise)")
-    g.add_argument("--model", default=None, help=f"known name ({', '.join(models.KNOWN_MODELS)}), hub id or folder "
-                   "(default: FLUX.1-schnell with CUDA, else tiny-flux)")
-    g.add_argument("--revision", default=None, help="hub revision (commit) of the model")
-    g.add_argument("--dtype", default=None, choices=models.DTYPES, help="weights and latents dtype (default auto: "
-                   "bfloat16 on CUDA, float32 on CPU)")
-    g.add_argument("--prompts", default=None, help=f"prompt file: CSV, JSON, JSONL or TXT (default {DEFAULT_PROMPTS.name})")
-    g.add_argument("--steps", dest="num_inference_steps", type=int, default=None, help="num_inference_steps")
-    g.add_argument("--guidance", dest="guidance_scale", type=float, default=None, help="guidance_scale")
-    g.add_argument("--height", type=int, default=None)
-    g.add_argument("--width", type=int, default=None)
-    g.add_argument("--scheduler", default=None, help="scheduler class name (default: the model's)")
-    g.add_argument("--batch-size", type=int, default=None, help="seeds shown per prompt (default 4)")
-    g.add_argument("--seed-strategy", choices=seeds.STRATEGIES, default=None, help="default random")
-    g.add_argument("--start-seed", type=int, default=None)
-    g.add_argument("--pool-size", type=int, default=None, help="seeds in the pool (pool strategy)")
-    g.add_argument("--candidates", type=int, default=None, help="make this many per prompt, show the best (pre-filter)")
-    g.add_argument("--prefilter", choices=("clip", "selector"), default=None, help="how candidates are ranked")
-    g.add_argument("--explore", type=int, default=None, help="shown slots filled at random from the rest (default 1)")
-    g.add_argument("--overlap", type=float, default=None, help="fraction of prompts judged by two annotators")
-    g.add_argument("--show-scores", action="store_true", help="show CLIP scores before the answer (default: blind)")
-    g.add_argument("--min-view-ms", type=int, default=None, help="least time a batch is on screen before an answer "
-                   "counts (default 400)")
-    g.add_argument("--no-clip", action="store_true", help="do not compute CLIP scores")
+    for name, meta in SETTINGS.items():
+        flag, rule = meta["flag"], meta["rule"]
+        if flag is None:
+            continue
+        text = f"{meta['help']} [{meta['key']}]"
+        if rule.kind == "bool":
+            g.add_argument(flag, dest=name, action="store_const", const=not meta["invert"], default=None, help=text)
+        elif name == "guidelines":
+            g.add_argument(flag, dest=name, metavar="FILE", default=None, help=text.replace("(Markdown)",
+                                                                                       "(a Markdown file)"))
+        else:
+            kind = {"int": int, "float": float}.get(rule.kind, str)
+            g.add_argument(flag, dest=name, type=kind, default=None, choices=rule.choices or None, help=text)
+
+
+def add_store_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None, metavar="URL",
+                   help="where records live: empty for SQLite in the outputs folder (default), or "
+                        "postgresql://user:password@host/database for several app replicas ($GOLDENNOISE_STORE)")
 
 
 def campaign_from_args(args) -> "object":
@@ -78,22 +76,23 @@ def campaign_from_args(args) -> "object":
     from goldennoise.generation import models
     from goldennoise.store import campaign as campaigns
 
-    flags = {k: getattr(args, k) for k in ("name", "model", "revision", "dtype", "prompts", "num_inference_steps",
-                                          "guidance_scale", "height", "width", "scheduler", "batch_size",
-                                          "seed_strategy", "start_seed", "pool_size", "candidates", "prefilter",
-                                          "explore", "overlap", "min_view_ms") if getattr(args, k) is not None}
-    if args.show_scores:
-        flags["blind"] = False
-    if args.no_clip:
-        flags["clip"] = False
+    flags = {k: getattr(args, k) for k in campaigns.SETTINGS if getattr(args, k, None) is not None}
     if args.campaign:
         if flags:
+            shown = ", ".join(campaigns.SETTINGS[k]["flag"] for k in flags)
             raise CampaignError(f"--campaign {Path(args.campaign).name}: the campaign file fixes the data; "
-                                f"drop --{', --'.join(k.replace('_', '-') for k in flags)} or edit the file.")
+                                f"drop {shown} or edit the file.")
         return campaigns.load(args.campaign)
+    if "guidelines" in flags:
+        flags["guidelines"] = campaigns.read_guidelines(flags["guidelines"])
     flags.setdefault("model", models.default_model_name())
-    flags.setdefault("prompts", str(DEFAULT_PROMPTS))
+    flags.setdefault("prompts", str(default_prompts(flags["model"])))
     return replace(campaigns.Campaign(), **flags).check()
+
+
+def default_prompts(model: str) -> Path:
+    """The prompt file a campaign built from flags uses: the ten digits for the digits model, else the sample."""
+    return DIGITS_PROMPTS if model == "digits" and DIGITS_PROMPTS.is_file() else DEFAULT_PROMPTS
 
 
 def cmd_app(args) -> int:
@@ -101,21 +100,19 @@ def cmd_app(args) -> int:
         os.environ["HF_HOME"] = "/data/.huggingface"  # models persist across restarts with the Space's storage
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from goldennoise.annotation import access
-    from goldennoise.annotation.engine import Engine
-    from goldennoise.annotation.tabs import Tabs
+    from goldennoise.annotation.service import Service
     from goldennoise.errors import UserError
 
+    log = logging.getLogger("goldennoise")
     try:
         campaign = campaign_from_args(args)
         who = access.collect(args.auth, args.auth_file, args.admin, host=args.host, share=args.share)
-    except UserError as error:
-        sys.exit(f"goldennoise app: {error}")
-    engine = Engine(args.outputs, compile_denoiser=args.compile, placement=args.offload,
-                    prefetch=False if args.no_prefetch else None)
-    log = logging.getLogger("goldennoise")
-    try:
+        service = Service(args.outputs, args.store, who, load_options={"compile_denoiser": args.compile,
+                                                                        "placement": args.offload},
+                          prefetch=False if args.no_prefetch else None)
+        log.info("records: %s (outputs folder %s)", service.store.describe(), Path(args.outputs).resolve())
         # In the main thread (ZeroGPU allows CUDA set-up only here), with the hub's download bars shown.
-        engine.start(campaign, progress=lambda share, text: log.info(text))
+        service.start(campaign, progress=lambda share, text: log.info(text))
     except UserError as error:
         sys.exit(f"goldennoise app: {error}")
     from goldennoise import ui
@@ -124,10 +121,14 @@ def cmd_app(args) -> int:
     if os.environ.get("SPACE_ID") and not os.path.isdir("/data"):
         banner = (banner or "") + " This Space has no persistent storage: records are lost when it restarts."
     if banner:
-        logging.getLogger("goldennoise").warning("!" * 10 + " %s " + "!" * 10, banner)
-    ctx = ui.Context(engine, Tabs(), who)
-    demo = ui.build_demo(ctx, banner)
-    ui.launch(demo, engine.outputs, who, max_queue=args.max_queue, server_name=args.host, server_port=args.port,
+        log.warning("!" * 10 + " %s " + "!" * 10, banner)
+    for warning in service.runtime.warnings:
+        log.warning(warning)
+    if not args.share:
+        log.info("to label from another machine: goldennoise app --share --auth user:password (a temporary public "
+                 "link), or --host 0.0.0.0 with --auth on your network")
+    demo = ui.build_demo(service, banner)
+    ui.launch(demo, service.outputs, who, max_queue=args.max_queue, server_name=args.host, server_port=args.port,
               share=args.share, auth_message="GoldenNoise: log in with the name and password you were given.")
     return 0
 
@@ -138,7 +139,7 @@ def cmd_generate(args) -> int:
 
     try:
         return pregenerate.main(campaign_from_args(args), args.outputs, limit=args.limit,
-                                allow_new_version=args.allow_new_version)
+                                allow_new_version=args.allow_new_version, store=args.store)
     except UserError as error:
         print(f"goldennoise generate: {error}", file=sys.stderr)
         return 2
@@ -150,7 +151,7 @@ def cmd_analyze(args) -> int:
 
     try:
         result = analysis.run(args.outputs, campaign=args.campaign_id, pool=args.pool,
-                              with_selector=not args.no_selector, umap=args.umap, out=args.out)
+                              with_selector=not args.no_selector, umap=args.umap, out=args.out, store=args.store)
     except UserError as error:
         print(f"goldennoise analyze: {error}", file=sys.stderr)
         return 2
@@ -165,7 +166,7 @@ def cmd_export(args) -> int:
 
     try:
         done = export.export(args.outputs, args.dest or Path(args.outputs) / "exports", args.formats.split(","),
-                             campaign=args.campaign_id, pool=args.pool)
+                             campaign=args.campaign_id, pool=args.pool, store=args.store)
     except UserError as error:
         print(f"goldennoise export: {error}", file=sys.stderr)
         return 2
@@ -184,7 +185,7 @@ def cmd_push(args) -> int:
 
     try:
         return push.push(args.outputs, args.repo_id, private=args.private, dry_run=args.dry_run,
-                         campaign=args.campaign_id, pool=args.pool)
+                         campaign=args.campaign_id, pool=args.pool, store=args.store)
     except UserError as error:
         print(f"goldennoise push: {error}", file=sys.stderr)
         return 2
@@ -193,7 +194,32 @@ def cmd_push(args) -> int:
 def cmd_verify(args) -> int:
     from goldennoise.research import verify
 
-    return verify.main(args.outputs)
+    return verify.main(args.outputs, store=args.store)
+
+
+def cmd_migrate(args) -> int:
+    """Import a records.jsonl (0.1/0.2) into the store, once; print what was imported and skipped."""
+    from goldennoise.errors import UserError
+    from goldennoise.store.records import LEGACY_FILE, RecordStore
+
+    source = Path(args.file) if args.file else Path(args.outputs) / LEGACY_FILE
+    if not source.is_file():
+        print(f"goldennoise migrate: no {source.name} to import", file=sys.stderr)
+        return 2
+    try:
+        store = RecordStore(args.outputs, args.store, import_legacy=False)
+        result = store.import_jsonl(source)
+    except UserError as error:
+        print(f"goldennoise migrate: {error}", file=sys.stderr)
+        return 2
+    if result is None:
+        print(f"{source.name}: imported before; nothing to do ({store.count()} records in {store.describe()})")
+        return 0
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{source.name}: {result['imported']} records imported, {result['skipped']} lines skipped, into "
+          f"{store.describe()}")
+    return 0
 
 
 def cmd_schema(args) -> int:
@@ -216,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     app = _parser("app", "Serve the labelling app (Workbench, Pairwise, History, Analysis).", sub)
     add_campaign_options(app)
     app.add_argument("--outputs", **outputs)
+    add_store_option(app)
     app.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                      help="address to listen on (0.0.0.0: the whole network; then use logins)")
     app.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -234,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "`torchrun` (resumable: only missing batches are made).", sub)
     add_campaign_options(gen)
     gen.add_argument("--outputs", **outputs)
+    add_store_option(gen)
     gen.add_argument("--limit", type=int, default=None, help="stop after this many prompts (per process)")
     gen.add_argument("--allow-new-version", action="store_true",
                      help="go on although batches exist for an earlier version of this campaign (a new campaign id)")
@@ -250,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("dest", nargs="?", help="where to write (default OUTPUTS/exports)")
             p.add_argument("--formats", default="hub,table,npnet,npz",
                            help="comma-separated: hub (HF dataset with card), table (parquet/csv), npnet (NPNet "
-                                "preference pairs), npz (classification arrays)")
+                                "preference pairs), npz (classification arrays), jsonl (every record as its JSON "
+                                "line: the journal)")
         if name == "push":
             p.add_argument("repo_id", help="the dataset repository, owner/name")
             p.add_argument("--private", action="store_true", help="create the repository private")
@@ -261,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "OUTPUTS/analysis/index.html linking each group's report)")
             p.add_argument("--no-selector", action="store_true", help="skip the seed selector")
             p.add_argument("--umap", action="store_true", help="also draw UMAP (needs goldennoise[umap])")
+        add_store_option(p)
         p.add_argument("--campaign-id", default=None, help="one campaign (default: each campaign separately)")
         p.add_argument("--pool", action="store_true", help="pool campaigns and generation configurations (not "
                        "recommended: different models' noises are not comparable)")
@@ -268,7 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = _parser("verify", "Re-make every recorded noise from its seed and check it against its record.", sub)
     verify.add_argument("outputs")
+    add_store_option(verify)
     verify.set_defaults(func=cmd_verify)
+    migrate = _parser("migrate", "Import a records.jsonl of GoldenNoise 0.1/0.2 into the store (once; the app also "
+                      "does it at start).", sub)
+    migrate.add_argument("outputs")
+    migrate.add_argument("--file", default=None, help="the JSONL file (default OUTPUTS/records.jsonl)")
+    add_store_option(migrate)
+    migrate.set_defaults(func=cmd_migrate)
     schema = _parser("schema", "Print the JSON Schema of a records.jsonl line.", sub)
     schema.set_defaults(func=cmd_schema)
     return parser

@@ -47,3 +47,7 @@ class Refused(UserError):
 
 class NotSaved(UserError):
     """An answer could not be written; nothing was recorded and the screen is kept for a retry."""
+
+
+class LeaseLost(Refused):
+    """The prompt on a tab's screen is no longer held by that tab (dropped for a newer tab, or idle too long)."""

@@ -120,13 +120,34 @@ def message(page, view: str = "gn-message") -> str:
 
 
 def records(outputs: Path) -> list[dict]:
-    path = outputs / "records.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """Every record the app wrote, as JSON data, in the order written (read from its store, as any reader does)."""
+    if not (outputs / "goldennoise.db").exists():
+        return []
+    from goldennoise.store.records import RecordStore
+
+    store = RecordStore(outputs, import_legacy=False)
+    try:
+        return list(store.iter_data())
+    finally:
+        store.close()
 
 
 def error_badges(page) -> int:
-    """Gradio's error toasts and red status badges on the page."""
-    return page.locator(".toast-body.error, .toast-wrap .error, .error.svelte-1uj8rng").count()
+    """Error toasts, error status badges and our own error lines on the page, found by the test ids Gradio's own
+    tests use and by our classes (never by a build's generated class names)."""
+    return page.evaluate("""() => {
+      const toasts = [...document.querySelectorAll('[data-testid="toast-body"]')]
+        .filter((t) => t.classList.contains("error") || /error/i.test(t.textContent.slice(0, 40)));
+      const trackers = [...document.querySelectorAll('[data-testid="status-tracker"]')]
+        .filter((t) => t.offsetParent !== null && /^\\s*error/i.test(t.textContent));
+      const ours = document.querySelectorAll(".gn-msg.gn-error");
+      return toasts.length + trackers.length + ours.length;
+    }""")
+
+
+def ignored(page, view: str = "batch") -> int:
+    """Key presses the page ignored on purpose (an answer on its way, a batch not looked at yet)."""
+    return page.evaluate(f"() => window.gn.state('{view}').ignored")
 
 
 def shot(page, name: str) -> Path:
@@ -134,3 +155,13 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def open_tab(page, name: str) -> None:
+    """Open a tab as a person would: directly, or (on a narrow screen) through Gradio's "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if not tab.first.is_visible():
+        page.get_by_role("button", name="More tabs").click()
+        page.get_by_role("button", name=name).or_(page.get_by_role("tab", name=name)).first.click()
+        return
+    tab.first.click()

@@ -15,9 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from goldennoise.annotation import flow
-from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.service import Caller, Service
 from goldennoise.generation import latents
 from goldennoise.store.campaign import Campaign
 
@@ -34,27 +32,27 @@ def lookup_golden(seed: int, shape, rng: np.random.Generator) -> bool:
 
 def make_dataset(outputs, tmp, prompts: int = 40, batch_size: int = 6, strategy: str = "pool", pool_size: int = 24,
                  annotators=("ann", "bob"), overlap: float = 0.25, size: int = 64, seed: int = 0,
-                 rule=planted_golden, engine: Engine | None = None, start_seed: int = 0,
-                 **campaign_values) -> Engine:
-    """Label every prompt of a fresh campaign by `rule`; returns the engine (its outputs hold the records)."""
+                 rule=planted_golden, service: Service | None = None, start_seed: int = 0,
+                 **campaign_values) -> Service:
+    """Label every prompt of a fresh campaign by `rule`; returns the service (its outputs hold the records)."""
     prompt_file = tmp / f"planted-{prompts}.txt"
     prompt_file.write_text("\n".join(f"a planted prompt number {i}" for i in range(prompts)) + "\n")
     campaign = Campaign(name="planted", model="tiny-flux", height=size, width=size, prompts=str(prompt_file),
                         batch_size=batch_size, seed_strategy=strategy, start_seed=start_seed, pool_size=pool_size,
                         overlap=overlap, min_view_ms=0, **campaign_values)
-    engine = engine or Engine(outputs, prefetch=False)
-    engine.start(campaign)
-    tabs, rng = Tabs(), np.random.default_rng(seed)
-    screens = {name: flow.join(engine, tabs.get(f"tab-{name}"), name) for name in annotators}
+    service = service or Service(outputs, prefetch=False)
+    service.start(campaign)
+    rng = np.random.default_rng(seed)
+    callers = {name: Caller(f"tab-{name}-{service.epoch}") for name in annotators}
+    screens = {name: service.join(caller, name) for name, caller in callers.items()}
     while any(s.state == "batch" for s in screens.values()):
         for name, screen in list(screens.items()):
             if screen.state != "batch":
                 continue
             shape = screen.batch.noise[0]["shape"]
             golden = [s for s in screen.batch.seeds if rule(s, shape, rng)]
-            _, screens[name] = flow.answer(engine, tabs.get(f"tab-{name}"), "batch", screen.batch.batch_id,
-                                           golden=golden)
-    return engine
+            screens[name] = service.answer(callers[name], "batch", screen.batch.batch_id, golden=golden).screen
+    return service
 
 
 @contextmanager

@@ -30,9 +30,10 @@ from tests.planted import one_thread
 def prefiltered(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prefilter")
     with one_thread():  # tiny models: extra torch threads only spin when the machine is shared
-        engine = planted.make_dataset(tmp / "outputs", tmp, strategy="random", prompts=40, batch_size=6, candidates=12,
+        service = planted.make_dataset(tmp / "outputs", tmp, strategy="random", prompts=40, batch_size=6, candidates=12,
                                       prefilter="clip", explore=1)
-    return engine.outputs
+    service.close_all()
+    return service.outputs
 
 
 def test_exploration_slots_and_propensities_are_recorded(prefiltered):

@@ -14,14 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-from goldennoise.annotation import flow
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.service import Caller
 from goldennoise.errors import UserError
 from goldennoise.generation import latents
 from goldennoise.research import analysis
 from goldennoise.research.analysis.__main__ import main
-from goldennoise.store.records import RECORDS_FILE
-from tests import planted
+from tests import factory, planted
 from tests.planted import one_thread
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -30,16 +28,16 @@ ANNOTATORS = ("ann", "<b>bob</b>")
 
 
 
-def _pairwise(engine, annotator: str) -> int:
+def _pairwise(service, annotator: str) -> int:
     """Answer every pair the app offers: the seed whose channel 0 is brighter wins; some ties and both-bad."""
-    tab, rng, answered = Tabs().get(f"pairs-{annotator}"), np.random.default_rng(1), 0
-    flow.join(engine, tab, annotator)
-    screen = flow.show(engine, tab, "pairwise")
+    caller, rng, answered = Caller(f"pairs-{annotator}"), np.random.default_rng(1), 0
+    service.join(caller, annotator)
+    screen = service.show(caller, "pairwise")
     while screen.state == "batch":
         shape = screen.batch.noise[0]["shape"]
         left, right = (float(latents.initial_noise(s, tuple(shape))[0, 0].mean()) for s in screen.batch.seeds)
         winner = rng.choice(["tie", "both_bad"]) if rng.random() < 0.2 else "left" if left > right else "right"
-        _, screen = flow.answer(engine, tab, "pairwise", screen.batch.batch_id, winner=str(winner))
+        screen = service.answer(caller, "pairwise", screen.batch.batch_id, winner=str(winner)).screen
         answered += 1
     return answered
 
@@ -48,20 +46,20 @@ def _pairwise(engine, annotator: str) -> int:
 def outputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     with one_thread():
-        engine = planted.make_dataset(tmp / "outputs", tmp, prompts=12, strategy="random", annotators=ANNOTATORS,
-                                      overlap=0.5)
-        assert _pairwise(engine, "ann") >= 6
-        planted.make_dataset(tmp / "outputs", tmp, prompts=12, strategy="random", size=128, engine=engine,
+        service = planted.make_dataset(tmp / "made", tmp, prompts=12, strategy="random", annotators=ANNOTATORS,
+                                       overlap=0.5)
+        assert _pairwise(service, "ann") >= 6
+        planted.make_dataset(tmp / "made", tmp, prompts=12, strategy="random", size=128, service=service,
                              annotators=("ann",))
-    path = engine.outputs / RECORDS_FILE
-    lines = []
-    for line in path.read_text().splitlines():
-        record = json.loads(line)
-        if record.get("prompt", {}).get("text") == "a planted prompt number 3":
-            record["prompt"]["text"] = HOSTILE
-        lines.append(json.dumps(record))
-    path.write_text("\n".join(lines) + "\n")
-    return engine.outputs
+        service.close_all()
+
+    def hostile(records):
+        for record in records:
+            if record.get("prompt", {}).get("text") == "a planted prompt number 3":
+                record["prompt"]["text"] = HOSTILE
+        return records
+
+    return factory.rewrite(tmp / "made", tmp / "outputs", hostile)
 
 
 @pytest.fixture(scope="module")

@@ -39,10 +39,11 @@ def another_lookup(seed: int, shape, rng) -> bool:
 def _run(tmp_path_factory, name, rule, **design):
     tmp = tmp_path_factory.mktemp(name)
     with one_thread():  # tiny models: extra torch threads only spin when the machine is shared
-        engine = planted.make_dataset(tmp / "outputs", tmp, rule=rule, **(design or DESIGN))
+        service = planted.make_dataset(tmp / "outputs", tmp, rule=rule, **(design or DESIGN))
     calls = []
-    result = analysis.run(engine.outputs, progress=lambda fraction, desc="": calls.append(fraction))
-    return engine.outputs, result, calls
+    result = analysis.run(service.outputs, progress=lambda fraction, desc="": calls.append(fraction))
+    service.close_all()
+    return service.outputs, result, calls
 
 
 @pytest.fixture(scope="module")

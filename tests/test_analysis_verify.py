@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from goldennoise.research import analysis
-from goldennoise.store.records import RECORDS_FILE, RecordStore
-from tests import planted
+from goldennoise.store.records import RecordStore
+from tests import factory, planted
 from tests.planted import one_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def outputs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("verify")
     with one_thread():
-        engine = planted.make_dataset(tmp / "outputs", tmp, prompts=10, strategy="random", annotators=("ann",))
-    return engine.outputs
+        service = planted.make_dataset(tmp / "outputs", tmp, prompts=10, strategy="random", annotators=("ann",))
+        service.close_all()
+    return tmp / "outputs"
 
 
 @pytest.mark.slow
@@ -51,18 +52,22 @@ def test_records_from_another_cpu_are_verified_within_tolerance(outputs):
 
 
 def test_a_record_whose_seed_was_edited_is_excluded_and_named(outputs, tmp_path):
-    edited = tmp_path / "outputs"
-    edited.mkdir()
-    lines = (outputs / RECORDS_FILE).read_text().splitlines()
-    record = json.loads(lines[3])
-    old = record["samples"][0]["seed"]
-    new = old + 1_000_003  # a valid seed, not the one whose noise the block describes
-    record["seeds"] = [new if s == old else s for s in record["seeds"]]
-    record["samples"][0]["seed"] = new
-    record["golden_seeds"] = [new if s == old else s for s in record["golden_seeds"]]
-    record["bad_seeds"] = [new if s == old else s for s in record["bad_seeds"]]
-    lines[3] = json.dumps(record)
-    (edited / RECORDS_FILE).write_text("\n".join(lines) + "\n")
+    edited_records = []
+
+    def edit(records):
+        record = records[3]
+        old = record["samples"][0]["seed"]
+        new = old + 1_000_003  # a valid seed, not the one whose noise the block describes
+        record["seeds"] = [new if s == old else s for s in record["seeds"]]
+        record["samples"][0]["seed"] = new
+        record["golden_seeds"] = [new if s == old else s for s in record["golden_seeds"]]
+        record["bad_seeds"] = [new if s == old else s for s in record["bad_seeds"]]
+        edited_records.append(record)
+        return records
+
+    edited = factory.rewrite(outputs, tmp_path / "outputs", edit)
+    record, new = edited_records[0], edited_records[0]["samples"][0]["seed"]
+    lines = (edited / "records.jsonl").read_text().splitlines()
     read = RecordStore(edited).read()
     assert not read.warnings and len(read.records) == len(lines)  # still a schema-valid line
     result = analysis.run(edited, with_selector=False)

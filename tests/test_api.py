@@ -1,29 +1,40 @@
-"""The API as a script meets it: keywords only, structured answers, refusals with reasons, per-user authority."""
+"""The API as a script meets it: keywords only, structured answers, refusals with reasons, per-user authority, and
+the design's four endpoints (init, next prompt, generate, submit) labelling a campaign end to end."""
 
 from __future__ import annotations
 
 import pytest
 from gradio_client import Client
 
-from goldennoise.annotation.engine import Engine
 from goldennoise.store.campaign import Campaign
-from tests.serve import serving
+from tests.serve import make_service, serving
+
+
+def _app(tmp):
+    (tmp / "p.txt").write_text("".join(f"api prompt {i}\n" for i in range(8)))
+    service = make_service(tmp / "out", Campaign(name="api", model="tiny-flux", height=64, width=64,
+                                                 prompts=str(tmp / "p.txt"), seed_strategy="sequential",
+                                                 start_seed=500, min_view_ms=0, blind=False),
+                           auth=["ada:pw-a", "bob:pw-b", "boss:pw-c:admin", "cy:pw-y"])
+    with serving(service) as url:
+        yield url, service
+    service.close_all()
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("api")
-    (tmp / "p.txt").write_text("".join(f"api prompt {i}\n" for i in range(8)))
-    engine = Engine(tmp / "out")
-    engine.start(Campaign(name="api", model="tiny-flux", height=64, width=64, prompts=str(tmp / "p.txt"),
-                          seed_strategy="sequential", start_seed=500, min_view_ms=0, blind=False))
-    with serving(engine, auth=["ada:pw-a", "bob:pw-b", "boss:pw-c:admin"]) as (url, ctx):
-        yield url, ctx
-    engine.close()
+    """One app for the tests that leave prompts for the others."""
+    yield from _app(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture
+def own_app(tmp_path):
+    """An app of the test's own (it labels everything, or switches the campaign)."""
+    yield from _app(tmp_path)
 
 
 def client(url, user):
-    return Client(url, auth=(user, f"pw-{user[0]}" if user != "boss" else "pw-c"), verbose=False)
+    return Client(url, auth=(user, {"boss": "pw-c", "cy": "pw-y"}.get(user, f"pw-{user[0]}")), verbose=False)
 
 
 def test_the_loop_by_keyword_with_structured_answers(app):
@@ -40,19 +51,51 @@ def test_the_loop_by_keyword_with_structured_answers(app):
     reply = c.predict(batch_id=screen["batch_id"], golden_seeds=[screen["seeds"][1]], api_name="/submit_selection")
     record = reply["record"]
     assert record["golden_seeds"] == [screen["seeds"][1]] and len(record["record_id"]) == 32
-    assert reply["next"]["batch_id"] != screen["batch_id"]
-    row = c.predict(api_name="/history")[0]
+    assert reply["next"]["batch_id"] != screen["batch_id"] and reply["message"].startswith("Saved")
+    row = c.predict(api_name="/history")["rows"][0]
     assert row["golden"] == [screen["seeds"][1]] and row["record_id"] == record["record_id"]  # seeds, as ints
     with pytest.raises(Exception, match="Already recorded"):  # skip after submit: refused, not recorded twice
         c.predict(batch_id=screen["batch_id"], api_name="/skip_prompt")
     undone = c.predict(api_name="/undo_last")
     assert undone["record"]["retracts"] == record["record_id"] and undone["screen"]["ticks"] == [screen["seeds"][1]]
-    mine = c.predict(api_name="/history")
-    assert mine == []  # the answer was undone
+    assert c.predict(api_name="/history")["rows"] == []  # the answer was undone
+
+
+def test_the_designs_four_endpoints_label_a_campaign_end_to_end(own_app):
+    """init_model -> (get_next_prompt -> generate_batch -> submit_selection) repeated, as the design names them."""
+    url, service = own_app
+    boss, cy = client(url, "boss"), client(url, "cy")
+    loaded = boss.predict(model="tiny-flux", num_inference_steps=2, height=64, width=64, api_name="/init_model")
+    assert loaded["settings"]["num_inference_steps"] == 2 and loaded["prompts"] == 8
+    labelled = set()
+    for _ in range(20):
+        held = cy.predict(api_name="/get_next_prompt")  # joins as its login on the first call
+        if held["state"] == "done":
+            break
+        assert held["state"] in ("held", "batch") and held["campaign"] == loaded["id"]
+        batch = cy.predict(api_name="/generate_batch")
+        assert batch["prompt"] == held["prompt"] and len(batch["noise"]) == len(batch["seeds"])
+        assert all(n["sha256"] and n["family"] == "flux1" for n in batch["noise"])  # provenance of every seed
+        assert batch["parameters"]["num_inference_steps"] == 2
+        reply = cy.predict(batch_id=batch["batch_id"], golden_seeds=batch["seeds"][:1], api_name="/submit_selection")
+        labelled.add(reply["record"]["prompt_id"])
+    assert held["state"] == "done" and len(labelled) == 8
+    mine = [r for r in service.store.live(loaded["id"]) if r.annotator == "cy"]
+    assert {r.prompt.id for r in mine} == labelled and len(mine) == len(labelled) > 0
+    with pytest.raises(Exception, match="Only an administrator may generate"):
+        cy.predict(prompt="my own prompt", seeds=[1, 2], api_name="/generate_batch")
+    boss.predict(api_name="/start")
+    made = boss.predict(prompt="an administrator's prompt", seeds=[7, 2**40],
+                        parameters={"num_inference_steps": 1}, api_name="/generate_batch")
+    assert made["seeds"] == [7, 2**40] and made["parameters"]["num_inference_steps"] == 1
+    reply = boss.predict(batch_id=made["batch_id"], golden_seeds=[2**40], api_name="/submit_selection")
+    assert reply["record"]["golden_seeds"] == [2**40]
+    with pytest.raises(Exception, match="num_inference_steps: must be"):
+        boss.predict(prompt="x", seeds=[1], parameters={"num_inference_steps": 10_000}, api_name="/generate_batch")
 
 
 def test_two_clients_are_two_tabs(app):
-    url, ctx = app
+    url, _ = app
     a, b = client(url, "ada"), client(url, "bob")
     sa = a.predict(api_name="/start")["screen"]
     sb = b.predict(api_name="/start")["screen"]
@@ -62,7 +105,7 @@ def test_two_clients_are_two_tabs(app):
 
 
 def test_authority_is_enforced_by_the_api(app):
-    url, ctx = app
+    url, _ = app
     ada, bob, boss = client(url, "ada"), client(url, "bob"), client(url, "boss")
     screen = ada.predict(api_name="/start")["screen"]
     record = ada.predict(batch_id=screen["batch_id"], golden_seeds=[], api_name="/submit_selection")["record"]
@@ -74,21 +117,18 @@ def test_authority_is_enforced_by_the_api(app):
     second = bob.predict(record_id=record["record_id"], api_name="/relabel")
     assert second["second_opinion_of"] == record["record_id"] and second["ticks"] == []
     boss.predict(api_name="/start")
-    everyone = boss.predict(everyone=True, api_name="/history")
+    everyone = boss.predict(everyone=True, api_name="/history")["rows"]
     assert any(row["annotator"] == "ada" for row in everyone)
 
 
-
-def test_an_administrators_switch_leaves_no_session_broken(app):
-    url, ctx = app
+def test_an_administrators_switch_leaves_no_session_broken(own_app):
+    url, _ = own_app
     ada, bob, boss = client(url, "ada"), client(url, "bob"), client(url, "boss")
     old = ada.predict(api_name="/start")["screen"]
     bob.predict(api_name="/start")
-    with pytest.raises(Exception, match="Only an administrator"):
-        bob.predict(model="tiny-sd", api_name="/switch_campaign")
     boss.predict(api_name="/start")
     switched = boss.predict(model="tiny-sd", api_name="/switch_campaign")
-    assert switched["id"] != old["campaign"]
+    assert switched["id"] != old["campaign"] and switched["settings"]["guidance_scale"] == 5.0  # tiny-sd's default
     with pytest.raises(Exception, match="not on your screen"):  # the old batch: refused politely, not recorded
         ada.predict(batch_id=old["batch_id"], golden_seeds=[], api_name="/submit_selection")
     for c in (ada, bob):

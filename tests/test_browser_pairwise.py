@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser import (PAIR_SCREEN, app, error_badges, open_page, needs_chromium, records, shot,
+from tests.browser import (PAIR_SCREEN, app, error_badges, needs_chromium, open_page, open_tab, records, shot,
                            start_labelling, wait_batch)
 
 pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]
@@ -41,3 +41,31 @@ def test_pairwise_keys_own_state_and_history(tmp_path, browser):
                    ("judgement", None)]
     first = records(outputs)[0]
     assert [first["preference"]["left"], first["preference"]["right"]] == seeds
+
+
+def test_pairwise_fits_a_phone_and_a_pairwise_answer_can_be_relabelled(tmp_path, browser):
+    with app(tmp_path, [f"phone pair {i}" for i in range(3)], "--height", "256", "--width", "256",
+             "--min-view-ms", "0") as (url, outputs):
+        page = open_page(browser, url, 390, 844)
+        start_labelling(page, "thumbs")
+        open_tab(page, "Pairwise")
+        pair = wait_batch(page, screen=PAIR_SCREEN)
+        shot(page, "pairwise-phone")
+        bottoms = page.eval_on_selector_all(f"{PAIR_SCREEN} .gn-side img, {PAIR_SCREEN} [data-action=both_bad]",
+                                            "els => els.map(e => e.getBoundingClientRect().bottom)")
+        assert len(bottoms) == 3 and max(bottoms) <= 844  # both images and the answers on one screen
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 392
+        page.locator(f"{PAIR_SCREEN} [data-action=left]").click()
+        following = wait_batch(page, pair, screen=PAIR_SCREEN)
+        open_tab(page, "History")
+        page.locator("#gn-history [role=gridcell]").filter(has_text="pairwise: left").first.click()
+        page.get_by_role("button", name="Relabel my answer in Pairwise").click()
+        assert wait_batch(page, following, screen=PAIR_SCREEN) == pair
+        assert "Relabelling" in page.inner_text(PAIR_SCREEN)
+        page.locator(f"{PAIR_SCREEN} [data-action=right]").click()
+        wait_batch(page, pair, screen=PAIR_SCREEN)
+    from goldennoise.store.live import live
+    from goldennoise.store.records import RecordStore
+
+    counted = [r for r in live(RecordStore(outputs, import_legacy=False).read().records) if r.kind == "pairwise"]
+    assert [r.preference.winner for r in counted] == ["right"] and counted[0].supersedes

@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from goldennoise.annotation import flow
-from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.service import Caller, Service
 from goldennoise.errors import UserError
 from goldennoise.generation.latents import initial_noise
 from goldennoise.research import card, dataset, export
@@ -38,17 +36,17 @@ CAPTIONS = ['a "quoted" fox', "a back\\slash and 'single' quotes", "ünïcödé 
 _BUILT: dict[str, Path] = {}
 
 
-def label_all(engine: Engine, annotators=("ann", "bob")) -> dict:
-    """Judge every prompt of the engine's campaign: golden = the first half of each batch's seeds."""
-    tabs = Tabs()
-    screens = {name: flow.join(engine, tabs.get(f"tab-{name}"), name) for name in annotators}
+def label_all(service: Service, annotators=("ann", "bob")) -> dict:
+    """Judge every prompt of the running campaign: golden = the first half of each batch's seeds."""
+    callers = {name: Caller(f"tab-{name}") for name in annotators}
+    screens = {name: service.join(caller, name) for name, caller in callers.items()}
     while any(s.state == "batch" for s in screens.values()):
         for name, screen in list(screens.items()):
             if screen.state == "batch":
                 seeds = screen.batch.seeds
-                _, screens[name] = flow.answer(engine, tabs.get(f"tab-{name}"), "batch", screen.batch.batch_id,
-                                               golden=seeds[: len(seeds) // 2])
-    return {name: tabs.get(f"tab-{name}") for name in annotators}
+                screens[name] = service.answer(callers[name], "batch", screen.batch.batch_id,
+                                               golden=seeds[: len(seeds) // 2]).screen
+    return callers
 
 
 def _campaign(tmp: Path, name: str, model: str, prompt_file: Path, **values) -> Campaign:
@@ -66,30 +64,30 @@ def build_corpus(root: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["id", "prompt"])
         writer.writerows(zip(HOSTILE_IDS, CAPTIONS))
-    engine = Engine(outputs, prefetch=False)
+    service = Service(outputs, prefetch=False)
     try:
-        engine.start(_campaign(root, "hostile", "tiny-flux", hostile))
-        tabs = label_all(engine)
+        service.start(_campaign(root, "hostile", "tiny-flux", hostile))
+        tabs = label_all(service)
         ann, bob = tabs["ann"], tabs["bob"]
-        first, second = [r for r in RecordStore(outputs).read().records if r.annotator == "ann"][:2]
+        first, second = [r for r in service.store.read().records if r.annotator == "ann"][:2]
         # ann undoes her last answer and answers again, relabels her first; bob re-judges her second.
-        _, screen = flow.undo(engine, ann, "batch")
-        flow.answer(engine, ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:1])
-        screen = flow.relabel(engine, ann, first.record_id)
-        flow.answer(engine, ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[1:])
-        screen = flow.relabel(engine, bob, second.record_id)
-        flow.answer(engine, bob, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:3])
+        _, screen = service.undo(ann, "batch")
+        service.answer(ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:1])
+        screen = service.relabel(ann, first.record_id)
+        service.answer(ann, "batch", screen.batch.batch_id, golden=screen.batch.seeds[1:])
+        screen = service.relabel(bob, second.record_id)
+        service.answer(bob, "batch", screen.batch.batch_id, golden=screen.batch.seeds[:3])
         for winner in ("left", "right", "tie", "both_bad"):
-            screen = flow.show(engine, ann, "pairwise")
-            flow.answer(engine, ann, "pairwise", screen.batch.batch_id, winner=winner)
+            screen = service.show(ann, "pairwise")
+            service.answer(ann, "pairwise", screen.batch.batch_id, winner=winner)
         three = root / "three.txt"
         three.write_text("a red fox\na lighthouse at dusk\na bowl of ramen\n", encoding="utf-8")
-        engine.switch(_campaign(root, "sd", "tiny-sd", three))
-        label_all(engine, ("ann",))
-        engine.switch(_campaign(root, "prefiltered", "tiny-flux", three, candidates=6, prefilter="clip", explore=1))
-        label_all(engine, ("bob",))
+        service.start(_campaign(root, "sd", "tiny-sd", three))
+        label_all(service, ("ann",))
+        service.start(_campaign(root, "prefiltered", "tiny-flux", three, candidates=6, prefilter="clip", explore=1))
+        label_all(service, ("bob",))
     finally:
-        engine.close()
+        service.close_all()
     _BUILT["corpus"] = outputs
     return outputs
 
@@ -341,9 +339,11 @@ def test_unsafe_paths_are_refused(tmp_path):
     assert export.safe_path(tmp_path, "ok-1", "2.npz") == (tmp_path / "ok-1" / "2.npz").resolve()
 
 
-def copy_outputs(corpus: Path, target: Path) -> Path:
-    shutil.copytree(corpus, target, ignore=shutil.ignore_patterns("*.lock"))
-    return target
+def copy_outputs(corpus: Path, target: Path, edit=lambda records: records) -> Path:
+    """The corpus's records (passed through `edit`) as a records file imported into a fresh outputs folder."""
+    from tests import factory
+
+    return factory.rewrite(corpus, target, edit)
 
 
 def test_text_cells_cannot_run_as_spreadsheet_formulas():

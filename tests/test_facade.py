@@ -12,6 +12,7 @@ from goldennoise.errors import UserError
 from goldennoise.facade import Collector
 from goldennoise.generation.latents import initial_noise
 from goldennoise.store.records import RecordStore
+from goldennoise.store import schema
 
 BIG = [2**62 + 1, 2**53 + 1, 3]  # beyond float precision and beyond uint32: int64 end to end
 
@@ -35,7 +36,7 @@ def test_generate_judge_and_read_back_without_threads(collector):
     record = collector.judge(batch, golden=[BIG[0]], visible_ms=1200)
     assert ours() == before
     assert batch.seeds == BIG and len(batch.image_paths) == 3 and len(batch.clip_scores) == 3
-    assert record.campaign is None and record.golden_seeds == [BIG[0]] and record.bad_seeds == BIG[1:]
+    assert record.campaign == collector.campaign and record.golden_seeds == [BIG[0]] and record.bad_seeds == BIG[1:]
     assert RecordStore(collector.outputs).read().records[-1].record_id == record.record_id
     table = collector.table()
     rows = table[table["record_id"] == record.record_id]
@@ -77,6 +78,8 @@ def test_a_batch_is_judged_once_relabelled_or_withdrawn(collector):
         collector.undo(second)
     with pytest.raises(UserError, match="only its author"):
         collector.undo(collector.judge(batch, golden=[], annotator="someone else"))
+    drawn = collector.generate("a windmill in fog")  # seeds=None: the campaign's seed strategy chooses them
+    assert len(drawn.seeds) == 4 and collector.judge(drawn, golden=[]).seed_strategy["name"] == "random"
 
 
 def test_submit_runs_in_the_background_only_when_asked(collector):
@@ -99,6 +102,35 @@ def test_bad_inputs_are_refused_naming_the_field(collector):
         collector.generate("   ", seeds=[1])
     with pytest.raises(UserError, match="steps"):
         Collector(collector.outputs, steps=4)
+
+
+def test_a_script_and_the_app_write_records_of_the_same_form(tmp_path):
+    """The same campaign judged from the script API and from the app's service: every field alike but ids, times,
+    the tab's id and how long the batch was on screen (the image files of two batches differ by their folder)."""
+    from goldennoise.annotation.service import Caller, Service
+    from goldennoise.store.campaign import Campaign
+    from goldennoise.store.prompts import PromptSet
+
+    (tmp_path / "p.txt").write_text("a harbour at night\n")
+    with Collector(tmp_path / "script", model="tiny-flux", height=64, width=64, num_inference_steps=2,
+                   campaign="same", seed_strategy="sequential", start_seed=40) as gn:
+        scripted = gn.judge(gn.generate("a harbour at night"), golden=[41], visible_ms=500)
+    service = Service(tmp_path / "app", prefetch=False)
+    service.start(Campaign(name="same", model="tiny-flux", height=64, width=64, num_inference_steps=2,
+                           prompts="(prompts given in the script)", seed_strategy="sequential", start_seed=40,
+                           min_view_ms=0), prompt_set=PromptSet([], "script"))
+    admin = Caller("app-tab")
+    service.join(admin, "script", present=False)
+    screen = service.make_batch(admin, "a harbour at night")
+    app = service.answer(admin, "batch", screen.batch.batch_id, golden=[41], visible_ms=500).record
+    service.close_all()
+    a, b = schema.dump(scripted), schema.dump(app)
+    varying = {"record_id", "created_at", "session_id", "batch_id", "timing", "samples"}
+    assert a.keys() == b.keys() and {k for k in a if a[k] != b[k]} <= varying, \
+        {k for k in a if a[k] != b[k]} - varying
+    for sa, sb in zip(a["samples"], b["samples"], strict=True):
+        assert {k for k in sa if sa[k] != sb[k]} == {"image_path"}
+    assert a["timing"].keys() == b["timing"].keys()
 
 
 def test_the_facade_never_imports_gradio():

@@ -94,7 +94,8 @@ def test_import_and_store_work_without_fcntl(tmp_path):
             raise SystemExit("fcntl is still importable")
         import goldennoise
         from goldennoise.store import schema
-        from goldennoise.store.records import RecordStore, new_id, utc_now
+        from goldennoise.ids import new_id, utc_now
+        from goldennoise.store.records import RecordStore
         store = RecordStore({str(tmp_path / "outputs")!r})
         store.append(schema.Retraction(record_id=new_id(), created_at=utc_now(), annotator="ann",
                                        prompt={{"text": "a fox", "id": "p1", "index": 0, "source": "test"}},

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from goldennoise.annotation import flow
-from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.batches import from_data
+from goldennoise.annotation.service import Caller, Service
 from goldennoise.errors import CampaignError
-from goldennoise.generation.batchstore import BatchStore
 from goldennoise.generation.latents import verify
 from goldennoise.store import campaign as campaigns
+from goldennoise.store.records import RecordStore
 
 pytestmark = pytest.mark.slow
 CAMPAIGN = """name = "pregen"
@@ -51,50 +50,53 @@ def test_generate_is_resumable_and_the_app_serves_it_without_a_model(tmp_path):
     (tmp_path / "campaign.toml").write_text(CAMPAIGN)
     campaign = campaigns.load(tmp_path / "campaign.toml")
     run = generate(tmp_path)
-    store = None
+    store, made = None, 0
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill the whole run half-way
-        folders = list((tmp_path / "out" / "campaigns").glob("*/batches"))
-        if folders and len(list(folders[0].glob("*.json"))) >= 12:
-            store = BatchStore(folders[0].parent)
-            break
+        if (tmp_path / "out" / "goldennoise.db").exists():
+            store = store or RecordStore(tmp_path / "out", import_legacy=False)
+            ids = store.campaign_ids()
+            made = store.batch_count(ids[0]) if ids else 0
+            if made >= 12:
+                break
         assert run.poll() is None, run.stdout.read()
         time.sleep(0.05)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    made_before = store.count()
+    campaign_id = store.campaign_ids()[0]
+    made_before = store.batch_count(campaign_id)
     assert 12 <= made_before < 40, made_before
     resumed = generate(tmp_path)
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
-    ids = store.prompt_ids()
-    assert len(ids) == 40 and len(set(ids)) == 40  # every prompt exactly once, none missing
+    ids = store.batch_prompt_ids(campaign_id)
+    assert len(ids) == 40  # every prompt exactly once (one batch per prompt, the first stored), none missing
     for prompt_id in ids:
-        batch = store.get(prompt_id)
+        batch = from_data(store.batch(campaign_id, prompt_id))
         assert all((tmp_path / "out" / p).is_file() for p in batch.image_paths)
         for seed, block in zip(batch.seeds, batch.noise):
             verify(seed, block)
 
     # The app on the same campaign, with no model at all: 4 annotators label everything.
-    engine = Engine(tmp_path / "out")
-    active = engine.start(campaign)
-    assert active.workers == []  # complete: nothing loaded
-    tabs = Tabs()
-    screens = {n: flow.join(engine, tabs.get(n), n) for n in ("a", "b", "c", "d")}
+    service = Service(tmp_path / "out")
+    runtime = service.start(campaign)
+    assert runtime.workers == []  # complete: nothing loaded
+    callers = {n: Caller(n) for n in ("a", "b", "c", "d")}
+    screens = {n: service.join(c, n) for n, c in callers.items()}
     while any(s.state == "batch" for s in screens.values()):
         for name, screen in list(screens.items()):
             if screen.state == "batch":
                 assert screen.batch.source == "pregenerated"
-                _, screens[name] = flow.answer(engine, tabs.get(name), "batch", screen.batch.batch_id, golden=[])
-    assert engine.generation_calls == 0
-    judged = [r for r in engine.records.read().records if r.kind == "judgement"]
+                screens[name] = service.answer(callers[name], "batch", screen.batch.batch_id, golden=[]).screen
+    assert service.batches.generation_calls == 0
+    judged = [r for r in service.store.live() if r.kind == "judgement"]
     overlap = [r for r in judged if sum(x.prompt.id == r.prompt.id for x in judged) == 2]
     assert len({r.prompt.id for r in judged}) == 40 and overlap  # overlap prompts shown twice, same batch
     pairs = {}
     for r in overlap:
         pairs.setdefault(r.prompt.id, set()).add(r.batch_id)
     assert all(len(b) == 1 for b in pairs.values())
-    engine.close()
+    service.close_all()
 
 
 def test_a_changed_campaign_is_not_mixed_with_earlier_batches(tmp_path):
@@ -116,5 +118,5 @@ def test_a_campaign_the_app_would_refuse_is_refused_before_any_batch(tmp_path):
 
     with pytest.raises(CampaignError, match="prefilter.method"):
         pregenerate.main(campaigns.load(tmp_path / "campaign.toml"), tmp_path / "out")
-    folders = list((tmp_path / "out" / campaigns.CAMPAIGNS_DIR).iterdir())
-    assert len(folders) == 1 and BatchStore(folders[0]).count() == 0
+    store = RecordStore(tmp_path / "out")
+    assert len(store.campaign_ids()) == 1 and store.batch_count(store.campaign_ids()[0]) == 0

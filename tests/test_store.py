@@ -1,20 +1,25 @@
-"""The record store: typed lines, validation on write and read, durability, honest failures."""
+"""The record store: typed records, validation, compact exact storage, the live rules in the database, imports of
+0.2's records.jsonl, durability and honest failures."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
+from sqlalchemy import event, select
 
 from goldennoise.errors import NotSaved
-from goldennoise.store import schema
-from goldennoise.store.live import history_rows, live
-from goldennoise.store.records import RecordStore
+from goldennoise.store import codec, schema
+from goldennoise.store.database import done, progress, prompt_state
+from goldennoise.store.live import live
+from goldennoise.store.records import LEGACY_FILE, RecordStore
 from tests import factory
 
 V1_LINE = {  # a line written by GoldenNoise 0.1 (schema 1), trimmed to its fields
@@ -33,19 +38,23 @@ V1_LINE = {  # a line written by GoldenNoise 0.1 (schema 1), trimmed to its fiel
     "prefilter": None, "schema_version": 1}
 
 
+def line(record) -> str:
+    return json.dumps(schema.dump(record)) + "\n"
+
+
 def test_every_kind_round_trips(tmp_path):
     store = RecordStore(tmp_path)
     j = factory.judgement(0)
-    written = [j, factory.retraction(j), factory.judgement(1, golden=())]
+    written = [j, factory.retraction(j), factory.judgement(1, golden=()), factory.pairwise(2), factory.skip(3)]
     for record in written:
         store.append(record)
-    read = store.read()
+    read = RecordStore(tmp_path).read()
     assert read.warnings == [] and read.records == written
-    assert all(json.loads(line)["schema_version"] == 2 for line in store.path.read_text().splitlines())
+    assert all(r.schema_version == 3 for r in read.records)
 
 
 @pytest.mark.parametrize("bad", [
-    {"record_id": 5, "prompt": "not a dict", "seeds": "abc", "golden_seeds": [99]},  # the issue's example
+    {"record_id": 5, "prompt": "not a dict", "seeds": "abc", "golden_seeds": [99]},
     {**V1_LINE, "schema_version": 2, "golden_seeds": [99], "bad_seeds": [1, 2]},  # golden not shown
     {**V1_LINE, "schema_version": 2, "seeds": [1.0, 2.0]},  # float seeds are not rounded into ints
     {**V1_LINE, "schema_version": 2, "prompt": None},
@@ -57,114 +66,67 @@ def test_invalid_records_are_refused(bad):
         schema.parse(bad)
 
 
-def _with_fingerprint(draw) -> dict:
-    line = json.loads(schema.RECORD.dump_json(factory.judgement(0)))
-    for sample in line["samples"]:
-        sample["noise"].update(latents_shape=[1, 4, 8, 8], latents_sha256="c" * 64,
-                               fingerprint={"draw": draw, "mean": 0.0, "std": 1.0, "latents": [0.5, -0.25]})
-    return line
-
-
 @pytest.mark.parametrize("draw", [["0.1"], [True], "0.1", None, [[0.1]]])
 def test_fingerprint_values_are_numbers(draw):
-    schema.parse(_with_fingerprint([0.1]))  # the line itself is valid
+    schema.parse(factory.with_fingerprint([0.1]))  # the line itself is valid
     with pytest.raises(schema.SchemaError, match="fingerprint"):
-        schema.parse(_with_fingerprint(draw))
+        schema.parse(factory.with_fingerprint(draw))
 
 
-def test_fingerprints_are_held_compactly_and_written_back_exactly(tmp_path):
-    from array import array
+def test_records_are_stored_exactly_and_in_a_third_of_the_space(tmp_path, tiny_model, params):
+    from goldennoise.generation.pipeline import prepare
 
-    draw = [0.1, -1.2345678901234567, 3e-300, 2.0, 1e300]
-    record = schema.parse(_with_fingerprint(draw))
-    assert isinstance(record.samples[0].noise.fingerprint.draw, array)  # 8 bytes a value in memory
+    _, _, _, blocks = prepare(tiny_model, [11, 12, 13, 14], params)  # real provenance blocks of a real pipeline
+    record = factory.judgement(0, noise=blocks)
+    record_line = line(record).encode()
+    blob = codec.encode_data(schema.dump(record))
+    assert codec.decode_data(blob) == schema.dump(record)  # exact: every fingerprint value as written
+    assert len(blob) < len(record_line) / 3, (len(blob), len(record_line))
+    odd = schema.parse(factory.with_fingerprint([0.1, -1.2345678901234567, 3e-300, 2.0, 1e300]))  # not float32s
+    assert codec.decode_data(codec.encode_data(schema.dump(odd))) == schema.dump(odd)
     store = RecordStore(tmp_path)
-    store.append(record)
-    back = json.loads(store.path.read_text())["samples"][0]["noise"]["fingerprint"]
-    assert back["draw"] == draw and back["latents"] == [0.5, -0.25]
-    assert RecordStore(tmp_path).read().records == [record]
-    assert record.samples[0].noise.model_dump()["fingerprint"]["draw"] == draw
+    store.append(odd)
+    assert RecordStore(tmp_path).read().records == [odd]
 
 
-def test_schema_1_lines_are_upgraded_and_newer_ones_refused():
+def test_schema_1_and_2_lines_are_upgraded_and_newer_ones_refused():
     record = schema.parse(V1_LINE)
-    assert record.schema_version == 2 and record.prompt.metadata == {"category": "animals"}
+    assert record.schema_version == 3 and record.prompt.metadata == {"category": "animals"}
     assert record.samples[0].noise.family is None  # unknown in schema 1; never guessed
+    two = json.loads(line(factory.judgement(0)))
+    two["schema_version"] = 2
+    assert schema.parse(two).schema_version == 3
     with pytest.raises(schema.SchemaError, match="newer GoldenNoise"):
-        schema.parse({**V1_LINE, "schema_version": 3})
+        schema.parse({**V1_LINE, "schema_version": 4})
 
 
-def test_bad_lines_are_skipped_with_their_line_number(tmp_path):
+def test_a_records_file_of_0_2_is_imported_once_with_every_bad_line_named(tmp_path):
+    first, second = factory.judgement(0), factory.judgement(1)
+    lines = [line(first), json.dumps({**V1_LINE, "schema_version": 2, "prompt": None}) + "\n", "{not json\n",
+             json.dumps({**V1_LINE, "schema_version": 9}) + "\n", line(first),  # an exact duplicate (a merged copy)
+             line(second), line(factory.retraction(second)), '{"record_id": "torn']  # a writer killed mid-line
+    (tmp_path / LEGACY_FILE).write_text("".join(lines))
     store = RecordStore(tmp_path)
-    good = factory.judgement(0)
-    store.append(good)
-    with open(store.path, "a") as handle:
-        handle.write(json.dumps({**V1_LINE, "schema_version": 2, "prompt": None}) + "\n")  # valid JSON, wrong shape
-        handle.write("{not json\n")
-        handle.write(json.dumps({**V1_LINE, "schema_version": 9}) + "\n")
-    store.append(factory.judgement(1))
-    read = RecordStore(tmp_path).read()
-    assert [r.prompt.id for r in read.records] == ["p0", "p1"]
-    assert [w.split(" skipped")[0] for w in read.warnings] == ["records.jsonl line 2", "records.jsonl line 3",
-                                                                "records.jsonl line 4"]
-    assert "newer GoldenNoise" in read.warnings[2]
-    assert history_rows(read.records)  # History still works
-
-
-def test_reads_are_incremental_and_see_other_processes(tmp_path):
-    store = RecordStore(tmp_path)
-    store.append(factory.judgement(0))
-    assert len(store.read().records) == 1
-    code = ("import sys; sys.path.insert(0, sys.argv[2]); from goldennoise.store.records import RecordStore; "
-            "from tests import factory; RecordStore(sys.argv[1]).append(factory.judgement(7))")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path), os.getcwd()], check=True)
-    assert [r.prompt.id for r in store.read().records] == ["p0", "p7"]
-
-
-def test_a_torn_last_line_is_not_glued_to_the_next(tmp_path):
-    store = RecordStore(tmp_path)
-    store.append(factory.judgement(0))
-    with open(store.path, "a") as handle:
-        handle.write('{"record_id": "torn')  # a writer killed mid-line
-    assert len(store.read().records) == 1  # an unfinished line is left alone
-    store.append(factory.judgement(1))
     read = store.read()
-    assert [r.prompt.id for r in read.records] == ["p0", "p1"] and len(read.warnings) == 1
+    assert [r.record_id for r in read.records] == [first.record_id, second.record_id, read.records[2].record_id]
+    assert [w.split(" skipped")[0] for w in read.warnings] == [f"{LEGACY_FILE} line {n}" for n in (2, 3, 4, 5, 8)]
+    assert "newer GoldenNoise" in read.warnings[2] and "duplicate of record" in read.warnings[3]
+    assert "first on line 1" in read.warnings[3]
+    assert [r.record_id for r in store.live()] == [first.record_id]  # the import applies retractions
+    assert RecordStore(tmp_path).count() == 3  # opened again: not imported twice
+    result = subprocess.run([sys.executable, "-m", "goldennoise.cli", "migrate", str(tmp_path)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "imported before" in result.stdout
 
 
-@pytest.mark.parametrize("code,words", [(errno.ENOSPC, "disk holding the records is full"),
-                                        (errno.EROFS, "read-only disk"), (errno.EACCES, "permissions")])
-def test_failed_writes_say_why_and_leave_no_half_line(tmp_path, monkeypatch, code, words):
-    store = RecordStore(tmp_path)
-    store.append(factory.judgement(0))
-    before = store.path.read_bytes()
-    real_write = os.write
-
-    def failing(fd, data):
-        real_write(fd, data[: len(data) // 2])  # half a line reaches the disk...
-        raise OSError(code, os.strerror(code))  # ...then the disk refuses
-
-    monkeypatch.setattr(os, "write", failing)
-    with pytest.raises(NotSaved, match=words) as caught:
-        store.append(factory.judgement(1))
-    assert "Not saved" in str(caught.value) and "ticks are kept" in str(caught.value)
-    assert str(tmp_path) not in str(caught.value)  # no server paths
-    monkeypatch.undo()
-    assert store.path.read_bytes() == before  # cut back: the file never keeps half a line
-    store.append(factory.judgement(2))
-    assert [r.prompt.id for r in store.read().records] == ["p0", "p2"]
-
-
-def test_concurrent_writers_lose_nothing(tmp_path):
-    store = RecordStore(tmp_path)
-    threads = [threading.Thread(target=lambda k=k: [store.append(factory.judgement(k * 100 + i)) for i in range(20)])
-               for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    read = RecordStore(tmp_path).read()
-    assert len(read.records) == 160 and read.warnings == []
+def test_migrate_reports_counts(tmp_path):
+    (tmp_path / "old").mkdir()
+    records = [factory.judgement(i) for i in range(5)]
+    (tmp_path / "old" / "records.jsonl").write_text("".join(line(r) for r in records) + "garbage\n")
+    result = subprocess.run([sys.executable, "-m", "goldennoise.cli", "migrate", str(tmp_path / "new"), "--file",
+                             str(tmp_path / "old" / "records.jsonl")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "5 records imported, 1 lines skipped" in result.stdout and "line 6 skipped" in result.stderr
 
 
 def test_only_your_own_lines_retract_or_supersede(tmp_path):
@@ -175,6 +137,140 @@ def test_only_your_own_lines_retract_or_supersede(tmp_path):
     counted = live([a, hostile, relabel_by_eve, second])
     assert a in counted and relabel_by_eve in counted and second in counted
     assert live([a, factory.retraction(a)]) == []
+    assert live([a, factory.retraction(a, annotator=" ADA ")]) == []  # one person however the name is typed
+    store = RecordStore(tmp_path)
+    for record in (a, hostile, relabel_by_eve, second):
+        store.append(record)
+    assert {r.record_id for r in store.live()} == {r.record_id for r in counted}
+
+
+def _random_history(rng: random.Random, n: int) -> list:
+    """Records as any mix of writers could leave them: judgements, relabels, second opinions, retractions, skips
+    and pairwise answers by three annotators on four prompts (two batches each)."""
+    made, out = [], []
+    for _ in range(n):
+        who = rng.choice(["ada", "Ada ", "bob", "cy"])
+        prompt, batch = rng.randrange(4), rng.randrange(2)
+        roll = rng.random()
+        mine = [r for r in made if r.annotator.strip().lower() == who.strip().lower()]
+        if roll < 0.15 and made:
+            target = rng.choice(made)
+            out.append(factory.retraction(target, annotator=who))
+            continue
+        extra = {}
+        if roll < 0.35 and mine:
+            target = rng.choice(mine)
+            prompt, batch, extra = int(target.prompt.id[1:]), int(target.batch_id[-1]), {"supersedes": target.record_id}
+        elif roll < 0.45 and made:
+            target = rng.choice(made)
+            prompt, batch, extra = int(target.prompt.id[1:]), int(target.batch_id[-1]), \
+                {"second_opinion_of": target.record_id}
+        kind = rng.choice(["judgement"] * 4 + ["skip", "pairwise"]) if not extra else "judgement"
+        builder = {"judgement": factory.judgement, "skip": factory.skip, "pairwise": factory.pairwise}[kind]
+        record = builder(prompt, annotator=who, batch_id=f"b{prompt}-{batch}", **extra)
+        made.append(record)
+        out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_database_keeps_exactly_the_live_rules(tmp_path, seed):
+    """Written one by one, the store's live flags and queue state equal the rules applied to the whole list, and a
+    rebuild from scratch; imported from a file, the same."""
+    history = _random_history(random.Random(seed), 60)
+    store = RecordStore(tmp_path / "one")
+    for i, record in enumerate(history):
+        store.append(record)
+        if i % 15 == 14:
+            assert [r.record_id for r in store.live()] == [r.record_id for r in live(history[:i + 1])]
+    expected = [r.record_id for r in live(history)]
+    assert [r.record_id for r in store.live()] == expected
+    incremental = _derived(store)
+    from goldennoise.store import queue
+
+    with store.queue(write=True) as conn:
+        queue.rebuild(conn, "c-1")
+    assert _derived(store) == incremental
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / LEGACY_FILE).write_text("".join(line(r) for r in history))
+    imported = RecordStore(tmp_path / "file")
+    assert [r.record_id for r in imported.live()] == expected and _derived(imported) == incremental
+
+
+def _derived(store) -> tuple:
+    with store.queue() as conn:
+        return tuple(sorted(map(tuple, conn.execute(select(t)).all())) for t in (done, prompt_state, progress))
+
+
+def test_a_full_disk_is_said_and_nothing_is_half_written(tmp_path):
+    store = RecordStore(tmp_path)
+    store.append(factory.judgement(0))
+    with store.queue() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    store.engine.dispose()
+    listener = lambda dbapi, _: dbapi.execute(f"PRAGMA max_page_count = {pages + 1}")  # noqa: E731
+    event.listen(store.engine, "connect", listener)
+    big = factory.judgement(1, clip=[1.0] * 4, noise=[factory.noise_block(s, fingerprint=8000) for s in range(4)])
+    with pytest.raises(NotSaved, match="disk holding the records is full") as caught:
+        store.append(big)
+    assert "ticks are kept" in str(caught.value) and str(tmp_path) not in str(caught.value)
+    event.remove(store.engine, "connect", listener)
+    store.engine.dispose()
+    assert RecordStore(tmp_path).count() == 1  # the transaction rolled back whole
+    store.append(big)
+    assert [r.prompt.id for r in RecordStore(tmp_path).read().records] == ["p0", "p1"]
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = RecordStore(tmp_path)
+    threads = [threading.Thread(target=lambda k=k: [store.append(factory.judgement(k * 100 + i)) for i in range(15)])
+               for k in range(6)]
+    for t in threads:
+        t.start()
+    code = ("import sys; from goldennoise.store.records import RecordStore; from tests import factory; "
+            "s = RecordStore(sys.argv[1]); [s.append(factory.judgement(5000 + i)) for i in range(30)]")
+    others = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=os.getcwd()) for _ in range(2)]
+    for t in threads:
+        t.join()
+    assert all(p.wait(timeout=120) == 0 for p in others)
+    read = RecordStore(tmp_path).read()
+    assert len(read.records) == 6 * 15 + 60 and read.warnings == []
+
+
+WRITER = """
+import sys
+from goldennoise.store.records import RecordStore
+from tests import factory
+store = RecordStore(sys.argv[1], sys.argv[2] or None)
+i = 0
+while True:
+    record = factory.judgement(i)
+    store.append(record)
+    print(record.record_id, flush=True)  # acknowledged: append returned
+    i += 1
+"""
+
+
+def kill_nine(outputs, url: str | None, rounds: int = 4) -> tuple[set, list]:
+    """Writers killed with SIGKILL mid-stream, `rounds` times; (acknowledged ids, ids in the store)."""
+    acknowledged = set()
+    for round_ in range(rounds):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(outputs), url or ""], cwd=os.getcwd(),
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5 + 0.3 * round_)
+        writer.send_signal(signal.SIGKILL)
+        out, _ = writer.communicate()
+        acknowledged |= set(out.split())
+    stored = [r.record_id for r in RecordStore(outputs, url).read().records]
+    return acknowledged, stored
+
+
+def test_acknowledged_answers_survive_kill_9(tmp_path):
+    acknowledged, stored = kill_nine(tmp_path, None)
+    assert acknowledged and acknowledged <= set(stored) and len(stored) == len(set(stored))
+    store = RecordStore(tmp_path)
+    with store.queue() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
 
 
 def test_the_shipped_json_schema_is_current():
@@ -193,13 +289,9 @@ def test_importing_the_package_needs_no_fcntl(tmp_path):
     assert out.stdout.strip() == "1"
 
 
-@pytest.mark.parametrize("line", ['{"kind": []}', '{"kind": {}}', '{"kind":"judgement","prefilter":{"hidden":null}}',
+@pytest.mark.parametrize("text", ['{"kind": []}', '{"kind": {}}', '{"kind":"judgement","prefilter":{"hidden":null}}',
                                   '{"kind":"judgement","prefilter":{"hidden":[1,2]}}', '{"a": ' + "1" * 5000 + "}"])
-def test_lines_of_any_shape_are_skipped_not_fatal(tmp_path, line):
-    store = RecordStore(tmp_path)
-    store.append(factory.judgement(0))
-    with open(store.path, "a") as handle:
-        handle.write(line + "\n")
-    store.append(factory.judgement(1))
+def test_lines_of_any_shape_are_skipped_not_fatal(tmp_path, text):
+    (tmp_path / LEGACY_FILE).write_text(line(factory.judgement(0)) + text + "\n" + line(factory.judgement(1)))
     read = RecordStore(tmp_path).read()
     assert len(read.records) == 2 and len(read.warnings) == 1 and "line 2" in read.warnings[0]

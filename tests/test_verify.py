@@ -24,16 +24,11 @@ from tests.test_export import copy_outputs, corpus  # noqa: F401  (the shared ou
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def edit_record(outputs: Path, pick, change) -> str:
-    """Rewrite the first records.jsonl line that `pick(data)` accepts with `change(data)`; its record id."""
-    path = outputs / "records.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        data = json.loads(line)
+def edit_record(records: list, pick, change) -> str:
+    """Change (in place) the first record that `pick(data)` accepts with `change(data)`; its record id."""
+    for data in records:
         if pick(data):
             change(data)
-            lines[i] = json.dumps(data)
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             return data["record_id"]
     raise AssertionError("no record to edit")
 
@@ -59,16 +54,22 @@ def sd_judgement(taken: set):
 @pytest.fixture(scope="module")
 def tampered(corpus, tmp_path_factory):  # noqa: F811
     """A copy of the corpus: one seed changed, one record without noise, one image path outside (and odd timing)."""
-    outputs = copy_outputs(corpus, tmp_path_factory.mktemp("tampered") / "outputs")
-    changed = edit_record(outputs, sd_judgement(set()), alter_seed)
-    no_noise = edit_record(outputs, sd_judgement({changed}),
-                           lambda d: [s.pop("noise") for s in d["samples"]])
+    ids = {}
+
+    def tamper(records):
+        ids["changed"] = edit_record(records, sd_judgement(set()), alter_seed)
+        ids["no_noise"] = edit_record(records, sd_judgement({ids["changed"]}),
+                                      lambda d: [s.pop("noise") for s in d["samples"]])
+        ids["outside"] = edit_record(records, lambda d: d["kind"] == "judgement" and
+                                     d["campaign"].startswith("prefiltered"),
+                                     lambda d: (d["samples"][0].update(image_path="../secret.png"),
+                                                d["timing"].update(visible_ms="soon")))  # timing is a free dict
+        return records
+
+    outputs = copy_outputs(corpus, tmp_path_factory.mktemp("tampered") / "outputs", tamper)
     (outputs.parent / "secret.png").write_bytes(b"SECRET-BYTES-OUTSIDE-OUTPUTS")
-    outside = edit_record(outputs, lambda d: d["kind"] == "judgement" and d["campaign"].startswith("prefiltered"),
-                          lambda d: (d["samples"][0].update(image_path="../secret.png"),
-                                     d["timing"].update(visible_ms="soon")))  # timing is a free dict
     assert not RecordStore(outputs).read().warnings  # every edited line is still a valid record
-    return {"outputs": outputs, "changed": changed, "no_noise": no_noise, "outside": outside}
+    return {"outputs": outputs, **ids}
 
 
 def expected_counts(outputs: Path) -> dict:
@@ -113,12 +114,26 @@ def test_changed_seed_is_a_mismatch_and_left_out_of_every_export(tampered, tmp_p
 
 
 def test_a_line_that_is_no_longer_a_record_fails_verification(corpus, tmp_path, capsys):  # noqa: F811
-    outputs = copy_outputs(corpus, tmp_path / "outputs")
-    edit_record(outputs, lambda d: d["kind"] == "judgement", lambda d: d["samples"][2].update(seed=5))  # seeds disagree
+    outputs = copy_outputs(corpus, tmp_path / "outputs", lambda records: [
+        *records[:1], {**records[1], "samples": [*records[1]["samples"][:2], {**records[1]["samples"][2], "seed": 5},
+                                                  *records[1]["samples"][3:]]}, *records[2:]])  # seeds disagree
     assert len(RecordStore(outputs).read().warnings) == 1
     assert verify.main(outputs) == 1
     err = capsys.readouterr().err
-    assert "UNREADABLE: 1 line(s)" in err and "line" in err
+    assert "UNREADABLE: 1 line(s)" in err and "line 2" in err
+
+
+def test_a_repeated_record_is_counted_once_and_fails_verification(corpus, tmp_path, capsys):  # noqa: F811
+    """A copied, merged or restored records file with a line twice: the judgement counts once everywhere, and
+    verify says so and exits non-zero."""
+    outputs = copy_outputs(corpus, tmp_path / "outputs", lambda records: records[:5] + [records[2]] + records[5:])
+    read = RecordStore(outputs).read()
+    assert len({r.record_id for r in read.records}) == len(read.records) == len(RecordStore(corpus).read().records)
+    assert any("duplicate of record" in w and "line 6" in w for w in read.warnings)
+    assert verify.main(outputs) == 1
+    err = capsys.readouterr().err
+    assert "DUPLICATE: 1 line(s)" in err
+    assert verify.checked(outputs).samples["record_id"].value_counts().max() == 4  # never twice in an export
 
 
 def test_image_outside_the_outputs_folder_is_not_embedded(tampered, tmp_path):

@@ -14,21 +14,17 @@ import json, sys
 from pathlib import Path
 import spaces
 from goldennoise.generation import gpu
-from goldennoise.annotation import flow
-from goldennoise.annotation.engine import Engine
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.service import Caller, Service
 from goldennoise.store.campaign import Campaign
 tmp = Path(sys.argv[1])
 (tmp / "p.txt").write_text("one\ntwo\nthree\nfour\n")
-engine = Engine(tmp / "out")  # models load here, in the main thread
-engine.start(Campaign(model="tiny-flux", height=64, width=64, prompts=str(tmp / "p.txt"), min_view_ms=0))
-tabs = Tabs()
+service = Service(tmp / "out")  # models load here, in the main thread
+service.start(Campaign(model="tiny-flux", height=64, width=64, prompts=str(tmp / "p.txt"), min_view_ms=0))
 for name in ("a", "b"):
-    screen = flow.join(engine, tabs.get(name), name)
-    for _ in range(1):
-        _, screen = flow.answer(engine, tabs.get(name), "batch", screen.batch.batch_id, golden=[])
-print(json.dumps({"zero_gpu": gpu.zero_gpu(), "prefetching": engine.prefetching, "calls": spaces.CALLS,
-                  "records": len(engine.records.read().records)}))
+    screen = service.join(Caller(name), name)
+    service.answer(Caller(name), "batch", screen.batch.batch_id, golden=[])
+print(json.dumps({"zero_gpu": gpu.zero_gpu(), "prefetching": service.prefetching, "calls": spaces.CALLS,
+                  "records": len(service.store.read().records)}))
 """
 
 

@@ -19,19 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from goldennoise.errors import Refused, UserError
+from goldennoise.store.names import MAX_NAME, display, identity
 
 AUTH_ENV = "GOLDENNOISE_AUTH"
 ADMINS_ENV = "GOLDENNOISE_ADMINS"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MAX_NAME = 64
-
-
-def clean_text(text: str) -> str:
-    """Text without control characters or bidirectional overrides (which would garble History and exports)."""
-    import unicodedata
-
-    return "".join(c for c in text if unicodedata.category(c) != "Cc" and not "\u202a" <= c <= "\u202e"
-                   and not "\u2066" <= c <= "\u2069")
 
 
 class AuthError(UserError):
@@ -71,8 +63,8 @@ class Access:
         if self.logins:
             if not username:
                 raise Refused("Log in first: this app records who made each judgement.", "annotator")
-            return username, username in self.admins
-        name = " ".join(clean_text(str(typed_name or "")).split())
+            return username, identity(username) in {identity(a) for a in self.admins}
+        name = display(typed_name or "")
         if len(name) > MAX_NAME:
             raise UserError(f"annotator: a name of 1..{MAX_NAME} characters, got {len(name)}; use a shorter name.",
                             "annotator")
@@ -98,10 +90,11 @@ def collect(pairs: list[str] | None = None, auth_file: str | None = None, admins
                 found.append(parse_entry(line, f"{Path(auth_file).name} line {number}"))
     for item in filter(str.strip, environ.get(AUTH_ENV, "").split(",")):
         found.append(parse_entry(item, AUTH_ENV))
-    users = [user for user, _, _ in found]
-    duplicates = sorted({user for user in users if users.count(user) > 1})
+    users = [identity(user) for user, _, _ in found]
+    duplicates = sorted({user for user, _, _ in found if users.count(identity(user)) > 1})
     if duplicates:
-        raise AuthError(f"User(s) {', '.join(duplicates)} given more than once.")
+        raise AuthError(f"User(s) {', '.join(duplicates)} given more than once (names are compared ignoring case "
+                        "and spacing).")
     named = set(admins or []) | {a.strip() for a in environ.get(ADMINS_ENV, "").split(",") if a.strip()}
     admin_set = frozenset({user for user, _, admin in found if admin} | named)
     return Access(users=tuple((u, p) for u, p, _ in found), admins=admin_set,

@@ -1,10 +1,12 @@
 """Answers as records: a judgement, a pairwise preference, a skip or a retraction of what was on screen.
 
-Pure functions from a tab's screen to a validated record (`store.schema`); the
-flow decides when to write them. A record carries the batch it was made on (its
-id, every seed's noise provenance, pre-filter slots and propensities), how long
-the batch was on screen, whether CLIP scores were visible, and the keys and
-clicks that made the choice.
+The one place records are made, for the browser, the API and the script API alike:
+pure functions from a tab and its screen to a validated record (`store.schema`);
+the annotation service decides when to write them. A record carries the batch it
+was made on (its id, every seed's noise provenance, pre-filter slots and
+propensities), how long the batch was on screen, whether CLIP scores were visible
+before the answer (and whether CLIP's pick is shown after answers), the guidelines'
+hash, the tab's derived id, and the keys and clicks that made the choice.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import functools
 import platform
 
-from goldennoise import __version__
 from goldennoise.generation.batch import Batch
 from goldennoise.ids import new_id, utc_now
 from goldennoise.store import schema
 from goldennoise.store.live import verdict
 from goldennoise.store.prompts import Prompt
+from goldennoise.version import __version__
 
 MAX_INTERACTION = 200
 
@@ -50,20 +52,22 @@ def _interaction(events) -> list[dict]:
     return clean
 
 
-def _common(campaign, annotator: str, tab_id: str, prompt: Prompt) -> dict:
-    return {"record_id": new_id(), "created_at": utc_now(), "annotator": annotator, "prompt": prompt.ref(),
-            "campaign": campaign.id, "session_id": tab_id, "versions": dict(library_versions())}
+def _common(campaign, tab, prompt: Prompt) -> dict:
+    return {"record_id": new_id(), "created_at": utc_now(), "annotator": tab.annotator, "prompt": prompt.ref(),
+            "campaign": campaign.id, "session_id": tab.session_id, "versions": dict(library_versions())}
 
 
-def _shown(campaign, screen, elapsed_ms: int, visible_ms: int | None, interaction, blind: bool) -> dict:
+def _shown(campaign, screen, elapsed_ms: int, visible_ms: int | None, interaction) -> dict:
     batch = screen.batch
+    strategy = ({"name": "explicit"} if screen.origin == "explicit" else  # seeds given, not drawn
+                {"name": campaign.seed_strategy, "start_seed": campaign.start_seed, "batch_size": campaign.batch_size,
+                 **({"pool_size": campaign.pool_size} if campaign.seed_strategy == "pool" else {})})
     return {
-        "model": batch.model, "parameters": batch.parameters, "seeds": list(batch.seeds),
-        "seed_strategy": {"name": campaign.seed_strategy, "start_seed": campaign.start_seed,
-                          "batch_size": campaign.batch_size,
-                          **({"pool_size": campaign.pool_size} if campaign.seed_strategy == "pool" else {})},
-        "clip_model": batch.clip_model, "batch_id": batch.batch_id, "shown_scores": not blind, "view": screen.mode,
-        "interaction": _interaction(interaction),
+        "model": batch.model, "parameters": batch.parameters, "seeds": list(batch.seeds), "seed_strategy": strategy,
+        "clip_model": batch.clip_model, "batch_id": batch.batch_id, "shown_scores": not campaign.blind,
+        "view": screen.mode, "interaction": _interaction(interaction),
+        "guidelines_sha256": campaign.guidelines_sha256,
+        "feedback": "clip_pick" if campaign.show_clip_pick_after else None,
         "timing": {"generated_at": batch.created_at, "shown_at": screen.shown_at_iso, "elapsed_ms": elapsed_ms,
                    "visible_ms": visible_ms, "source": batch.source,
                    "generation_seconds": round(batch.generation_seconds, 4),
@@ -71,35 +75,34 @@ def _shown(campaign, screen, elapsed_ms: int, visible_ms: int | None, interactio
     }
 
 
-def judgement(campaign, annotator: str, tab_id: str, screen, golden: list[int], elapsed_ms: int,
-              visible_ms: int | None = None, interaction=None):
+def judgement(campaign, tab, screen, golden: list[int], elapsed_ms: int, visible_ms: int | None = None,
+              interaction=None):
     batch = screen.batch
     chosen = {int(s) for s in golden}
     return schema.Judgement(
-        **_common(campaign, annotator, tab_id, screen.prompt),
-        **_shown(campaign, screen, elapsed_ms, visible_ms, interaction, campaign.blind),
+        **_common(campaign, tab, screen.prompt), **_shown(campaign, screen, elapsed_ms, visible_ms, interaction),
         samples=_samples(batch, chosen), golden_seeds=[s for s in batch.seeds if s in chosen],
         bad_seeds=[s for s in batch.seeds if s not in chosen], verdict=verdict(list(chosen), batch.seeds),
         supersedes=screen.supersedes, second_opinion_of=screen.second_opinion_of, prefilter=batch.prefilter)
 
 
-def pairwise(campaign, annotator: str, tab_id: str, screen, winner: str, elapsed_ms: int,
-             visible_ms: int | None = None, interaction=None):
+def pairwise(campaign, tab, screen, winner: str, elapsed_ms: int, visible_ms: int | None = None, interaction=None):
     left, right = screen.batch.seeds
     return schema.Pairwise(
-        **_common(campaign, annotator, tab_id, screen.prompt),
-        **_shown(campaign, screen, elapsed_ms, visible_ms, interaction, campaign.blind),
+        **_common(campaign, tab, screen.prompt), **_shown(campaign, screen, elapsed_ms, visible_ms, interaction),
         samples=_samples(screen.batch, None), preference={"left": left, "right": right, "winner": winner})
 
 
-def skip(campaign, annotator: str, tab_id: str, screen, elapsed_ms: int, interaction=None):
-    return schema.Skip(**_common(campaign, annotator, tab_id, screen.prompt),
-                       **_shown(campaign, screen, elapsed_ms, None, interaction, campaign.blind),
+def skip(campaign, tab, screen, elapsed_ms: int, interaction=None):
+    return schema.Skip(**_common(campaign, tab, screen.prompt), **_shown(campaign, screen, elapsed_ms, None, interaction),
                        samples=_samples(screen.batch, None))
 
 
-def retraction(campaign, annotator: str, tab_id: str, prompt: Prompt, record_id: str):
-    return schema.Retraction(**_common(campaign, annotator, tab_id, prompt), retracts=record_id)
+def retraction(campaign, tab, record):
+    """The undo of `record` (one of the tab's own answers)."""
+    prompt = Prompt(record.prompt.text, record.prompt.id, record.prompt.index, record.prompt.source)
+    return schema.Retraction(**{**_common(campaign, tab, prompt), "prompt": record.prompt.model_dump(),
+                                "campaign": record.campaign}, retracts=record.record_id)
 
 
 def batch_from_record(record) -> Batch:
@@ -115,6 +118,6 @@ def batch_from_record(record) -> Batch:
         scoring_seconds=float(record.timing.get("scoring_seconds") or 0.0),
         saving_seconds=float(record.timing.get("saving_seconds") or 0.0),
         created_at=record.timing.get("generated_at") or record.created_at, campaign=record.campaign,
-        source="record", prefilter=record.prefilter.model_dump() if record.prefilter else None,
+        source="record", prefilter=record.prefilter.model_dump() if getattr(record, "prefilter", None) else None,
         slots=[{k: v for k, v in (("slot", s.slot), ("propensity", s.propensity), ("rank_score", s.rank_score))
                 if v is not None} for s in record.samples] if any(s.slot for s in record.samples) else [])

@@ -52,20 +52,27 @@ class Batch:
 
 @dataclass
 class Worker:
-    """One loaded pipeline (and its CLIP) on one device, with the lock that serialises its device work."""
+    """One loaded pipeline (and its CLIP) on one device, with the lock that serialises its device work.
 
-    index: int
+    `key` names it for `gpu.run` (which finds the models by key, so that on ZeroGPU only the key is pickled);
+    whoever makes a worker installs it there (`install`) and takes it out when done (`uninstall`)."""
+
+    key: str
     model: LoadedModel
     clip: scoring.ClipScorer | None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self):
-        gpu.install(self.index, self.model, self.clip)  # where `gpu.run` (maybe on ZeroGPU) finds them
+    def install(self) -> "Worker":
+        gpu.install(self.key, self.model, self.clip)
+        return self
+
+    def uninstall(self) -> None:
+        gpu.uninstall(self.key)
 
 
 def run_device(worker: Worker, prompt: str, seeds: list[int], params: GenerationParams) -> dict:
     """The device part of a batch (the caller holds the worker): CPU images, noise blocks, scores, seconds."""
-    return gpu.run(worker.index, prompt, [int(s) for s in seeds], params.to_dict())
+    return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict())
 
 
 def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, seeds: list[int],

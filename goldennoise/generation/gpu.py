@@ -3,8 +3,8 @@
 ZeroGPU attaches a GPU only inside a function decorated with `spaces.GPU`,
 forbids CUDA initialisation anywhere else, and pickles the function's arguments
 to the GPU worker. So: models are loaded at start-up in the main thread and
-*installed* here by worker index; `run` is one module-level function that takes
-only small, picklable arguments (a worker index, the prompt, the seeds and a dict
+*installed* here by worker key; `run` is one module-level function that takes
+only small, picklable arguments (a worker key, the prompt, the seeds and a dict
 of parameters), looks the pipeline up, generates and CLIP-scores on the device,
 and returns CPU data (uint8 images as numpy, floats, dicts). Its ZeroGPU duration
 is computed from the batch. Where ZeroGPU is not active, `run` is the same
@@ -18,13 +18,14 @@ import os
 import numpy as np
 import torch
 
+from goldennoise.errors import CampaignError
 from goldennoise.generation import pipeline, scoring
 from goldennoise.generation.pipeline import GenerationParams
 
 BASE_SECONDS = 15  # start-up of a ZeroGPU slot, plus a margin
 SECONDS_PER_MEGAPIXEL_STEP = 0.35  # FLUX.1 on a ZeroGPU H200 slice, with a margin
 MAX_SECONDS = 120
-_WORKERS: dict[int, tuple] = {}  # worker index -> (LoadedModel, ClipScorer | None)
+_WORKERS: dict[str, tuple] = {}  # worker key -> (LoadedModel, ClipScorer | None)
 
 
 def zero_gpu() -> bool:
@@ -38,28 +39,26 @@ def zero_gpu() -> bool:
     return True
 
 
-def install(index: int, model, clip) -> None:
-    """Make a loaded model (and CLIP scorer) available to `run` under `index` (main thread, at start-up)."""
-    _WORKERS[index] = (model, clip)
+def install(key: str, model, clip) -> None:
+    """Make a loaded model (and CLIP scorer) available to `run` under `key` (main thread, at start-up)."""
+    _WORKERS[key] = (model, clip)
 
 
-def uninstall(index: int) -> None:
-    _WORKERS.pop(index, None)
+def uninstall(key: str) -> None:
+    _WORKERS.pop(key, None)
 
 
-def duration(index: int, prompt: str, seeds: list[int], params: dict) -> int:
+def duration(key: str, prompt: str, seeds: list[int], params: dict) -> int:
     """Seconds of GPU a batch may need (ZeroGPU's `duration`), from its size and steps."""
     megapixels = params["height"] * params["width"] / 1e6
     work = len(seeds) * megapixels * params["num_inference_steps"]
     return int(min(MAX_SECONDS, BASE_SECONDS + SECONDS_PER_MEGAPIXEL_STEP * work))
 
 
-def _run(index: int, prompt: str, seeds: list[int], params: dict) -> dict:
-    if index not in _WORKERS:
-        from goldennoise.errors import CampaignError
-
+def _run(key: str, prompt: str, seeds: list[int], params: dict) -> dict:
+    if key not in _WORKERS:
         raise CampaignError("The campaign was switched while this batch waited; nothing was generated. Go on.")
-    model, clip = _WORKERS[index]
+    model, clip = _WORKERS[key]
     made = pipeline.generate(model, prompt, seeds, GenerationParams(**params))
     scores = None
     if clip is not None and clip.device != "cpu":

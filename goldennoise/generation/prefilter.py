@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from goldennoise.errors import CampaignError, UserError
+from goldennoise.errors import UserError
 from goldennoise.generation.batch import Batch
 from goldennoise.generation.features import feature_matrix
 from goldennoise.generation.latents import remake_noise
@@ -121,22 +121,3 @@ def choose(batch: Batch, keep: int, method: str, selector: SeedSelector | None, 
                                "rank_score": scores[i], "image_path": batch.image_paths[i], "noise": batch.noise[i],
                                **info[i]} for i in hidden]},
     )
-
-
-def recommended_selector(outputs: Path, model, params) -> "SeedSelector":
-    """The seed selector saved for this model and these generation parameters, if the analysis recommended it;
-    else CampaignError (the app at start and `goldennoise generate` before making any batch)."""
-    from goldennoise.store.configuration import configuration, configuration_id
-
-    config = configuration_id(configuration(model.info(), {**params.to_dict()}))
-    path = Path(outputs) / "analysis" / "selectors" / f"{config}.json"
-    if not path.is_file():
-        raise CampaignError("campaign prefilter.method: 'selector' needs a seed selector trained on this model and "
-                            "these parameters; run `goldennoise analyze` on this outputs folder first, or pre-filter "
-                            "by clip.", "prefilter.method")
-    selector = SeedSelector.load(path)
-    if not selector.recommended:
-        raise CampaignError("campaign prefilter.method: the seed selector trained on this configuration was not "
-                            "significantly above chance on unseen seeds or within prompts (see the analysis "
-                            "report); pre-filter by clip until it is.", "prefilter.method")
-    return selector

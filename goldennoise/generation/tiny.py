@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from goldennoise.generation import hub
+
 TINY_FLUX = "tiny-flux"
 TINY_SD = "tiny-sd"
 TINY_CLIP = "tiny-clip"
@@ -196,9 +198,7 @@ def tiny_model_path(name: str) -> Path:
     folder = cache_dir() / f"{name}-v{TINY_VERSION}"
     if (folder / ".complete").exists():
         return folder
-    from goldennoise.generation.hub import quiet_loading
-
-    quiet_loading()
+    hub.quiet_loading()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     try:

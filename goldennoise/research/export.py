@@ -45,9 +45,10 @@ from goldennoise.generation.images import confined
 from goldennoise.research import card, dataset
 from goldennoise.research.verify import Checked, Checker, Group, checked
 from goldennoise.store.campaign import read_written
+from goldennoise.store.records import RecordStore
 from goldennoise.store.live import live
 
-FORMATS = ("hub", "table", "npnet", "npz")
+FORMATS = ("hub", "table", "npnet", "npz", "jsonl")
 VERIFIED = ("exact", "tolerance")
 SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 ROW_GROUP = 100  # rows per parquet row group: bounded memory with embedded images
@@ -441,17 +442,20 @@ def _check_installed(formats: list[str]) -> None:
 
 
 def export(outputs: str | Path, dest: str | Path, formats=FORMATS, campaign: str | None = None, pool: bool = False,
-           repo_id: str | None = None) -> dict:
+           repo_id: str | None = None, store=None) -> dict:
     """Write `formats` of the live answers of `outputs` under `dest`.
 
     Returns {"written": {format: folder}, "files": [every file written], "formats", "groups",
     "excluded": [{record_id, seed, reason}], "verified": {status: count}, "warnings": [...]}.
+    `store`: a RecordStore or a store URL (default: the outputs folder's). "jsonl" is the journal: every record
+    (of the campaign), as its JSON line, in the order written.
     Raises UserError for unknown formats, an unknown campaign or nothing to export.
     """
     formats = _check_formats(formats)
     _check_installed(formats)
     outputs, dest = Path(outputs), Path(dest)
-    data = checked(outputs, campaign, pool)
+    records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
+    data = checked(outputs, campaign, pool, records)
     groups = data.groups()
     dest.mkdir(parents=True, exist_ok=True)
     writers = {
@@ -460,6 +464,9 @@ def export(outputs: str | Path, dest: str | Path, formats=FORMATS, campaign: str
         "npnet": lambda root: ([write_npnet(g, root, data.checker) for g in groups.values()],
                                safe_path(root, "README.md").write_text(card.NPNET_README, encoding="utf-8")),
         "npz": lambda root: [write_npz(g, root, data.checker) for g in groups.values()],
+        "jsonl": lambda root: records.export_jsonl(safe_path(root, "records.jsonl"),
+                                                   ... if campaign is None else (None if campaign == "(none)"
+                                                                                 else campaign)),
     }
     written, files = {}, []
     for fmt in formats:

@@ -36,7 +36,7 @@ def files_to_push(folder: Path) -> list[tuple[str, int]]:
 
 
 def push(outputs: str | Path, repo_id: str, private: bool = False, dry_run: bool = False,
-         campaign: str | None = None, pool: bool = False, api=None) -> int:
+         campaign: str | None = None, pool: bool = False, api=None, store=None) -> int:
     """Build the dataset folder of `outputs` and upload it to the dataset `repo_id`; returns an exit status.
 
     `api` stands in for `huggingface_hub.HfApi()` (tests pass a fake). Raises UserError for a bad
@@ -44,7 +44,7 @@ def push(outputs: str | Path, repo_id: str, private: bool = False, dry_run: bool
     """
     repo_id = check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="goldennoise-push-") as tmp:
-        result = export(outputs, tmp, ["hub"], campaign=campaign, pool=pool, repo_id=repo_id)
+        result = export(outputs, tmp, ["hub"], campaign=campaign, pool=pool, repo_id=repo_id, store=store)
         folder = result["written"]["hub"]
         files = files_to_push(folder)
         for warning in result["warnings"]:

@@ -12,9 +12,11 @@ record's noise block (`generation.latents.verify`):
   documented tolerance, which no other seed, shape or packing can meet;
 - mismatch: neither: a wrong seed, shape or record. The exit status is then 1;
 - missing: the record has no noise block (nothing to check).
-A line of records.jsonl that cannot be read as a record (hand-edited, torn) is
-skipped everywhere, so its noises cannot be verified: `verify` names it and exits 1
-too, rather than pass a file it could not check whole.
+A line of an imported records.jsonl that cannot be read as a record (hand-edited,
+torn) is skipped everywhere, so its noises cannot be verified: `verify` names it and
+exits 1 too, rather than pass a file it could not check whole; a line repeating a
+record already read (a copied or merged file) counts once everywhere, and `verify`
+reports it and exits 1 as well.
 `checked` gives the exports the live answers with every noise checked, split by
 (campaign, generation configuration): a record with any mismatched noise is left
 out of every export and listed, never exported with the wrong noise.
@@ -82,9 +84,9 @@ def _samples(record) -> list:
     return list(getattr(record, "samples", [])) + list(hidden)
 
 
-def check_outputs(outputs: str | Path, checker: Checker | None = None) -> dict:
+def check_outputs(outputs: str | Path, checker: Checker | None = None, store=None) -> dict:
     """Counts per campaign ({campaign: Counter(status)}), mismatches, and the store's warnings."""
-    read = RecordStore(outputs).read()
+    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
     checker = checker or Checker()
     counts: dict[str, Counter] = defaultdict(Counter)
     mismatches = []
@@ -202,13 +204,13 @@ def _milliseconds(value) -> int | None:
     return int(number) if np.isfinite(number) and number.is_integer() and 0 <= number <= MAX_MILLISECONDS else None
 
 
-def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False) -> Checked:
+def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False, store=None) -> Checked:
     """The live answers of `outputs` (one campaign if given), each noise re-made and checked.
 
     Raises UserError when there is nothing to export.
     """
     outputs = Path(outputs)
-    read = RecordStore(outputs).read()
+    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
     records = read.records
     if campaign is not None:
         records = [r for r in records if (r.campaign or NO_CAMPAIGN) == campaign]
@@ -260,23 +262,28 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
                    pool)
 
 
-def main(outputs: str | Path) -> int:
+def main(outputs: str | Path, store: str | None = None) -> int:
     """Print exact / tolerance / mismatch / missing counts per campaign; 1 on any mismatch or unreadable line,
     2 on no records."""
     outputs = Path(outputs)
-    if not (outputs / "records.jsonl").is_file():
-        print(f"goldennoise verify: no records.jsonl in {outputs.name or outputs}/", file=sys.stderr)
+    records = RecordStore(outputs, store)
+    if not records.count():
+        print(f"goldennoise verify: no records in {records.describe()}", file=sys.stderr)
         return 2
-    report = check_outputs(outputs)
+    report = check_outputs(outputs, store=records)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    unreadable = [w for w in report["warnings"] if " skipped" in w]
+    duplicates = [w for w in report["warnings"] if "duplicate of record" in w]
+    unreadable = [w for w in report["warnings"] if " skipped" in w and w not in duplicates]
     if unreadable:
-        print(f"UNREADABLE: {len(unreadable)} line(s) of records.jsonl are not valid records, so their noises "
-              "were not verified (see the warnings above)", file=sys.stderr)
+        print(f"UNREADABLE: {len(unreadable)} line(s) of an imported records.jsonl are not valid records, so their "
+              "noises were not verified (see the warnings above)", file=sys.stderr)
+    if duplicates:
+        print(f"DUPLICATE: {len(duplicates)} line(s) of an imported records.jsonl repeat a record already read; "
+              "each record counts once (a copied or merged file?)", file=sys.stderr)
     if not report["counts"]:
         print("no recorded noises to verify")
-        return 1 if unreadable else 0
+        return 1 if unreadable or duplicates else 0
     for campaign, counts in sorted(report["counts"].items()):
         print(f"{plain(campaign)}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     for bad in report["mismatches"]:
@@ -284,7 +291,7 @@ def main(outputs: str | Path) -> int:
     if any(c["tolerance"] for c in report["counts"].values()):
         print("tolerance: recorded on a CPU with other kernels; the fingerprint agrees within "
               "the documented tolerance (see generation/latents.py).")
-    return 1 if report["mismatches"] or unreadable else 0
+    return 1 if report["mismatches"] or unreadable or duplicates else 0
 
 
 if __name__ == "__main__":

@@ -1,20 +1,25 @@
 """A campaign: everything that defines a dataset, fixed in one file and one id.
 
+Every field is declared once, below, with its TOML key, its rule, its help and its
+command-line flag; the TOML reader and writer, the `goldennoise app/generate` flags,
+the administrators' Settings form, the `/init_model` and `/switch_campaign`
+endpoints and the README's campaign reference are all derived from these
+declarations (`SETTINGS`), and every value is checked by one rule (`Campaign.check`).
+
     name = "schnell-sample"
     [model]       id = "FLUX.1-schnell"   revision = "…"   dtype = "auto"
-    [generation]  num_inference_steps = 4   guidance_scale = 0.0   height = 1024   width = 1024
-                  max_sequence_length = 256   scheduler = ""        (omitted: the model's defaults)
+    [generation]  num_inference_steps = 4   guidance_scale = 0.0   height = 1024   width = 1024 …
     [prompts]     file = "prompts/sample.csv"
+    [guidelines]  text = "…"   (or file = "guidelines.md")
     [seeds]       strategy = "pool"   start = 0   pool_size = 64   batch_size = 4
     [prefilter]   candidates = 0   method = "clip"   explore = 1
-    [annotation]  overlap = 0.1   blind = true   min_view_ms = 400   clip = true   annotators = []
+    [annotation]  overlap = 0.1   blind = true   show_clip_pick_after = false   min_view_ms = 400   clip = true …
 
 The campaign id is a slug of its name and a hash of everything above, the prompt
-list's content included (not the file's path), so the same definition always has
-the same id and any change makes a new one. `write` puts the resolved definition,
-its TOML and the prompt list (with each prompt's metadata, stored once here, not in
-every record) under `<outputs>/campaigns/<id>/`; every record carries the id.
-Unknown keys, impossible values and missing files are refused naming the field.
+list's content and the guidelines' text included (not the files' paths), so the
+same definition always has the same id and any change makes a new one. `write`
+puts the resolved definition, its TOML and the prompt list (with each prompt's
+metadata, stored once here, not in every record) under `<outputs>/campaigns/<id>/`.
 """
 
 from __future__ import annotations
@@ -28,110 +33,121 @@ from pathlib import Path
 
 from goldennoise.errors import CampaignError
 from goldennoise.ids import slug
+from goldennoise.store.names import identity
 from goldennoise.store.prompts import PromptSet, load_prompts
 
 CAMPAIGNS_DIR = "campaigns"
-SECTIONS = {
-    "model": {"id": "model", "revision": "revision", "dtype": "dtype"},
-    "generation": {k: k for k in ("num_inference_steps", "guidance_scale", "height", "width",
-                                  "max_sequence_length", "scheduler")},
-    "prompts": {"file": "prompts"},
-    "seeds": {"strategy": "seed_strategy", "start": "start_seed", "pool_size": "pool_size", "batch_size": "batch_size"},
-    "prefilter": {"candidates": "candidates", "method": "prefilter", "explore": "explore"},
-    "annotation": {"overlap": "overlap", "blind": "blind", "min_view_ms": "min_view_ms", "clip": "clip",
-                   "annotators": "annotators"},
-}
-KEY_OF = {attribute: f"{section}.{key}" for section, keys in SECTIONS.items() for key, attribute in keys.items()}
+MAX_SEED = 2**63 - 1
+MAX_GUIDELINES = 20_000
+GENERATION = ("num_inference_steps", "guidance_scale", "height", "width", "max_sequence_length", "scheduler")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a value may be: the one check of each field (`Campaign.check`) and the form's widget."""
+
+    kind: str  # "text", "int", "float", "bool", "choice", "names", "identifier"
+    low: float | None = None
+    high: float | None = None
+    multiple: int = 1
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None allowed: "the model's default"
+    max_length: int = 200
+    widget: str = ""  # the form's widget when not the kind's own: "textarea", "seed", "dropdown"
+
+
+def setting(key: str, default, help: str, rule: Rule, flag: str | None = None, invert: bool = False,
+            form: bool = True):
+    """A campaign field: its TOML key (`section.key`), default, help, rule and command-line flag.
+
+    `invert`: a boolean whose flag sets it false (`--no-clip`); `form`: shown in the Settings form."""
+    return field(default=default, metadata={"key": key, "help": help, "rule": rule, "flag": flag,
+                                            "invert": invert, "form": form})
+
+
 STRATEGIES = ("random", "sequential", "pool")
 METHODS = ("clip", "selector")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
 class Campaign:
     """What defines the data; generation values None mean "the model's defaults" until `resolved`."""
 
-    name: str = "goldennoise"
-    model: str = "tiny-flux"
-    revision: str | None = None
-    dtype: str = "auto"
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    height: int | None = None
-    width: int | None = None
-    max_sequence_length: int | None = None
-    scheduler: str | None = None
-    prompts: str = "prompts/sample.csv"
-    seed_strategy: str = "random"
-    start_seed: int = 0
-    pool_size: int = 64
-    batch_size: int = 4
-    candidates: int = 0
-    prefilter: str = "clip"
-    explore: int = 1
-    overlap: float = 0.0
-    blind: bool = True
-    min_view_ms: int = 400
-    clip: bool = True
-    annotators: tuple[str, ...] = ()
+    name: str = setting("name", "goldennoise", "campaign name (the id is a slug of it and a hash of the rest)",
+                        Rule("text", 1, 80), "--name")
+    model: str = setting("model.id", "tiny-flux", "a known model name, a hub id 'owner/name' or a model folder",
+                         Rule("text", 1, 300, widget="dropdown"), "--model")
+    revision: str | None = setting("model.revision", None, "hub revision (commit) to pin; empty: the latest",
+                                   Rule("text", 1, 200, optional=True), "--revision")
+    dtype: str = setting("model.dtype", "auto", "weights and latents dtype (auto: bfloat16 on CUDA, float32 on CPU)",
+                         Rule("choice", choices=DTYPES), "--dtype")
+    num_inference_steps: int | None = setting("generation.num_inference_steps", None, "denoising steps (empty: "
+                                              "the model's default)", Rule("int", 1, 500, optional=True), "--steps")
+    guidance_scale: float | None = setting("generation.guidance_scale", None, "guidance scale (empty: the model's "
+                                           "default)", Rule("float", 0, 100, optional=True), "--guidance")
+    height: int | None = setting("generation.height", None, "image height in pixels, a multiple of 16 (empty: the "
+                                 "model's default)", Rule("int", 16, 4096, 16, optional=True), "--height")
+    width: int | None = setting("generation.width", None, "image width in pixels, a multiple of 16 (empty: the "
+                                "model's default)", Rule("int", 16, 4096, 16, optional=True), "--width")
+    max_sequence_length: int | None = setting("generation.max_sequence_length", None, "text tokens the T5 encoder "
+                                              "reads (FLUX, SD3; empty: the model's default)",
+                                              Rule("int", 1, 512, optional=True), "--max-sequence-length")
+    scheduler: str | None = setting("generation.scheduler", None, "scheduler class name (empty: the pipeline's own)",
+                                    Rule("identifier", optional=True), "--scheduler")
+    prompts: str = setting("prompts.file", "prompts/sample.csv", "prompt file (CSV with a 'prompt' column, JSON, "
+                           "JSONL or TXT); relative to the campaign file", Rule("text", 1, 4096), "--prompts",
+                           form=False)
+    guidelines: str = setting("guidelines.text", "", "what 'golden' means for this campaign (Markdown), shown on the "
+                              "start screen and with '?' in every view; or `file = \"guidelines.md\"`",
+                              Rule("text", 0, MAX_GUIDELINES, widget="textarea"), "--guidelines")
+    seed_strategy: str = setting("seeds.strategy", "random", "random | sequential | pool (a fixed pool, each seed "
+                                 "judged under many prompts)", Rule("choice", choices=STRATEGIES), "--seed-strategy")
+    start_seed: int = setting("seeds.start", 0, "first seed (sequential and pool)", Rule("int", 0, MAX_SEED,
+                              widget="seed"), "--start-seed")
+    pool_size: int = setting("seeds.pool_size", 64, "seeds in the pool (pool strategy)", Rule("int", 1, 100_000),
+                             "--pool-size")
+    batch_size: int = setting("seeds.batch_size", 4, "seeds shown per prompt", Rule("int", 1, 64), "--batch-size")
+    candidates: int = setting("prefilter.candidates", 0, "0: off; else batch_size+1..64 candidates made per "
+                              "prompt, the best shown", Rule("int", 0, 64), "--candidates")
+    prefilter: str = setting("prefilter.method", "clip", "how candidates are ranked: clip | selector (a seed "
+                             "selector the analysis recommended for this configuration)",
+                             Rule("choice", choices=METHODS), "--prefilter")
+    explore: int = setting("prefilter.explore", 1, "of the shown slots, how many are drawn at random from the "
+                           "hidden candidates", Rule("int", 0, 64), "--explore")
+    overlap: float = setting("annotation.overlap", 0.0, "share of prompts judged by two annotators (the same "
+                             "batch), for agreement", Rule("float", 0, 1), "--overlap")
+    blind: bool = setting("annotation.blind", True, "no CLIP score, pick or rank on screen, before or after an "
+                          "answer", Rule("bool"), "--show-scores", invert=True)
+    show_clip_pick_after: bool = setting("annotation.show_clip_pick_after", False, "after each answer, say which "
+                                         "image CLIP would have picked (recorded; it teaches annotators CLIP's "
+                                         "taste)", Rule("bool"), "--show-clip-pick")
+    min_view_ms: int = setting("annotation.min_view_ms", 400, "a batch must be fully on screen this long before "
+                               "an answer counts", Rule("int", 0, 60_000), "--min-view-ms")
+    clip: bool = setting("annotation.clip", True, "compute CLIP scores (needed by the clip pre-filter)",
+                         Rule("bool"), "--no-clip", invert=True)
+    annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
+                                          "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`
 
     def check(self) -> "Campaign":
-        """Raise CampaignError naming the first impossible value; return self."""
-        def bad(name, rule, value):
-            name = KEY_OF.get(name, name)  # the key as written in the file: section.key
-            raise CampaignError(f"campaign {name}: {rule}, got {value!r}.", name)
-
-        def whole(name, low, high, allow_none=False):
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                bad(name, f"must be a whole number in {low}..{high}", value)
-
-        if not isinstance(self.name, str) or not 1 <= len(self.name.strip()) <= 80:
-            bad("name", "must be 1..80 characters", self.name)
-        if not isinstance(self.model, str) or not self.model.strip() or self.model != self.model.strip():
-            bad("model", "must name a model (known name, hub id or folder), without surrounding spaces", self.model)
-        if not isinstance(self.prompts, str) or not self.prompts:
-            bad("prompts.file", "must be the path of a prompt file", self.prompts)
-        for name in ("scheduler", "revision"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.isidentifier() and name == "scheduler"
-                                      or len(str(value)) > 200):
-                bad(name, "must be a class name (scheduler) or a commit/branch (revision)", value)
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            bad("dtype", "must be auto, float32, bfloat16 or float16", self.dtype)
-        whole("num_inference_steps", 1, 500, True)
-        for side in ("height", "width"):
-            whole(side, 16, 4096, True)
-            if getattr(self, side) is not None and getattr(self, side) % 16:
-                bad(side, "must be a multiple of 16", getattr(self, side))
-        g = self.guidance_scale
-        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g <= 100):
-            bad("guidance_scale", "must be a number in 0..100", g)
-        whole("max_sequence_length", 1, 512, True)
-        if self.seed_strategy not in STRATEGIES:
-            bad("seeds.strategy", f"must be one of {', '.join(STRATEGIES)}", self.seed_strategy)
-        whole("start_seed", 0, 2**63 - 1)
-        whole("batch_size", 1, 64)
-        whole("pool_size", self.batch_size, 100_000)
-        if self.candidates and not self.batch_size < self.candidates <= 64:
-            bad("prefilter.candidates", f"must be 0 (off) or {self.batch_size + 1}..64 (more than the batch)",
-                self.candidates)
-        if self.prefilter not in METHODS:
-            bad("prefilter.method", f"must be one of {', '.join(METHODS)}", self.prefilter)
+        """Raise CampaignError naming the first impossible value (as `section.key`); return self."""
+        for f in fields(self):
+            if "rule" in f.metadata:
+                _check(f.metadata["key"], f.metadata["rule"], getattr(self, f.name))
+        if self.model != self.model.strip():
+            _bad("model.id", "must name a model without surrounding spaces", self.model)
+        if self.pool_size < self.batch_size:
+            _bad("seeds.pool_size", f"must be at least seeds.batch_size ({self.batch_size})", self.pool_size)
+        if self.candidates and not self.batch_size < self.candidates:
+            _bad("prefilter.candidates", f"must be 0 (off) or {self.batch_size + 1}..64 (more than the batch)",
+                 self.candidates)
+        if self.explore > self.batch_size:
+            _bad("prefilter.explore", f"must be at most seeds.batch_size ({self.batch_size})", self.explore)
         if self.candidates and self.prefilter == "clip" and not self.clip:
-            bad("prefilter.method", "clip needs annotation.clip = true", self.prefilter)
-        whole("explore", 0, self.batch_size)
-        o = self.overlap
-        if isinstance(o, bool) or not isinstance(o, (int, float)) or not 0 <= o <= 1:
-            bad("annotation.overlap", "must be a fraction in 0..1", o)
-        whole("min_view_ms", 0, 60_000)
-        for name in ("blind", "clip"):
-            if not isinstance(getattr(self, name), bool):
-                bad(f"annotation.{name}", "must be true or false", getattr(self, name))
-        if not all(isinstance(a, str) and 1 <= len(a) <= 64 for a in self.annotators):
-            bad("annotation.annotators", "must be a list of user names (1..64 characters)", list(self.annotators))
+            _bad("prefilter.method", "clip needs annotation.clip = true", self.prefilter)
+        if self.show_clip_pick_after and not self.clip:
+            _bad("annotation.show_clip_pick_after", "needs annotation.clip = true", self.show_clip_pick_after)
         return self
 
     @property
@@ -142,7 +158,11 @@ class Campaign:
         return self.model
 
     def allows(self, annotator: str) -> bool:
-        return not self.annotators or annotator in self.annotators
+        return not self.annotators or identity(annotator) in {identity(a) for a in self.annotators}
+
+    @property
+    def guidelines_sha256(self) -> str | None:
+        return hashlib.sha256(self.guidelines.encode()).hexdigest() if self.guidelines else None
 
     def definition(self) -> dict:
         """The values that define the data (what the id hashes)."""
@@ -156,36 +176,95 @@ class Campaign:
             raise CampaignError("campaign: resolve it (prompts and model defaults) before asking for its id.")
         return _campaign_id(self, self.prompts_sha256)
 
-    def resolved(self, spec, prompt_set: PromptSet) -> "Campaign":
+    def resolved(self, spec, prompts_sha256: str, prompt_count: int) -> "Campaign":
         """Model defaults filled in from `spec` (a ModelSpec) and the prompt list's hash recorded."""
-        values = {}
-        for name in ("num_inference_steps", "guidance_scale", "height", "width", "max_sequence_length"):
-            if getattr(self, name) is None:
-                values[name] = getattr(spec, name)
-        rows = [{"text": p.text, "id": p.id, "metadata": p.metadata} for p in prompt_set.prompts]
-        values["prompts_sha256"] = hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        resolved = replace(self, **values).check()
+        values = {name: getattr(spec, name) for name in GENERATION[:-1] if getattr(self, name) is None}
+        resolved = replace(self, **values, prompts_sha256=prompts_sha256).check()
         if resolved.seed_strategy == "sequential":  # the last prompt's seeds must exist too
-            needed = len(prompt_set.prompts) * max(resolved.batch_size, resolved.candidates)
-            if resolved.start_seed + needed - 1 > 2**63 - 1:
-                raise CampaignError(f"campaign seeds.start: with {len(prompt_set.prompts)} prompts the sequential seeds "
-                                    f"would pass 2^63-1; choose a start of at most {2**63 - needed}.", "seeds.start")
+            needed = prompt_count * max(resolved.batch_size, resolved.candidates)
+            if resolved.start_seed + needed - 1 > MAX_SEED:
+                raise CampaignError(f"campaign seeds.start: with {prompt_count} prompts the sequential seeds would "
+                                    f"pass 2^63-1; choose a start of at most {MAX_SEED + 1 - needed}.", "seeds.start")
         return resolved
+
+    def switched(self, changes: dict) -> "Campaign":
+        """The campaign an administrator's switch makes: `changes` applied (field name -> value, None for "the
+        model's default"); when the model changes, every generation value not in `changes` goes back to the new
+        model's default. The one rule for the Settings form, `/switch_campaign` and `/init_model`."""
+        unknown = sorted(set(changes) - set(SETTINGS))
+        if unknown:
+            raise CampaignError(f"campaign: {unknown[0]!r} is not a campaign setting; known: "
+                                f"{', '.join(SETTINGS)}.", unknown[0])
+        values = dict(changes)
+        if "model" in values and values["model"] != self.model:
+            for name in GENERATION:
+                values.setdefault(name, None)
+        if "annotators" in values and isinstance(values["annotators"], list):
+            values["annotators"] = tuple(values["annotators"])
+        return replace(self, **values, prompts_sha256=None).check()
 
     def to_toml(self) -> str:
         lines = [f"name = {_toml(self.name)}"]
-        for section, keys in SECTIONS.items():
+        for section in SECTIONS:
             lines.append(f"\n[{section}]")
-            for key, attr in keys.items():
-                value = getattr(self, attr)
-                if value is not None:
+            for key, name in SECTIONS[section].items():
+                value = getattr(self, name)
+                if value is not None and not (name == "guidelines" and not value):
                     lines.append(f"{key} = {_toml(list(value) if isinstance(value, tuple) else value)}")
         return "\n".join(lines) + "\n"
+
+
+def _bad(key: str, rule: str, value) -> None:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "…"
+    raise CampaignError(f"campaign {key}: {rule}, got {shown}.", key)
+
+
+def _check(key: str, rule: Rule, value) -> None:
+    """The one check of a value against its rule (CampaignError naming `key`)."""
+    if value is None and rule.optional:
+        return
+    if rule.kind in ("int", "float"):
+        ok_type = (isinstance(value, int) if rule.kind == "int" else isinstance(value, (int, float)))
+        span = f"{rule.low:g}..{rule.high:g}" if rule.kind == "float" else f"{int(rule.low)}..{int(rule.high)}"
+        what = "a whole number" if rule.kind == "int" else "a number"
+        if isinstance(value, bool) or not ok_type or not rule.low <= value <= rule.high:
+            _bad(key, f"must be {what} in {span}", value)
+        if rule.multiple > 1 and value % rule.multiple:
+            _bad(key, f"must be a multiple of {rule.multiple}", value)
+    elif rule.kind == "bool":
+        if not isinstance(value, bool):
+            _bad(key, "must be true or false", value)
+    elif rule.kind == "choice":
+        if value not in rule.choices:
+            _bad(key, f"must be one of {', '.join(rule.choices)}", value)
+    elif rule.kind == "identifier":
+        if not isinstance(value, str) or not value.isidentifier() or len(value) > rule.max_length:
+            _bad(key, "must be a class name", value)
+    elif rule.kind == "text":
+        if not isinstance(value, str) or not rule.low <= len(value.strip() if rule.low else value) <= rule.high:
+            _bad(key, f"must be text of {int(rule.low)}..{int(rule.high)} characters", value)
+    elif rule.kind == "names":
+        if not isinstance(value, tuple) or not all(isinstance(a, str) and rule.low <= len(a) <= rule.high
+                                                   for a in value):
+            _bad(key, f"must be a list of names ({int(rule.low)}..{int(rule.high)} characters)", value)
+
+
+SETTINGS = {f.name: f.metadata for f in fields(Campaign) if "rule" in f.metadata}  # field -> metadata, file order
+SECTIONS: dict[str, dict[str, str]] = {}  # TOML section -> {key: field}
+for _name, _meta in SETTINGS.items():
+    if "." in _meta["key"]:
+        _section, _key = _meta["key"].split(".")
+        SECTIONS.setdefault(_section, {})[_key] = _name
+FILE_KEYS = {"guidelines": "file"}  # sections whose text may come from a file named relative to the TOML
 
 
 @functools.lru_cache(maxsize=64)  # every record carries the id: hash the definition once per campaign
 def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     key = {k: v for k, v in campaign.definition().items() if k not in ("prompts", "annotators")}
+    # Settings added in 0.3 enter the hash only when used: campaigns of 0.2 keep their ids.
+    for name, default in (("guidelines", ""), ("show_clip_pick_after", False)):
+        if key[name] == default:
+            del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return f"{slug(campaign.name, 30)}-{digest}"
 
@@ -201,7 +280,7 @@ def _toml(value) -> str:
 
 
 def from_mapping(data: dict, base: Path | None = None) -> Campaign:
-    """A Campaign from parsed TOML, refusing unknown sections and keys."""
+    """A Campaign from parsed TOML, refusing unknown sections and keys (relative paths are relative to `base`)."""
     values = {}
     for section, content in data.items():
         if section == "name":
@@ -213,24 +292,48 @@ def from_mapping(data: dict, base: Path | None = None) -> Campaign:
         if not isinstance(content, dict):
             raise CampaignError(f"campaign [{section}]: must be a table of keys.", section)
         for key, value in content.items():
+            if key == FILE_KEYS.get(section):
+                values[SECTIONS[section]["text"]] = _read_text_file(section, value, base)
+                continue
             if key not in SECTIONS[section]:
-                raise CampaignError(f"campaign [{section}]: unknown key {key!r}; known: "
-                                    f"{', '.join(SECTIONS[section])}.", f"{section}.{key}")
+                known = list(SECTIONS[section]) + ([FILE_KEYS[section]] if section in FILE_KEYS else [])
+                raise CampaignError(f"campaign [{section}]: unknown key {key!r}; known: {', '.join(known)}.",
+                                    f"{section}.{key}")
             values[SECTIONS[section][key]] = value
     if "annotators" in values:
         if not isinstance(values["annotators"], list):
             raise CampaignError("campaign annotation.annotators: must be a list of names.", "annotation.annotators")
         values["annotators"] = tuple(values["annotators"])
-    if values.get("scheduler") == "":
-        values["scheduler"] = None
-    if base is not None and "prompts" in values and not Path(values["prompts"]).is_absolute():
+    for name in ("scheduler", "revision"):
+        if values.get(name) == "":
+            values[name] = None
+    if base is not None and isinstance(values.get("prompts"), str) and not Path(values["prompts"]).is_absolute():
         values["prompts"] = str(base / values["prompts"])
-    known = {f.name for f in fields(Campaign)}
-    return Campaign(**{k: v for k, v in values.items() if k in known}).check()
+    return Campaign(**values).check()
+
+
+def read_guidelines(path: str | Path) -> str:
+    """The text of a guidelines file named on the command line (CampaignError naming guidelines.file)."""
+    return _read_text_file("guidelines", str(path), None)
+
+
+def _read_text_file(section: str, name, base: Path | None) -> str:
+    key = f"{section}.{FILE_KEYS[section]}"
+    if not isinstance(name, str) or not name:
+        raise CampaignError(f"campaign {key}: must be the path of a text file.", key)
+    path = Path(name) if Path(name).is_absolute() or base is None else base / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise CampaignError(f"campaign {key}: cannot read {Path(name).name!r} ({reason}).", key) from None
+    if len(text) > MAX_GUIDELINES:
+        raise CampaignError(f"campaign {key}: {len(text)} characters; the limit is {MAX_GUIDELINES}.", key)
+    return text
 
 
 def load(path: str | Path) -> Campaign:
-    """Read a campaign TOML file (relative prompt paths are relative to the file)."""
+    """Read a campaign TOML file (relative paths are relative to the file)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -248,21 +351,35 @@ def load_prompt_set(campaign: Campaign) -> PromptSet:
     return load_prompts(campaign.prompts)
 
 
+def prompts_sha256(prompt_set: PromptSet) -> str:
+    """The hash of a prompt list's content (texts, ids, metadata; not the file's path) that campaign ids carry."""
+    digest = hashlib.sha256(b"[")
+    for i, p in enumerate(prompt_set.prompts):  # the JSON text of the list of rows, written piece by piece
+        row = json.dumps({"text": p.text, "id": p.id, "metadata": p.metadata}, sort_keys=True, ensure_ascii=False)
+        digest.update(((", " if i else "") + row).encode())
+    digest.update(b"]")
+    return digest.hexdigest()
+
+
 def folder(outputs: str | Path, campaign_id: str) -> Path:
     return Path(outputs) / CAMPAIGNS_DIR / campaign_id
 
 
-def write(outputs: str | Path, campaign: Campaign, prompt_set: PromptSet) -> Path:
-    """Write the resolved campaign, its TOML and its prompt list under `<outputs>/campaigns/<id>/`."""
+def write(outputs: str | Path, campaign: Campaign, prompt_set: PromptSet | None) -> Path:
+    """Write the resolved campaign, its TOML and its prompt list under `<outputs>/campaigns/<id>/` (once)."""
     target = folder(outputs, campaign.id)
     target.mkdir(parents=True, exist_ok=True)
     definition = json.dumps({"id": campaign.id, **campaign.definition()}, indent=1, sort_keys=True)
     existing = target / "campaign.json"
     if not existing.exists():
-        _atomic(target / "prompts.jsonl", "".join(
-            json.dumps({"index": p.index, "id": p.id, "text": p.text, "metadata": p.metadata,
-                        "metadata_sha256": p.metadata_sha256}, ensure_ascii=False) + "\n" for p in prompt_set.prompts))
+        if prompt_set is not None:
+            _atomic(target / "prompts.jsonl", "".join(
+                json.dumps({"index": p.index, "id": p.id, "text": p.text, "metadata": p.metadata,
+                            "metadata_sha256": p.metadata_sha256}, ensure_ascii=False) + "\n"
+                for p in prompt_set.prompts))
         _atomic(target / "campaign.toml", campaign.to_toml())
+        if campaign.guidelines:
+            _atomic(target / "guidelines.md", campaign.guidelines)
         _atomic(existing, definition + "\n")
     return target
 

@@ -29,3 +29,13 @@ def configuration_label(config: dict) -> str:
     return (f"{config['model_id']} {config['dtype']} {config['width']}x{config['height']} "
             f"{config['num_inference_steps']} steps g{config['guidance_scale']}"
             + (f" {config['scheduler']}" if config["scheduler"] else ""))
+
+
+SELECTORS_DIR = "analysis/selectors"
+
+
+def selector_path(outputs, config_id: str):
+    """Where the analysis saves the seed selector of a configuration, and where a campaign finds it."""
+    from pathlib import Path
+
+    return Path(outputs) / SELECTORS_DIR / f"{config_id}.json"

@@ -1,9 +1,11 @@
 """The record schema: one pydantic model per kind of line in `records.jsonl`.
 
 A line is a judgement, a skip, a retraction (undo) or a pairwise answer. Every
-line is validated when written and when read; a line that fails is reported with
-its line number and skipped, never fatal. Schema 1 lines (GoldenNoise 0.1) are
-upgraded on read; a line from a newer schema is refused with a message saying so.
+record is validated when written and when read; a line that fails is reported with
+its line number and skipped, never fatal. Schema 1 lines (GoldenNoise 0.1) and
+schema 2 lines (0.2) are upgraded on read; a line from a newer schema is refused
+with a message saying so. Schema 3 (0.3) adds `guidelines_sha256` and `feedback`,
+and `session_id` is a derived id of the tab (never Gradio's live session hash).
 `python -m goldennoise.store.schema` prints the JSON Schema shipped as
 `record.schema.json`.
 
@@ -22,7 +24,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, TypeAdapter,
                       WithJsonSchema, model_validator)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
 MAX_SEED = 2**63 - 1
 
@@ -71,7 +73,7 @@ class Noise(Block):
     scale: float
     pipeline_dtype: Literal["float32", "bfloat16", "float16"]
     sha256: Hex64  # of the float32 draw, little-endian
-    family: Literal["flux1", "flux2", "sd", "sd3"] | None = None  # None only in schema-1 records
+    family: Literal["flux1", "flux2", "sd", "sd3", "pixel"] | None = None  # None only in schema-1 records
     order: Short | None = None
     latents_shape: list[int] | None = None
     latents_sha256: Hex64 | None = None  # of the initial latents in pipeline_dtype (what prepare_latents returns)
@@ -143,9 +145,9 @@ class Base(Block):
     annotator: Name
     prompt: PromptRef
     campaign: Short | None = None
-    session_id: Short = ""
+    session_id: Short = ""  # a derived, non-secret id of the tab (schema 3); Gradio's session hash before
     versions: dict[str, Any] = Field(default_factory=dict)
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
 
 
 class Shown(Base):
@@ -162,6 +164,8 @@ class Shown(Base):
     view: Literal["batch", "pairwise"] | None = None  # the screen it was answered on (a skip can be either)
     shown_scores: bool | None = None  # were CLIP scores on screen before the answer?
     interaction: list[dict[str, Any]] = Field(default_factory=list, max_length=500)  # keys and clicks
+    guidelines_sha256: Hex64 | None = None  # the campaign's guidelines the answer was made under
+    feedback: Literal["clip_pick"] | None = None  # shown after each answer of the campaign (never before one)
 
     @model_validator(mode="after")
     def _samples_match_seeds(self):
@@ -211,6 +215,7 @@ class Pairwise(Shown):
 
     kind: Literal["pairwise"] = "pairwise"
     preference: Preference
+    supersedes: RecordId | None = None  # the annotator's own earlier pairwise answer this relabel replaces
 
     @model_validator(mode="after")
     def _pair_shown(self):
@@ -248,7 +253,7 @@ def _upgrade_v1(data: dict) -> dict:
         keep |= {"judgement": {"golden_seeds", "bad_seeds", "verdict", "supersedes", "prefilter"},
                  "pairwise": {"preference"}}.get(kind, set())
     upgraded = {k: v for k, v in data.items() if k in keep and v is not None}
-    upgraded["schema_version"] = SCHEMA_VERSION
+    upgraded["schema_version"] = 2
     if isinstance(upgraded.get("model"), dict):
         upgraded["model"] = {k: v for k, v in upgraded["model"].items() if k in ModelInfo.model_fields}
     prefilter = upgraded.get("prefilter")
@@ -260,7 +265,7 @@ def _upgrade_v1(data: dict) -> dict:
 
 
 def parse(data: Any):
-    """A validated record from a decoded JSON line (schema 1 upgraded), or SchemaError."""
+    """A validated record from a decoded JSON line (schemas 1 and 2 upgraded), or SchemaError."""
     from pydantic import ValidationError
 
     if not isinstance(data, dict):
@@ -274,6 +279,8 @@ def parse(data: Any):
     try:
         if version < 2:
             data = _upgrade_v1(data)
+        if version < 3:  # schema 3 only adds optional fields
+            data = {**data, "schema_version": SCHEMA_VERSION}
         return RECORD.validate_python(data)
     except ValidationError as error:
         first = error.errors()[0]
@@ -291,6 +298,11 @@ def parse_line(raw: bytes | str):
     except RecursionError:
         raise SchemaError("JSON nested too deeply") from None
     return parse(data)
+
+
+def dump(record) -> dict:
+    """A record's JSON data: what its line in records.jsonl says."""
+    return RECORD.dump_python(record, mode="json")
 
 
 def json_schema() -> dict:

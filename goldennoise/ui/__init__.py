@@ -1,15 +1,15 @@
 """The Gradio app: the only package that imports gradio.
 
-`build_demo(context)` makes the Blocks around a started engine; `launch` queues
-and serves it, with the browser runtime (`shortcuts.js`) and the stylesheet, and
-serves only the generated images (never `records.jsonl`, campaigns or exports).
+`build_demo(service)` makes the Blocks around a started annotation service; `launch`
+queues and serves it, with the browser runtime (`shortcuts.js`) and the stylesheet,
+and serves only the generated images (never the records, campaigns or exports).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from goldennoise.ui.context import Context
+from goldennoise.ui.guard import Guard, Logins
 from goldennoise.ui.layout import build_demo
 
 HERE = Path(__file__).parent
@@ -25,8 +25,6 @@ def launch(demo, outputs: Path, access, max_queue: int = 64, **kwargs):
     """
     from starlette.middleware import Middleware
 
-    from goldennoise.ui.guard import Guard, Logins
-
     images = Path(outputs).resolve() / "images"
     images.mkdir(parents=True, exist_ok=True)
     return demo.queue(default_concurrency_limit=8, max_size=max_queue).launch(
@@ -35,4 +33,4 @@ def launch(demo, outputs: Path, access, max_queue: int = 64, **kwargs):
         app_kwargs={"middleware": [Middleware(Guard, images=images, access=access)]}, **kwargs)
 
 
-__all__ = ["Context", "build_demo", "launch"]
+__all__ = ["build_demo", "launch"]

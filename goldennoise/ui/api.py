@@ -1,31 +1,38 @@
 """The scriptable API: named endpoints with diffusers' names, keywords with defaults, structured JSON out.
 
-    from gradio_client import Client
-    c = Client("http://127.0.0.1:7860/")
-    screen = c.predict(annotator="ada", api_name="/start")["screen"]
-    reply = c.predict(batch_id=screen["batch_id"], golden_seeds=[screen["seeds"][0]], api_name="/submit_selection")
-    reply["record"]["record_id"], reply["next"]["seeds"]
+The design's loop, for a client that labels a campaign end to end:
 
-Every answer names the batch it answers (`batch_id`) and is refused, with a
-clear message, if that batch is not the one on this client's screen (already
-answered, undone, or never shown). The same rules as the browser apply: the
-campaign's minimum viewing time, your own records only for undo and relabel,
-administrators only for switching, analysis and export. Each client (each
-`Client`) is one tab with its own screen and undo.
+    from gradio_client import Client
+    c = Client("http://127.0.0.1:7860/", auth=("boss", "pw"))
+    c.predict(model="FLUX.1-schnell", num_inference_steps=4, api_name="/init_model")   # administrators
+    c.predict(annotator="ada", api_name="/start")
+    held = c.predict(api_name="/get_next_prompt")                   # this client's next prompt, held for it
+    batch = c.predict(api_name="/generate_batch")                   # its images, seeds, scores, noise provenance
+    c.predict(batch_id=batch["batch_id"], golden_seeds=[batch["seeds"][0]], api_name="/submit_selection")
+
+Every answer names the batch it answers (`batch_id`) and is refused, with a clear
+message, if that batch is not one this client may answer (already answered, undone,
+released, never shown). The same rules as the browser apply: the campaign's minimum
+viewing time, your own records only for undo and relabel, administrators only for
+switching and explicit batches. Each client (each `Client`) is one tab. Every endpoint
+is an adapter over one command of the annotation service.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import time
 
 import gradio as gr
 
-from goldennoise.annotation import flow
+from goldennoise.annotation import settings as campaign_settings
+from goldennoise.annotation.service import Service
 from goldennoise.errors import UserError
-from goldennoise.store.live import history_rows, in_campaign
-from goldennoise.ui import render
-from goldennoise.ui.context import Context, explain
+from goldennoise.ui.common import caller_of, explain
+from goldennoise.ui.guard import image_url
+
+ANSWERS_AT_ONCE = 4  # answers (browser and API alike) at once: on a few cores more only take the GIL from each other
 
 
 def _guard(fn):
@@ -41,150 +48,177 @@ def _guard(fn):
     return call
 
 
-ANSWERS_AT_ONCE = 4
-
-
 def _ms(begin: float) -> float:
     """Milliseconds spent in the handler since `begin` (answers report it as `server_ms`)."""
     return round((time.perf_counter() - begin) * 1000, 2)
 
 
-def describe(ctx: Context, tab, mode: str) -> dict:
-    """A view's screen as data: batch id, prompt, seeds, images, (scores unless blind), ticks, progress."""
-    active = ctx.engine.active
-    screen = tab.views[mode].screen
-    out = {"mode": mode, "state": screen.state, "campaign": active.id, "notice": screen.notice,
-           "progress": flow.progress(ctx.engine, tab, mode)}
+def describe(service: Service, caller, screen, provenance: bool = False) -> dict:
+    """A screen as data: batch id, prompt, seeds, images, (scores unless blind), ticks, progress."""
+    c = service.campaign
+    out = {"mode": screen.mode, "state": screen.state, "campaign": c.id, "notice": screen.notice,
+           "progress": service.progress(caller, screen.mode)}
+    if screen.prompt is not None:
+        out["prompt"] = {"id": screen.prompt.id, "text": screen.prompt.text, "index": screen.prompt.index}
     if screen.state == "batch":
         batch = screen.batch
-        out.update(
-            batch_id=batch.batch_id, prompt={"id": screen.prompt.id, "text": screen.prompt.text,
-                                             "index": screen.prompt.index},
-            seeds=list(batch.seeds), ticks=list(screen.ticks), origin=screen.origin, supersedes=screen.supersedes,
-            second_opinion_of=screen.second_opinion_of, min_view_ms=active.campaign.min_view_ms,
-            images=[{"position": i + 1, "seed": s, "image_path": p, "image_url": render.image_url(ctx.outputs, p)}
-                    for i, (s, p) in enumerate(zip(batch.seeds, batch.image_paths))])
-        if not active.campaign.blind:
+        out.update(batch_id=batch.batch_id, seeds=list(batch.seeds), ticks=list(screen.ticks), origin=screen.origin,
+                   supersedes=screen.supersedes, second_opinion_of=screen.second_opinion_of,
+                   min_view_ms=c.min_view_ms,
+                   images=[{"position": i + 1, "seed": s, "image_path": p, "image_url": image_url(p)}
+                           for i, (s, p) in enumerate(zip(batch.seeds, batch.image_paths))])
+        if not c.blind or (screen.origin in ("explicit", "request") and service.is_admin(caller)):
             out["clip_scores"] = batch.clip_scores
+        if provenance:
+            out["noise"] = batch.noise
+            out["parameters"], out["model"] = batch.parameters, batch.model
     return out
 
 
-def summary(record, clip_scores=None) -> dict | None:
+def summary(record) -> dict | None:
     if record is None:  # a skipped relabel: nothing was recorded
         return None
     data = {"record_id": record.record_id, "kind": record.kind, "prompt_id": record.prompt.id,
             "campaign": record.campaign, "annotator": record.annotator}
-    if record.kind == "judgement":
-        data.update(verdict=record.verdict, golden_seeds=list(record.golden_seeds), bad_seeds=list(record.bad_seeds),
-                    supersedes=record.supersedes, second_opinion_of=record.second_opinion_of)
+    for name in ("batch_id", "golden_seeds", "bad_seeds", "verdict", "supersedes", "second_opinion_of", "retracts"):
+        if getattr(record, name, None) is not None:
+            data[name] = getattr(record, name)
     if record.kind == "pairwise":
         data["preference"] = record.preference.model_dump()
-    if record.kind != "retraction":
+    if getattr(record, "samples", None):
         data["clip_scores"] = [s.clip_score for s in record.samples]
-    else:
-        data["retracts"] = record.retracts
     return data
 
 
-def register(ctx: Context) -> None:
-    """Declare the endpoints inside the current `gr.Blocks`."""
+def _settings_endpoint(service: Service, name: str, fields: tuple[str, ...], doc: str):
+    """An administrator's endpoint taking campaign settings as keywords (omitted or None: unchanged; "": the
+    model's default), derived from the campaign's one definition."""
+    known = [campaign_settings.BY_NAME[n] for n in fields if n in campaign_settings.BY_NAME]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(f.name, kind, default=None, annotation=f.python_type | None) for f in known]
+    params.append(inspect.Parameter("request", kind, default=None, annotation=gr.Request))
+    signature = inspect.Signature(params, return_annotation=dict)
+
+    def endpoint(*args, **kwargs) -> dict:
+        bound = signature.bind(*args, **kwargs)
+        request = bound.arguments.pop("request", None)
+        values = {k: v for k, v in bound.arguments.items() if v is not None}
+        caller = caller_of(request)
+        runtime = service.switch(caller, campaign_settings.changes(service.campaign, values))
+        return {"id": runtime.id, "prompts": len(runtime.prompts), "settings": service.settings()}
+
+    endpoint.__signature__ = signature
+    endpoint.__annotations__ = {p.name: p.annotation for p in params} | {"return": dict}
+    endpoint.__name__ = endpoint.__qualname__ = name
+    endpoint.__doc__ = doc
+    return _guard(endpoint)
+
+
+def register(service: Service) -> None:
+    """Register every endpoint (inside a Blocks)."""
 
     @_guard
-    def start(annotator: str = "", request: gr.Request = None) -> dict:
-        """Join as `annotator` (ignored with logins: the login is the annotator); returns the first screen."""
-        tab, _ = ctx.join(request, annotator)
-        return {"annotator": tab.annotator, "administrator": tab.is_admin, "screen": describe(ctx, tab, "batch")}
+    def start(annotator: str = "", tab: str | None = None, request: gr.Request = None) -> dict:
+        """Say who you are (with logins, your login is used whatever you send); returns the first screen."""
+        caller = caller_of(request)
+        screen = service.join(caller, annotator, tab)
+        return {"annotator": service.annotator_of(caller), "administrator": service.is_admin(caller),
+                "screen": describe(service, caller, screen)}
 
     @_guard
     def screen(mode: str = "batch", request: gr.Request = None) -> dict:
         """The current screen of a view ("batch" or "pairwise"), taking the next prompt if it has none."""
-        tab = ctx.tab(request)
-        flow.show(ctx.engine, tab, mode)
-        return describe(ctx, tab, mode)
+        caller = caller_of(request)
+        return describe(service, caller, service.show(caller, mode))
+
+    @_guard
+    def get_next_prompt(mode: str = "batch", annotator: str | None = None, request: gr.Request = None) -> dict:
+        """This client's next prompt, held for it (the one it holds already, if any): state "held" (or "batch" when
+        its batch is already made) or "done". A client that has not called /start says who it is here (with
+        logins, its login is used)."""
+        caller = caller_of(request)
+        return describe(service, caller, service.next_prompt(caller, mode, annotator))
+
+    @_guard
+    def generate_batch(prompt: str | None = None, seeds: list[int] | None = None, parameters: dict | None = None,
+                       mode: str = "batch", request: gr.Request = None) -> dict:
+        """The batch of the prompt this client holds; or (administrators) of an explicit prompt, seeds and
+        generation parameters (num_inference_steps, guidance_scale, height, width, ...). Returns seeds, image
+        paths and URLs, CLIP scores (not to annotators of a blind campaign) and each seed's noise provenance."""
+        begin = time.perf_counter()
+        caller = caller_of(request)
+        made = service.make_batch(caller, prompt, seeds, parameters, mode)
+        return {**describe(service, caller, made, provenance=True), "server_ms": _ms(begin)}
 
     @_guard
     def submit_selection(batch_id: str, golden_seeds: list[int] | None = None, visible_ms: int | None = None,
                          request: gr.Request = None) -> dict:
         """Judge the batch `batch_id`: `golden_seeds` are golden, the other seeds shown are bad."""
         begin = time.perf_counter()
-        tab = ctx.tab(request)
-        record, _ = flow.answer(ctx.engine, tab, "batch", batch_id, golden=golden_seeds or [], visible_ms=visible_ms)
-        return {"record": summary(record), "next": describe(ctx, tab, "batch"), "server_ms": _ms(begin)}
+        caller = caller_of(request)
+        done = service.answer(caller, "batch", batch_id, golden=golden_seeds or [], visible_ms=visible_ms)
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen),
+                "message": done.message, "server_ms": _ms(begin)}
 
     @_guard
     def skip_prompt(batch_id: str, mode: str = "batch", request: gr.Request = None) -> dict:
         """Pass over the batch `batch_id` (recorded as a skip, never a judgement)."""
         begin = time.perf_counter()
-        tab = ctx.tab(request)
-        record, _ = flow.answer(ctx.engine, tab, mode, batch_id, skip=True)
-        return {"record": summary(record), "next": describe(ctx, tab, mode), "server_ms": _ms(begin)}
+        caller = caller_of(request)
+        done = service.answer(caller, mode, batch_id, skip=True)
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen),
+                "message": done.message, "server_ms": _ms(begin)}
 
     @_guard
     def submit_pair(batch_id: str, winner: str, visible_ms: int | None = None, request: gr.Request = None) -> dict:
         """Answer the pair `batch_id`: winner "left", "right", "tie" or "both_bad"."""
         begin = time.perf_counter()
-        tab = ctx.tab(request)
-        record, _ = flow.answer(ctx.engine, tab, "pairwise", batch_id, winner=winner, visible_ms=visible_ms)
-        return {"record": summary(record), "next": describe(ctx, tab, "pairwise"), "server_ms": _ms(begin)}
+        caller = caller_of(request)
+        done = service.answer(caller, "pairwise", batch_id, winner=winner, visible_ms=visible_ms)
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen),
+                "message": done.message, "server_ms": _ms(begin)}
 
     @_guard
     def undo_last(mode: str = "batch", request: gr.Request = None) -> dict:
         """Retract this client's last answer in a view; its batch is back on screen."""
-        tab = ctx.tab(request)
-        record, _ = flow.undo(ctx.engine, tab, mode)
-        return {"record": summary(record), "screen": describe(ctx, tab, mode)}
+        caller = caller_of(request)
+        record, back = service.undo(caller, mode)
+        return {"record": summary(record), "screen": describe(service, caller, back)}
 
     @_guard
-    def history(everyone: bool = False, text: str = "", request: gr.Request = None) -> list[dict]:
-        """Your live answers in this campaign, newest first (everyone's: administrators only)."""
-        tab = ctx.tab(request)
-        if not tab.annotator:
-            raise UserError("annotator: call /start first.", "annotator")
-        if everyone and not tab.is_admin:
-            raise UserError("everyone: only an administrator sees everyone's answers.", "everyone")
-        if not isinstance(text, str) or len(text) > 4000:
-            raise UserError("text: must be a piece of prompt text (at most 4000 characters).", "text")
-        records = in_campaign(ctx.engine.records.read().records, ctx.engine.active.id)
-        return history_rows(records, None if everyone else tab.annotator, text)
+    def history(everyone: bool = False, text: str = "", campaign: str | None = None,
+                request: gr.Request = None) -> dict:
+        """Your live answers in a campaign (default: the running one), newest first (everyone's: administrators),
+        with the unreadable lines of imported records files that were skipped."""
+        found = service.history(caller_of(request), everyone, text, campaign)
+        return {"rows": found["rows"], "campaign": found["campaign"], "campaigns": found["campaigns"],
+                "skipped_lines": found["warnings"]}
 
     @_guard
     def relabel(record_id: str, request: gr.Request = None) -> dict:
-        """Show a judgement again: yours is relabelled (superseded), someone else's gets your second opinion."""
-        tab = ctx.tab(request)
-        flow.relabel(ctx.engine, tab, record_id)
-        return describe(ctx, tab, "batch")
+        """Show an answer again: yours is relabelled (superseded), someone else's gets your second opinion."""
+        caller = caller_of(request)
+        return describe(service, caller, service.relabel(caller, record_id))
 
     @_guard
     def campaign(request: gr.Request = None) -> dict:
-        """The running campaign's definition (read-only for annotators)."""
-        active = ctx.engine.active
-        definition = {**active.campaign.definition(), "model": active.campaign.public_model}
-        definition.pop("prompts")  # a path on the server
-        return {"id": active.id, **definition, "prompts": len(active.prompts), "batches_ready": active.store.count()}
+        """The running campaign's settings (read-only for annotators; no server paths)."""
+        return service.settings()
 
-    @_guard
-    def switch_campaign(model: str = "", num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                        height: int | None = None, width: int | None = None, batch_size: int | None = None,
-                        seed_strategy: str = "", start_seed: int | None = None, dtype: str = "",
-                        name: str = "", request: gr.Request = None) -> dict:
-        """Administrators: switch to the current campaign with these values changed (empty: unchanged)."""
-        from dataclasses import replace
-
-        ctx.require_admin(request)
-        current = ctx.engine.active.campaign
-        changed = {k: v for k, v in dict(model=model, num_inference_steps=num_inference_steps,
-                                           guidance_scale=guidance_scale, height=height, width=width,
-                                           batch_size=batch_size, seed_strategy=seed_strategy, start_seed=start_seed,
-                                           dtype=dtype, name=name).items() if v not in (None, "")}
-        if "model" in changed and changed["model"] != current.model:
-            for key in ("num_inference_steps", "guidance_scale", "height", "width", "max_sequence_length"):
-                changed.setdefault(key, None)  # the new model's defaults
-        active = ctx.engine.switch(replace(current, **changed, prompts_sha256=None))
-        return {"id": active.id, "prompts": len(active.prompts)}
-
-    # Answers share a small pool: on a few cores, many at once only take the GIL from each other (device work is
-    # queued by the engine's worker pool anyway).
-    for fn in (start, screen, submit_selection, skip_prompt, submit_pair, undo_last, relabel):
-        gr.api(fn, api_name=fn.__name__, concurrency_id="answers", concurrency_limit=ANSWERS_AT_ONCE)
-    for fn in (history, campaign, switch_campaign):
+    init_model = _settings_endpoint(service, "init_model", campaign_settings.MODEL_FIELDS,
+                                    "Administrators: load a model with its generation parameters (a campaign switch; "
+                                    "omitted values unchanged, \"\" the model's default).")
+    switch_campaign = _settings_endpoint(service, "switch_campaign", tuple(campaign_settings.BY_NAME),
+                                         "Administrators: run the campaign with these settings changed (omitted: "
+                                         "unchanged, \"\" the model's default).")
+    answers = dict(concurrency_id="answers", concurrency_limit=ANSWERS_AT_ONCE)
+    for fn in (start, screen, get_next_prompt, submit_selection, skip_prompt, submit_pair, undo_last, relabel):
+        gr.api(fn, api_name=fn.__name__, **answers)
+    gr.api(generate_batch, api_name="generate_batch", concurrency_id="generate", concurrency_limit=2)
+    for fn in (history, campaign):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+    for fn in (init_model, switch_campaign):
+        gr.api(fn, api_name=fn.__name__, concurrency_id="switch", concurrency_limit=1)
+
+
+__all__ = ["register", "describe", "summary", "UserError"]

@@ -1,11 +1,12 @@
-"""The browser's listeners: each answers with whole screens and a status line, and never with a traceback.
+"""The browser's listeners: each calls one command of the annotation service and renders what it returns.
 
-Methods of one object holding the `Context` (Gradio injects `gr.Request` by type
-hint, which bound methods keep). An answer is one round trip: the payload that
-`shortcuts.js` hands over (action, batch id, ticked seeds as strings, how long the
-batch was visible, the keys and clicks) goes in; the next screen comes out. A
-refusal (stale batch, too quick, disk full) leaves the screen and its ticks as
-they are (`gr.skip()`) and says why in the status line.
+Methods of one object holding the service and the components (Gradio injects
+`gr.Request` by type hint, which bound methods keep). Each returns a dict keyed by
+component: only the components named change. An answer is one round trip: the
+payload that `shortcuts.js` hands over (action, batch id, ticked seeds as strings,
+how long the batch was visible, the keys and clicks) goes in; the next screen comes
+out. A refusal (stale batch, too quick, disk full) leaves the screen and its ticks
+as they are and says why in the status line.
 """
 
 from __future__ import annotations
@@ -17,27 +18,17 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from goldennoise.annotation import flow
+from goldennoise.annotation import settings as campaign_settings
+from goldennoise.annotation.service import Service, cut
 from goldennoise.errors import UserError
-from goldennoise.store.live import history_rows, in_campaign
 from goldennoise.ui import render
-from goldennoise.ui.context import Context, explain, message
+from goldennoise.ui.common import caller_of, explain, kind_of, message
 
 log = logging.getLogger("goldennoise.ui")
 HISTORY_COLUMNS = ["answer", "golden", "time", "prompt", "annotator", "model", "record_id"]
+EXPORT_FORMATS = ("hub", "table", "npnet", "npz", "jsonl")
 ACTIONS = {"batch": ("submit", "skip", "undo", "retry"),
            "pairwise": ("left", "right", "tie", "both_bad", "skip", "undo", "retry")}
-
-
-FORM = ("name", "model", "dtype", "num_inference_steps", "guidance_scale", "height", "width", "scheduler", "batch_size",
-        "seed_strategy", "start_seed", "pool_size", "candidates", "prefilter", "explore", "overlap", "blind",
-        "min_view_ms")
-
-
-def form_values(campaign) -> tuple:
-    """The administrator's campaign form, filled from the campaign running now (in FORM's order)."""
-    values = {**campaign.definition(), "scheduler": campaign.scheduler or "default", "start_seed": str(campaign.start_seed)}
-    return tuple(values[key] for key in FORM)
 
 
 def _payload(text: str) -> dict:
@@ -51,273 +42,305 @@ def _payload(text: str) -> dict:
 
 
 class Browser:
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
+    def __init__(self, service: Service, ui):
+        self.service, self.ui = service, ui
+
+    # Drawing ----------------------------------------------------------------------------------
+
+    def draw(self, caller, mode: str) -> str:
+        d = self.service.display(caller, mode)
+        guide = bool(self.service.campaign.guidelines)
+        return render.workbench(d, guide) if mode == "batch" else render.pairwise(d, guide)
+
+    def _view(self, mode: str):
+        return self.ui.bench if mode == "batch" else self.ui.pair
+
+    def _settings(self, is_admin: bool) -> dict:
+        c = self.service.campaign
+        out = {self.ui.fields[f.name]: gr.update(value=campaign_settings.value_of(c, f), interactive=is_admin)
+               for f in campaign_settings.FIELDS}
+        return out
+
+    def _campaign(self, is_admin: bool) -> dict:
+        c = self.service.campaign
+        guide = (f"### Guidelines\n\n{c.guidelines}" if c.guidelines else
+                 "*This campaign has no written guidelines: tick the images you find best for the prompt.*")
+        return {self.ui.summary: render.campaign_summary(self.service.settings(), is_admin),
+                self.ui.guidelines: guide, self.ui.guide: guide, **self._settings(is_admin)}
 
     # Arriving and starting -------------------------------------------------------------------
 
-    def on_load(self, remembered: str, request: gr.Request):
+    def arrival_outputs(self) -> list:
+        ui = self.ui
+        return [ui.name, ui.start_message, ui.bench.screen, ui.bench.message, ui.tabs, ui.anal_tab, ui.summary,
+                ui.guidelines, ui.guide, ui.remembered, ui.hist_everyone, ui.set_apply, ui.set_upload,
+                *ui.fields.values()]
+
+    def on_load(self, remembered: str, tab_key: str, request: gr.Request):
         """A tab connects: with a login (or a name this browser remembers) it starts labelling at once."""
-        ctx = self.ctx
+        service, caller = self.service, caller_of(request)
+        out = self._campaign(False)
+        if not service.access.logins and not (remembered or "").strip():
+            return {**out, self.ui.start_message: message("Enter your name and press Start.")}
         try:
-            if not ctx.access.logins and not (remembered or "").strip():
-                tab = ctx.tab(request)
-                return self._arrival(tab, "Enter your name and press Start.", ctx.access.local_only,
-                                     name=gr.skip(), tabs=gr.skip())
-            tab, _ = ctx.join(request, remembered)
-        except UserError as error:
-            tab = ctx.tab(request) if not ctx.access.logins else None
-            return self._arrival(tab, explain(error), False, name=gr.skip(), tabs=gr.skip(), kind="refused")
-        return self._arrival(tab, f"Labelling as {tab.annotator}.", tab.is_admin,
-                             name=gr.update(value=tab.annotator, interactive=not ctx.access.logins))
+            service.join(caller, remembered, tab_key)
+        except Exception as error:  # noqa: BLE001 - said in words; the page stays on Start
+            return {**out, self.ui.start_message: message(explain(error), kind_of(error))}
+        return self._arrived(caller, allow_rename=not service.access.logins)
 
-    def start(self, name: str, request: gr.Request):
-        ctx = self.ctx
+    def start(self, name: str, tab_key: str, request: gr.Request):
+        caller = caller_of(request)
         try:
-            tab, _ = ctx.join(request, name)
-        except Exception as error:  # noqa: BLE001 - a UserError's words, else a generic line (logged)
-            kind = "refused" if isinstance(error, UserError) else "error"
-            return (gr.skip(),) * 2 + (message(explain(error), kind),) + (gr.skip(),) * (6 + len(FORM))
-        return self._arrival(tab, f"Labelling as {tab.annotator}.", tab.is_admin, name=tab.annotator)
+            self.service.join(caller, name, tab_key)
+        except Exception as error:  # noqa: BLE001
+            return {self.ui.start_message: message(explain(error), kind_of(error))}
+        return self._arrived(caller, allow_rename=not self.service.access.logins)
 
-    def _arrival(self, tab, text: str, is_admin: bool, name=None, tabs=None, kind: str = "info"):
-        """(name, screen, message, tabs, admin accordion, analysis tab, campaign, remembered name, everyone box,
-        *form values) after a tab arrives or starts."""
-        ctx = self.ctx
-        html = ctx.screen_html(tab, "batch") if tab is not None else render.idle("batch", text)
+    def _arrived(self, caller, allow_rename: bool) -> dict:
+        ui, service = self.ui, self.service
+        who = service.annotator_of(caller)
+        is_admin = service.is_admin(caller)
         shown = gr.update(visible=is_admin)
-        remembered = tab.annotator if tab is not None and tab.annotator and not ctx.access.logins else gr.skip()
-        return (name if name is not None else gr.skip(), html, message(text, kind),
-                tabs if tabs is not None else gr.Tabs(selected="workbench"), shown, shown,
-                render.campaign_summary(ctx.engine.active, is_admin), remembered, shown,
-                *form_values(ctx.engine.active.campaign))
+        return {ui.name: gr.update(value=who, interactive=allow_rename),
+                ui.start_message: message(f"Labelling as {who}." + (" You administer this campaign (Settings, "
+                                                                    "Analysis)." if is_admin else "")),
+                ui.bench.screen: self.draw(caller, "batch"), ui.bench.message: message(""),
+                ui.tabs: gr.Tabs(selected="workbench"), ui.anal_tab: shown, ui.hist_everyone: shown,
+                ui.set_apply: shown, ui.set_upload: shown,
+                ui.remembered: who if allow_rename else gr.skip(), **self._campaign(is_admin)}
 
     # Workbench and Pairwise --------------------------------------------------------------------
 
-    def act(self, payload: str, request: gr.Request):
-        return self._act("batch", payload, request)
-
-    def pair_act(self, payload: str, request: gr.Request):
-        return self._act("pairwise", payload, request)
+    def act(self, mode: str):
+        def listener(payload: str, request: gr.Request):
+            return self._act(mode, payload, request)
+        listener.__name__ = f"act_{mode}"
+        return listener
 
     def _act(self, mode: str, payload: str, request: gr.Request):
-        ctx = self.ctx
+        view, caller, service = self._view(mode), caller_of(request), self.service
         try:
             data = _payload(payload)
             action = data.get("action")
             if action not in ACTIONS[mode]:
-                raise UserError(f"action: {action!r} is not one of {', '.join(ACTIONS[mode])}.", "action")
-            tab = ctx.tab(request)
+                raise UserError(f"action: {str(action)[:20]!r} is not one of {', '.join(ACTIONS[mode])}.", "action")
             if action == "retry":  # the next batch could not be made before: try again
-                flow.show(ctx.engine, tab, mode)
-                return ctx.screen_html(tab, mode), message("")
+                service.show(caller, mode)
+                return {view.screen: self.draw(caller, mode), view.message: message("")}
             if action == "undo":
-                record, back = flow.undo(ctx.engine, tab, mode)
-                text = f"Undone: “{render.short(record.prompt.text)}” is back on screen" + (
+                record, back = service.undo(caller, mode)
+                text = f"Undone: “{cut(record.prompt.text)}” is back on screen" + (
                     ", with the ticks you had given it." if back.ticks else ".")
             else:
-                batch = tab.views[mode].screen.batch
-                scores = batch.clip_scores if batch is not None else None
-                record, _ = flow.answer(
-                    ctx.engine, tab, mode, str(data.get("batch") or ""), golden=data.get("golden") or [],
+                done = service.answer(
+                    caller, mode, str(data.get("batch") or ""), golden=data.get("golden") or [],
                     winner=action if mode == "pairwise" and action != "skip" else None, skip=action == "skip",
                     visible_ms=data.get("visible_ms") if isinstance(data.get("visible_ms"), int) else None,
                     interaction=data.get("interaction"))
-                text = ("Relabel cancelled: your earlier answer stands." if record is None else
-                        render.saved_text(record, scores if ctx.engine.active.campaign.blind else None))
-            return ctx.screen_html(tab, mode), message(text)
+                text = done.message
+            return {view.screen: self.draw(caller, mode), view.message: message(text)}
         except UserError as error:
-            return self._catch_up(mode, payload, request), message(explain(error), "refused")
+            return {**self._catch_up(mode, payload, caller), view.message: message(explain(error), "refused")}
         except Exception as error:  # noqa: BLE001
-            return gr.skip(), message(explain(error), "error")
+            return {view.message: message(explain(error), "error")}
 
-    def _catch_up(self, mode: str, payload: str, request):
+    def _catch_up(self, mode: str, payload: str, caller) -> dict:
         """After a refusal: keep the page as it is (and its ticks), unless the server shows another batch by now
-        (the campaign was switched, or the batch was answered in a reply the page has not seen)."""
+        (the campaign was switched, the prompt was released, or the batch was answered in a reply the page has not
+        seen)."""
         try:
-            tab = self.ctx.tab(request)
-            screen = flow.show(self.ctx.engine, tab, mode) if tab.annotator else None
+            screen = self.service.show(caller, mode)
             client = _payload(payload).get("batch")
-            if screen is None or (screen.batch is not None and screen.batch.batch_id == client):
-                return gr.skip()
-            return self.ctx.screen_html(tab, mode)
+            if screen.batch is not None and screen.batch.batch_id == client:
+                return {self._view(mode).screen: gr.skip()}
+            return {self._view(mode).screen: self.draw(caller, mode)}
         except Exception:  # noqa: BLE001 - the refusal message is already on its way
-            return gr.skip()
+            return {self._view(mode).screen: gr.skip()}
 
-    def open_view(self, mode: str, client_batch: str | None, request: gr.Request):
-        """A view's tab was opened: show its screen (taking a prompt if it has none); keep ticks if unchanged."""
-        ctx = self.ctx
-        try:
-            tab = ctx.tab(request)
-            if not tab.annotator:
-                return gr.skip(), message("Enter your name in Start first.")
-            screen = flow.show(ctx.engine, tab, mode)
-            if screen.batch is not None and client_batch == screen.batch.batch_id:
-                return gr.skip(), message("")
-            return ctx.screen_html(tab, mode), message("")
-        except Exception as error:  # noqa: BLE001
-            return gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error")
-
-    def open_workbench(self, client_batch: str, request: gr.Request):
-        return self.open_view("batch", client_batch, request)
-
-    def open_pairwise(self, client_batch: str, request: gr.Request):
-        return self.open_view("pairwise", client_batch, request)
+    def open_view(self, mode: str):
+        def listener(client_batch: str | None, request: gr.Request):
+            """A view's tab was opened: show its screen (taking a prompt if it has none); keep ticks if unchanged."""
+            view, caller = self._view(mode), caller_of(request)
+            try:
+                screen = self.service.show(caller, mode)
+                if screen.batch is not None and client_batch == screen.batch.batch_id:
+                    return {view.message: message("")}
+                return {view.screen: self.draw(caller, mode), view.message: message("")}
+            except Exception as error:  # noqa: BLE001
+                return {view.message: message(explain(error), kind_of(error))}
+        listener.__name__ = f"open_{mode}"
+        return listener
 
     def renew(self, request: gr.Request):
-        """Every few seconds while the tab is open: keep its prompts held, and move it to a new campaign at once."""
-        ctx = self.ctx
-        tab = ctx.tabs.get(getattr(request, "session_hash", None) or "", create=False)
-        if not tab.annotator or ctx.engine._active is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        if tab.epoch == ctx.engine.epoch:
-            ctx.engine.active.assigner.renew(tab.tab_id)
-            return self._waiting(tab, "batch"), gr.skip(), self._waiting(tab, "pairwise"), gr.skip()
+        """Every few seconds while the tab is open: keep its prompts held; move on from a released prompt; follow a
+        campaign switch; take a freed prompt on a waiting screen."""
+        caller = caller_of(request)
         try:
-            flow.show(ctx.engine, tab, "batch")
-            # the screens carry the switch notice; the message lines are cleared, not a second copy of it
-            note = "" if tab.views["batch"].screen.notice else "The campaign changed."
-            pair = ctx.screen_html(tab, "pairwise")
-            return ctx.screen_html(tab, "batch"), message(note), pair, message(note)
-        except Exception as error:  # noqa: BLE001
-            return gr.skip(), message(explain(error), "refused"), gr.skip(), gr.skip()
-
-    def _waiting(self, tab, mode: str):
-        """A view waiting for prompts others hold: take one as soon as it is free (a tab closed, a lease ran out)."""
-        ctx = self.ctx
-        view = tab.views[mode]
-        if view.screen.state != "done":
-            return gr.skip()
-        try:
-            if flow.progress(ctx.engine, tab, mode)["remaining_for_you"] <= 0:
-                return gr.skip()
-            if flow.show(ctx.engine, tab, mode).state != "batch":
-                return gr.skip()
-            return ctx.screen_html(tab, mode)
-        except Exception:  # noqa: BLE001 - the next tick tries again; the page keeps its waiting screen
-            log.exception("waiting view of %s", tab.annotator)
-            return gr.skip()
+            changed = self.service.renew(caller)
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("renewal")
+            changed = {}
+        out = {self.ui.bench.screen: gr.skip()}  # a dict with at least one key: Gradio reads {} as one value
+        for mode in changed:
+            view = self._view(mode)
+            out[view.screen] = self.draw(caller, mode)
+            out[view.message] = message("")
+        return out
 
     def unload(self, request: gr.Request):
-        tab = self.ctx.tabs.pop(getattr(request, "session_hash", None) or "")
-        if tab is not None:
-            freed = flow.close(self.ctx.engine, tab)
-            log.info("tab of %s closed: %d prompt(s) freed", tab.annotator or "nobody", freed)
+        freed = self.service.close(caller_of(request))
+        log.info("a tab closed: %d prompt(s) freed", freed)
 
     # History --------------------------------------------------------------------------------
 
     def history(self, everyone: bool, text: str, campaign: str | None, request: gr.Request):
-        ctx = self.ctx
+        ui = self.ui
         try:
-            tab = ctx.tab(request)
-            if not tab.annotator:
-                return (pd.DataFrame([], columns=HISTORY_COLUMNS), "Enter your name in Start to see your answers.",
-                        gr.skip())
-            everyone = bool(everyone) and tab.is_admin
-            read = ctx.engine.records.read()
-            mine = [r for r in read.records if everyone or r.annotator == tab.annotator]
-            campaigns = list(dict.fromkeys([ctx.engine.active.id] + [r.campaign or "(none)" for r in reversed(mine)]))
-            chosen = campaign if campaign in campaigns else ctx.engine.active.id
-            records = in_campaign(read.records, None if chosen == "(none)" else chosen)
-            rows = history_rows(records, None if everyone else tab.annotator, text or "")
-            for row in rows:
-                row["golden"] = " ".join(map(str, row["golden"]))
-                if len(row["prompt"]) > 140:
-                    row["prompt"] = row["prompt"][:139] + "…"  # the whole prompt is in the details below
-            note = (f"{len(rows)} answer{'' if len(rows) == 1 else 's'} · {'everyone' if everyone else 'yours'} · "
-                    f"campaign {chosen}" + (" (the current one)" if chosen == ctx.engine.active.id else ""))
-            if read.warnings:
-                note += f" · {len(read.warnings)} unreadable line(s) skipped (see the log)"
-            return pd.DataFrame(rows, columns=HISTORY_COLUMNS), note, gr.update(choices=campaigns, value=chosen)
+            found = self.service.history(caller_of(request), bool(everyone), text or "", campaign)
+        except UserError as error:
+            return {ui.hist_table: pd.DataFrame([], columns=HISTORY_COLUMNS), ui.hist_note: explain(error)}
         except Exception as error:  # noqa: BLE001
-            return gr.skip(), explain(error), gr.skip()
+            return {ui.hist_note: explain(error)}
+        rows = found["rows"]
+        for row in rows:
+            row["golden"] = " ".join(map(str, row["golden"]))
+            if len(row["prompt"]) > 140:
+                row["prompt"] = row["prompt"][:139] + "…"  # the whole prompt is in the details below
+        note = (f"{len(rows)} answer{'' if len(rows) == 1 else 's'} · {'everyone' if found['everyone'] else 'yours'}"
+                f" · campaign {found['campaign']}" + (" (the current one)" if found["current"] else ""))
+        if found["warnings"]:
+            note += f" · {len(found['warnings'])} unreadable line(s) of an imported records.jsonl were skipped"
+        return {ui.hist_table: pd.DataFrame(rows, columns=HISTORY_COLUMNS), ui.hist_note: note,
+                ui.hist_campaign: gr.update(choices=found["campaigns"], value=found["campaign"])}
 
     def history_select(self, table: pd.DataFrame, event: gr.SelectData, request: gr.Request):
-        ctx = self.ctx
+        ui = self.ui
         try:
-            tab = ctx.tab(request)
             record_id = str(table.iloc[event.index[0]]["record_id"])
-            record = flow.find_record(ctx.engine, record_id, any_campaign=True)
-            if record.annotator != tab.annotator and not tab.is_admin:
-                raise UserError("That answer is not yours.", "record_id")
-            own = record.annotator == tab.annotator
-            label = ("Relabel my answer in the Workbench" if own else "Judge it again myself (second opinion)")
-            can = record.kind == "judgement"
-            return (render.record_details(ctx.outputs, record, own), record_id,
-                    gr.update(value=label, interactive=can, visible=True))
+            record, own = self.service.record(caller_of(request), record_id)
         except Exception as error:  # noqa: BLE001
-            return message(explain(error), "refused"), "", gr.update(visible=False)
+            return {ui.hist_details: message(explain(error), "refused"), ui.hist_selected: "",
+                    ui.hist_relabel: gr.update(visible=False), ui.hist_reason: gr.update(visible=False)}
+        current = record.campaign == self.service.campaign.id
+        if record.kind == "judgement":
+            label, can, why = (("Relabel my answer in the Workbench", True, "") if own else
+                               ("Judge it again myself (second opinion)", True, ""))
+        elif record.kind == "pairwise":
+            label, can, why = ("Relabel my answer in Pairwise", own, "" if own else
+                               "Only the person who gave a pairwise answer can change it.")
+        else:
+            label, can, why = "Relabel", False, "A skip has nothing to relabel: the prompt comes back only to others."
+        if not current and can:
+            can, why = False, "This answer belongs to another campaign: relabel it while that campaign runs."
+        return {ui.hist_details: render.record_details(record, own), ui.hist_selected: record_id,
+                ui.hist_relabel: gr.update(value=label, interactive=can, visible=True),
+                ui.hist_reason: gr.update(value=why, visible=bool(why))}
 
     def relabel(self, record_id: str, request: gr.Request):
-        ctx = self.ctx
+        ui, caller = self.ui, caller_of(request)
         try:
-            tab = ctx.tab(request)
-            flow.relabel(ctx.engine, tab, record_id)
-            return ctx.screen_html(tab, "batch"), message("Relabel: change the ticks and submit."), \
-                gr.Tabs(selected="workbench")
+            screen = self.service.relabel(caller, record_id)
         except Exception as error:  # noqa: BLE001
-            return gr.skip(), message(explain(error), "refused"), gr.skip()
+            return {ui.bench.message: message(explain(error), kind_of(error))}
+        mode = screen.mode
+        view = self._view(mode)
+        return {view.screen: self.draw(caller, mode), view.message: message("Relabel: change your answer and "
+                                                                            "submit (Skip keeps the earlier one)."),
+                ui.tabs: gr.Tabs(selected="workbench" if mode == "batch" else "pairwise")}
 
-    # Administration -------------------------------------------------------------------------
+    # Settings (administrators) ---------------------------------------------------------------------
 
-    def switch(self, name: str, model: str, dtype: str, num_inference_steps, guidance_scale, height, width,
-               scheduler: str, batch_size, seed_strategy: str, start_seed: str, pool_size, candidates,
-               prefilter: str, explore, overlap, blind: bool, min_view_ms, request: gr.Request,
-               progress=gr.Progress(track_tqdm=True)):
-        from goldennoise.ui.admin import campaign_from_form
+    def apply_settings(self):
+        """The Settings form's listener: one parameter per field (Gradio passes the request by its type hint, which
+        a *args signature would hide), built from the campaign's fields."""
+        import inspect
 
-        ctx = self.ctx
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        params = [inspect.Parameter(name, kind) for name in self.ui.fields]
+        params += [inspect.Parameter("request", kind, annotation=gr.Request),
+                   inspect.Parameter("progress", kind, default=gr.Progress(track_tqdm=True))]
+        signature = inspect.Signature(params)
+
+        def listener(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            return self._apply(values.pop("request"), values.pop("progress"), values)
+
+        listener.__signature__ = signature
+        listener.__annotations__ = {"request": gr.Request}  # Gradio finds the request by its type hint
+        listener.__name__ = "apply_settings"
+        return listener
+
+    def _apply(self, request, progress, form: dict):
+        ui, caller, service = self.ui, caller_of(request), self.service
         try:
-            ctx.require_admin(request)
-            campaign = campaign_from_form(ctx.engine.active.campaign, dict(
-                name=name, model=model, dtype=dtype, num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale, height=height, width=width, scheduler=scheduler,
-                batch_size=batch_size, seed_strategy=seed_strategy, start_seed=start_seed, pool_size=pool_size,
-                candidates=candidates, prefilter=prefilter, explore=explore, overlap=overlap, blind=blind,
-                min_view_ms=min_view_ms))
-            active = ctx.engine.switch(campaign, progress=lambda share, text: progress(share, desc=text))
-            return (render.campaign_summary(active, True), message(f"Switched to campaign {active.id}; every open "
-                                                                   "tab goes on there."), *form_values(active.campaign))
+            changes = campaign_settings.changes(service.campaign, form)
+            if not changes:
+                return {ui.set_message: message("Nothing changed: the campaign runs as it is.")}
+            runtime = service.switch(caller, changes, progress=lambda share, text: progress(share, desc=text))
         except Exception as error:  # noqa: BLE001
-            return (gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error"),
-                    *[gr.skip()] * len(FORM))
+            return {ui.set_message: message(explain(error), kind_of(error))}
+        return {ui.set_message: message(f"Switched to campaign {runtime.id}; every open tab goes on there."),
+                **self._campaign(True)}
+
+    def model_defaults(self, model: str):
+        """A known model's own defaults fill the form when an administrator picks it (the known list only: this
+        runs for anyone who can reach the page, and never looks at the disk)."""
+        defaults = campaign_settings.model_defaults(model)
+        return {self.ui.fields[name]: value for name, value in (defaults or {}).items()} or \
+            {self.ui.fields["height"]: gr.skip()}
 
     def upload(self, path: str | None, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
         """A new prompt file (administrators): parsed, kept as the campaign's prompt list, the upload deleted."""
-        from goldennoise.ui.admin import campaign_with_prompts
-
-        ctx = self.ctx
+        ui, caller = self.ui, caller_of(request)
         try:
-            ctx.require_admin(request)
             if not path:
                 raise UserError("prompt file: none given.", "prompts")
             try:
-                campaign = campaign_with_prompts(ctx.engine.active.campaign, Path(path), ctx.outputs)
+                runtime = self.service.upload_prompts(caller, Path(path),
+                                                      progress=lambda share, text: progress(share, desc=text))
             finally:
                 Path(path).unlink(missing_ok=True)  # the raw upload is never kept
-            active = ctx.engine.switch(campaign, progress=lambda share, text: progress(share, desc=text))
-            return (None, render.campaign_summary(active, True),
-                    message(f"{len(active.prompts)} prompts loaded: campaign {active.id}; every tab goes on there."),
-                    *form_values(active.campaign))
         except Exception as error:  # noqa: BLE001
-            return (None, gr.skip(), message(explain(error), "refused" if isinstance(error, UserError) else "error"),
-                    *[gr.skip()] * len(FORM))
+            return {ui.set_upload: None, ui.set_message: message(explain(error), kind_of(error))}
+        return {ui.set_upload: None, ui.set_message: message(f"{len(runtime.prompts)} prompts loaded: campaign "
+                                                             f"{runtime.id}; every tab goes on there."),
+                **self._campaign(True)}
+
+    # Analysis and export (administrators) ------------------------------------------------------------
 
     def analysis(self, with_selector: bool, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        from goldennoise.ui.admin import run_analysis
-
+        ui = self.ui
         try:
-            self.ctx.require_admin(request)
-            return run_analysis(self.ctx, bool(with_selector), progress)
+            progress(0.02, desc="Reading records…")
+            result = self.service.analyse(caller_of(request), bool(with_selector), progress)
         except Exception as error:  # noqa: BLE001
-            return message(explain(error), "refused"), [], None, None
+            return {ui.anal_summary: message(explain(error), kind_of(error))}
+        table = result.get("selector_table")
+        summary = "".join(f"<div class='gn-line'>{render.e(line)}</div>" for line in result["summary"])
+        return {ui.anal_summary: summary, ui.anal_figures: result["figures"],
+                ui.anal_table: gr.update(value=table, visible=table is not None),
+                ui.anal_report: str(result["report"])}
 
     def export(self, formats: list[str], request: gr.Request, progress=gr.Progress(track_tqdm=True)):
-        from goldennoise.ui.admin import run_export
+        """Export this campaign; hand the administrator one zip per format (an NPNet export is thousands of files)."""
+        import shutil
 
+        ui = self.ui
         try:
-            self.ctx.require_admin(request)
-            return run_export(self.ctx, formats, progress)
+            progress(0.05, desc="Exporting…")
+            done = self.service.export(caller_of(request), list(formats or []), progress)
+            archives = []
+            for name, folder in done["written"].items():
+                progress(0.6, desc=f"Packing {name}…")
+                folder = Path(folder)
+                archives.append(shutil.make_archive(str(folder.parent / f"goldennoise-{name}"), "zip",
+                                                    root_dir=folder) if folder.is_dir() else str(folder))
         except Exception as error:  # noqa: BLE001
-            return message(explain(error), "refused"), None
-
+            return {ui.export_note: message(explain(error), kind_of(error))}
+        text = f"Exported {len(done['files'])} files ({', '.join(done['formats'])}) under exports/."
+        if done["excluded"]:
+            text += f" {len(done['excluded'])} record(s) were left out: their noise does not match (run goldennoise " \
+                    "verify)."
+        return {ui.export_note: message(text, "refused" if done["excluded"] else "info"), ui.export_files: archives}

@@ -11,18 +11,12 @@ cannot hold 64-bit integers.
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
-from goldennoise.annotation.tabs import Screen
+from goldennoise.annotation.service import Display
+from goldennoise.ui.guard import image_url
 
 e = html.escape
-
-
-def image_url(outputs: Path, relative: str) -> str:
-    """Where the browser gets a generated image (no server path in it; see guard.py)."""
-    from goldennoise.ui.guard import image_url as guarded
-
-    return guarded(relative)
+GUIDE_BUTTON = "<button type='button' data-action='guide' class='gn-guide-button'>Guidelines <kbd>?</kbd></button>"
 
 
 def _progress(p: dict | None) -> str:
@@ -55,30 +49,32 @@ def done(view: str, notice: str | None, progress: dict | None, waiting: bool = F
                   notice, progress)
 
 
-def _cell(outputs: Path, i: int, seed: int, path: str, score: float | None, ticked: bool) -> str:
+def _cell(i: int, seed: int, path: str, score: float | None, ticked: bool) -> str:
     label = f"#{i} · seed {seed}" + ("" if score is None else f" · CLIP {score:.2f}")
     return (f"<button type='button' class='gn-cell{' gn-ticked' if ticked else ''}' data-seed='{seed}' data-i='{i}' "
             f"aria-pressed='{'true' if ticked else 'false'}' aria-label='{e(label)}' title='{e(label)}'>"
-            f"<img src='{e(image_url(outputs, path))}' alt='{e(label)}' draggable='false'>"
+            f"<img src='{e(image_url(path))}' alt='{e(label)}' draggable='false'>"
             f"<span class='gn-num'>#{i}</span><span class='gn-check' aria-hidden='true'>✓</span>"
             f"<span class='gn-seed'>seed {seed}{'' if score is None else f' · {score:.2f}'}</span></button>")
 
 
-def workbench(outputs: Path, screen: Screen, progress: dict | None, min_view_ms: int, blind: bool) -> str:
+def workbench(d: Display, guide: bool = False) -> str:
     """The Workbench: prompt, the batch (tick by click or number), Submit, and the other actions."""
+    screen, progress = d.screen, d.progress
     if screen.state == "done":
-        return done("batch", screen.notice, progress)
+        return done("batch", screen.notice, progress, d.waiting)
     if screen.state != "batch":
         return idle("batch", screen.notice or "Say who you are in Start, then label here.", retry=bool(screen.notice))
     batch = screen.batch
-    scores = None if blind or batch.clip_scores is None else batch.clip_scores
-    cells = "".join(_cell(outputs, i + 1, seed, path, None if scores is None else scores[i], seed in screen.ticks)
+    scores = None if d.blind or batch.clip_scores is None else batch.clip_scores
+    cells = "".join(_cell(i + 1, seed, path, None if scores is None else scores[i], seed in screen.ticks)
                     for i, (seed, path) in enumerate(zip(batch.seeds, batch.image_paths)))
     n = len(batch.seeds)
     cols = n if n <= 4 else (4 if n <= 8 else 5)
     rows = -(-n // cols)
     origin = {"relabel": ("Relabelling your earlier answer" if screen.supersedes else
-                          "Second opinion on another annotator's answer"), "undo": "Undone: answer again"}
+                          "Second opinion on another annotator's answer"), "undo": "Undone: answer again",
+              "explicit": "Seeds chosen on request", "request": "Made on request"}
     tag = f"<span class='gn-origin'>{e(origin[screen.origin])}</span>" if screen.origin in origin else ""
     long = " gn-long" if len(screen.prompt.text) > 240 else ""
     body = (f"<p class='gn-prompt{long}' title='{e(screen.prompt.text[:1000])}'>{tag}{e(screen.prompt.text)}</p>"
@@ -90,36 +86,40 @@ def workbench(outputs: Path, screen: Screen, progress: dict | None, min_view_ms:
             "<button type='button' data-action='skip'>Skip <kbd>s</kbd></button>"
             "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button>"
             "<button type='button' data-action='zoom'>Larger <kbd>f</kbd></button>"
+            + (GUIDE_BUTTON if guide else "") +
             "<span class='gn-hint'>Click an image or press its number to tick it: ticked = golden, the rest are "
             "recorded as bad.</span></div>")
-    attrs = (f"data-batch='{e(batch.batch_id)}' data-min-view='{int(min_view_ms)}' "
+    attrs = (f"data-batch='{e(batch.batch_id)}' data-min-view='{int(d.min_view_ms)}' "
              f"data-ticks='{e(','.join(str(s) for s in screen.ticks))}'")
     return _frame("batch", "batch", body, screen.notice, progress, attrs)
 
 
-def pairwise(outputs: Path, screen: Screen, progress: dict | None, min_view_ms: int, blind: bool) -> str:
+def pairwise(d: Display, guide: bool = False) -> str:
     """Two seeds of one prompt side by side: left, right, tie or both bad."""
+    screen, progress = d.screen, d.progress
     if screen.state == "done":
-        return done("pairwise", screen.notice, progress)
+        return done("pairwise", screen.notice, progress, d.waiting)
     if screen.state != "batch":
         return idle("pairwise", screen.notice or "Say who you are in Start, then compare pairs here.",
                     retry=bool(screen.notice))
     batch = screen.batch
     sides = []
     for side, seed, path, score in zip(("Left", "Right"), batch.seeds, batch.image_paths,
-                                       batch.clip_scores if batch.clip_scores and not blind else (None, None)):
+                                       batch.clip_scores if batch.clip_scores and not d.blind else (None, None)):
         label = f"{side} · seed {seed}" + ("" if score is None else f" · CLIP {score:.2f}")
-        sides.append(f"<figure class='gn-side'><img src='{e(image_url(outputs, path))}' alt='{e(label)}' "
+        sides.append(f"<figure class='gn-side'><img src='{e(image_url(path))}' alt='{e(label)}' "
                      f"draggable='false'><figcaption>{e(label)}</figcaption></figure>")
-    body = (f"<p class='gn-prompt'>{e(screen.prompt.text)}</p><div class='gn-pair'>{''.join(sides)}</div>"
+    tag = "<span class='gn-origin'>Relabelling your earlier answer</span>" if screen.origin == "relabel" else ""
+    body = (f"<p class='gn-prompt'>{tag}{e(screen.prompt.text)}</p><div class='gn-pair'>{''.join(sides)}</div>"
             "<div class='gn-actions'>"
             "<button type='button' class='gn-primary' data-action='left'>Left is better <kbd>1</kbd> <kbd>←</kbd></button>"
             "<button type='button' class='gn-primary' data-action='right'>Right is better <kbd>2</kbd> <kbd>→</kbd></button>"
             "<button type='button' data-action='tie'>Tie <kbd>t</kbd></button>"
             "<button type='button' data-action='both_bad'>Both bad <kbd>b</kbd></button>"
             "<button type='button' data-action='skip'>Skip <kbd>s</kbd></button>"
-            "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button></div>")
-    attrs = f"data-batch='{e(batch.batch_id)}' data-min-view='{int(min_view_ms)}'"
+            "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button>"
+            + (GUIDE_BUTTON if guide else "") + "</div>")
+    attrs = f"data-batch='{e(batch.batch_id)}' data-min-view='{int(d.min_view_ms)}'"
     return _frame("pairwise", "batch", body, screen.notice, progress, attrs)
 
 
@@ -128,50 +128,30 @@ def message(text: str, kind: str = "info", nonce: int = 0) -> str:
     return f"<div class='gn-msg gn-{kind}' data-n='{nonce}' role='status'>{e(text)}</div>"
 
 
-def short(text: str, limit: int = 60) -> str:
-    """A prompt for a one-line message: cut at a word with an ellipsis when longer than `limit`."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit - 1].rsplit(" ", 1)[0] if " " in text[:limit - 1] else text[:limit - 1]
-    return cut.rstrip(" ,;:") + "…"
-
-
-def saved_text(record, scores_after: list | None) -> str:
-    """What was just recorded, in words (and, blind campaigns, what CLIP would have picked)."""
-    if record.kind == "skip":
-        return f"Skipped “{short(record.prompt.text)}”."
-    if record.kind == "pairwise":
-        return f"Saved: {record.preference.winner.replace('_', ' ')} for “{short(record.prompt.text)}”."
-    counted = {"none_golden": f"none golden ({len(record.bad_seeds)} bad)",
-               "all_golden": f"all golden ({len(record.golden_seeds)})"}.get(
-        record.verdict, f"{len(record.golden_seeds)} golden, {len(record.bad_seeds)} bad")
-    text = f"Saved: {counted} for “{short(record.prompt.text)}”."
-    if scores_after and all(s is not None for s in scores_after):
-        best = max(range(len(scores_after)), key=lambda i: scores_after[i])
-        text += f" CLIP would have picked #{best + 1} (score {scores_after[best]:.1f})."
-    return text
-
-
-def campaign_summary(active, is_admin: bool) -> str:
-    c = active.campaign
-    rows = [("Campaign", c.id), ("Model", f"{c.public_model if not is_admin else c.model} ({c.dtype})"),
-            ("Generation", f"{c.num_inference_steps} steps · guidance {c.guidance_scale} · {c.width}×{c.height}"
-                           + (f" · {c.scheduler}" if c.scheduler else "")),
-            ("Prompts", f"{len(active.prompts)} from {Path(c.prompts).name}"),
-            ("Seeds", f"{c.seed_strategy} · {c.batch_size} per prompt" +
-                      (f" · pool of {c.pool_size} from {c.start_seed}" if c.seed_strategy == "pool" else "")),
-            ("Pre-filter", f"{c.candidates} candidates by {c.prefilter}, {c.explore} explored" if c.candidates
-             else "off"),
-            ("Annotation", f"overlap {c.overlap:g} · {'blind (CLIP hidden until answered)' if c.blind else 'CLIP shown'}"
-                           f" · at least {c.min_view_ms} ms per batch"),
-            ("Batches ready", f"{active.store.count()} of {len(active.prompts)}"),
-            ("Your role", "administrator" if is_admin else "annotator (the campaign is read-only)")]
+def campaign_summary(settings: dict, is_admin: bool) -> str:
+    """The running campaign in a few lines (the Start tab); `settings` as the service gives them."""
+    c = settings
+    rows = [("Campaign", c["id"]), ("Model", f"{c['model']} ({c['dtype']})"),
+            ("Generation", f"{c['num_inference_steps']} steps · guidance {c['guidance_scale']} · "
+                           f"{c['width']}×{c['height']}" + (f" · {c['scheduler']}" if c["scheduler"] else "")),
+            ("Prompts", f"{c['prompt_count']} from {c['prompts']}"),
+            ("Seeds", f"{c['seed_strategy']} · {c['batch_size']} per prompt" +
+                      (f" · pool of {c['pool_size']} from {c['start_seed']}" if c["seed_strategy"] == "pool" else "")),
+            ("Pre-filter", f"{c['candidates']} candidates by {c['prefilter']}, {c['explore']} explored"
+             if c["candidates"] else "off"),
+            ("Annotation", f"overlap {c['overlap']:g} · "
+                           + ("blind (no CLIP score or pick on screen)" if c["blind"] else "CLIP scores shown")
+                           + (" · CLIP's pick said after each answer" if c["show_clip_pick_after"] else "")
+                           + f" · at least {c['min_view_ms']} ms per batch"),
+            ("Batches ready", f"{c['batches_ready']} of {c['prompt_count']}"),
+            ("Your role", "administrator (change it in Settings)" if is_admin else
+             "annotator (the campaign is read-only)")]
     cells = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
-    warnings = "".join(f"<p class='gn-warn'>{e(w)}</p>" for w in active.warnings)
+    warnings = "".join(f"<p class='gn-warn'>{e(w)}</p>" for w in c["warnings"])
     return f"<table class='gn-campaign'>{cells}</table>{warnings}"
 
 
-def record_details(outputs: Path, record, own: bool) -> str:
+def record_details(record, own: bool) -> str:
     """A record from History, as text and thumbnails."""
     head = (f"<p class='gn-prompt'>{e(record.prompt.text)}</p><p>{e(record.annotator)} · "
             f"{e(record.model.name or record.model.id or '')} · {e(record.created_at)} · "
@@ -185,7 +165,7 @@ def record_details(outputs: Path, record, own: bool) -> str:
     cells = []
     for s in record.samples:
         mark = "golden" if s.seed in golden or s.seed == winner else ("bad" if record.kind == "judgement" else "")
-        cells.append(f"<figure class='gn-thumb gn-{mark or 'shown'}'><img src='{e(image_url(outputs, s.image_path))}' "
+        cells.append(f"<figure class='gn-thumb gn-{mark or 'shown'}'><img src='{e(image_url(s.image_path))}' "
                      f"alt='seed {s.seed}'><figcaption>seed {s.seed}{' · ' + mark if mark else ''}"
                      f"{'' if s.clip_score is None else f' · CLIP {s.clip_score:.2f}'}</figcaption></figure>")
     return f"<div class='gn-record'>{head}<div class='gn-thumbs'>{''.join(cells)}</div></div>"

@@ -6,6 +6,7 @@
   // Workbench: 1-9, 0 toggle image 1-10 (or click it) · Enter submits the ticks on screen, whatever has
   //            focus (except a text field) · a all · n none · s skip · u undo · f or arrows: larger view.
   // Pairwise:  1 or Left · 2 or Right · t tie · b both bad · s skip · u undo.
+  // Everywhere: ? or h shows the campaign's guidelines (Esc closes them).
   // While an answer is on its way every shortcut is ignored; a submit counts only once the batch has been
   // fully painted for the campaign's minimum viewing time (the server checks it too).
   if (window.gn) return;
@@ -14,8 +15,9 @@
     pairwise: { root: "gn-pairwise", screen: "gn-pair-screen", send: "gn-pair-send", msg: "gn-pair-message" },
   };
   // seen: ms the painted batch has been on screen (only while its view is shown and the page visible).
+  // ignored: presses that did nothing (an answer on its way, or a new batch not looked at yet), counted for tests.
   const fresh = () => ({ batch: null, busy: false, shownAt: 0, painted: false, seen: 0, since: null, events: [],
-    pending: null, timer: 0 });
+    pending: null, timer: 0, ignored: 0, extra: false });
   const st = { batch: fresh(), pairwise: fresh() };
   const screenOf = (v) => document.querySelector(`#${VIEWS[v].screen} .gn-screen`);
   const shown = (id) => { const el = document.getElementById(id); return el !== null && el.offsetParent !== null; };
@@ -23,29 +25,37 @@
   const cells = () => Array.from(document.querySelectorAll("#gn-screen .gn-cell"));
   const now = () => performance.now();
 
-  const showing = (v) => st[v].painted && shown(VIEWS[v].root) && document.visibilityState === "visible";
-  function account(v) {
+  // Whether each view is on screen, with the time it changed (an IntersectionObserver stamps the moment itself,
+  // so a busy page that runs its timers late still counts only the time the images were really shown).
+  const inView = { batch: false, pairwise: false };
+  const showing = (v) => st[v].painted && inView[v] && document.visibilityState === "visible";
+  function account(v, at) {
     const s = st[v];
-    if (showing(v) && s.since === null) s.since = now();
-    if (!showing(v) && s.since !== null) { s.seen += now() - s.since; s.since = null; }
+    const t = at === undefined ? now() : at;
+    if (showing(v) && s.since === null) s.since = t;
+    if (!showing(v) && s.since !== null) { s.seen += Math.max(0, t - s.since); s.since = null; }
   }
   const visibleMs = (v) => { account(v); const s = st[v]; return s.seen + (s.since !== null ? now() - s.since : 0); };
   setInterval(() => { account("batch"); account("pairwise"); }, 100);
   document.addEventListener("visibilitychange", () => { account("batch"); account("pairwise"); });
 
-  // Ticks survive a detour (a relabel) or a reload of this tab: kept per batch id in sessionStorage.
+  // Ticks survive a detour (a relabel) or a reload of this tab: kept per batch id in sessionStorage, with the
+  // keys and clicks that made them (so the record's interaction log still shows how they were made).
   const STASH = "goldennoise-ticks";
   function stash(batch, seeds) {
     let all = {};
     try { all = JSON.parse(sessionStorage.getItem(STASH) || "{}"); } catch (e) { all = {}; }
     delete all[batch];
-    if (seeds.length) all[batch] = seeds;
+    if (seeds.length) all[batch] = { seeds, events: st.batch.events.slice(-100) };
     const keys = Object.keys(all);
     for (const key of keys.slice(0, Math.max(0, keys.length - 10))) delete all[key];
     try { sessionStorage.setItem(STASH, JSON.stringify(all)); } catch (e) { /* storage full or off: not needed */ }
   }
   function stashed(batch) {
-    try { return JSON.parse(sessionStorage.getItem(STASH) || "{}")[batch] || []; } catch (e) { return []; }
+    let kept = null;
+    try { kept = JSON.parse(sessionStorage.getItem(STASH) || "{}")[batch] || null; } catch (e) { kept = null; }
+    if (Array.isArray(kept)) return { seeds: kept, events: [] };  // kept by an earlier version of this page
+    return kept || { seeds: [], events: [] };
   }
   const tickedSeeds = () => cells().filter((c) => c.classList.contains("gn-ticked")).map((c) => c.dataset.seed);
 
@@ -96,8 +106,9 @@
       if (id && el.dataset.ticks === "") {  // ticks made here before a detour or a reload
         const keep = stashed(id);
         let restored = 0;
-        cells().forEach((c) => { if (keep.includes(c.dataset.seed)) { setTick(c, true); restored += 1; } });
+        cells().forEach((c) => { if (keep.seeds.includes(c.dataset.seed)) { setTick(c, true); restored += 1; } });
         if (restored) {  // said on the screen itself: the message line belongs to the server's reply
+          s.events = keep.events.concat([{ t: 0, k: "restore", a: "ticks", i: restored }]);
           const note = document.createElement("div");
           note.className = "gn-notice gn-restored";
           note.setAttribute("role", "status");
@@ -126,18 +137,39 @@
       const msg = document.getElementById(VIEWS[v].msg);
       if (!root || !msg) continue;
       observed[v] = true;
+      const box = document.getElementById(VIEWS[v].root);
+      if (box) {
+        new IntersectionObserver((entries) => {
+          for (const entry of entries) { inView[v] = entry.isIntersecting; account(v, entry.time); }
+        }).observe(box);
+      }
       new MutationObserver(() => arrived(v)).observe(root, { childList: true, subtree: true });
       const nonce = () => { const line = msg.querySelector(".gn-msg"); return line ? line.dataset.n : null; };
       let last = nonce();
       new MutationObserver(() => {
         const n = nonce();
-        if (n !== last) { last = n; st[v].busy = false; }
+        if (n !== last) {
+          last = n;
+          st[v].busy = false;
+          if (st[v].extra) { st[v].extra = false; noteExtra(v, false); }  // pressed again while this reply was on its way
+        }
       }).observe(msg, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-n"] });
       arrived(v);
     }
     if (!observed.batch || !observed.pairwise) setTimeout(observe, 200);
   }
   observe();
+
+  // A press that does nothing right after an answer: the confirmation of the answer stays, and says so.
+  function noteExtra(v, count = true) {
+    if (count) st[v].ignored += 1;
+    const line = document.querySelector(`#${VIEWS[v].msg} .gn-msg`);
+    if (!line || !line.classList.contains("gn-info") || !/^(Saved|Skipped)/.test(line.textContent)) return false;
+    if (!/extra press/.test(line.textContent)) {
+      line.textContent += " (An extra press was ignored: the new images need a look first.)";
+    }
+    return true;
+  }
 
   // Answers go to the server through a hidden Gradio button whose js= takes the payload (one round trip).
   function send(v, action, how) {
@@ -149,6 +181,7 @@
       const minimum = Number(el.dataset.minView || 0);
       const seen = s.painted ? visibleMs(v) : -1;
       if (action !== "skip" && seen < minimum) {
+        if (noteExtra(v)) return;  // a second press right after an answer: the first is saved; say so, keep it said
         say(v, seen < 0 ? "The images are still loading…" :
           `Not recorded: look at the images a moment longer (at least ${minimum} ms).`);
         return;
@@ -181,6 +214,8 @@
           "<button type='button' data-lb='prev'>‹ previous</button><button type='button' data-lb='tick'>tick ✓</button>" +
           "<button type='button' data-lb='next'>next ›</button><button type='button' data-lb='close'>close ✕</button></div>";
         this.el.addEventListener("click", (ev) => {
+          // Only the picture itself (sized to its pixels, no letterbox bands) or the tick button ticks; a tap on
+          // the dark background around it closes the larger view.
           const lb = ev.target.dataset && ev.target.dataset.lb;
           if (ev.target.tagName === "IMG" || lb === "tick") toggle(this.i, "click");
           else if (lb === "prev" || lb === "next") this.open(this.i + (lb === "next" ? 1 : -1));
@@ -206,11 +241,28 @@
     },
   };
 
+  // The campaign's guidelines, over every view: ? or h (or the Guidelines button) opens them, Esc or a click closes.
+  const guide = {
+    el: () => document.getElementById("gn-guide"),
+    isOpen() { const g = this.el(); return g !== null && g.classList.contains("gn-open"); },
+    toggle(on) {
+      const g = this.el();
+      if (!g) return;
+      g.classList.toggle("gn-open", on === undefined ? !this.isOpen() : on);
+    },
+  };
+  document.addEventListener("click", (ev) => {
+    if (guide.isOpen() && ev.target.closest && !ev.target.closest("[data-action=guide]")) guide.toggle(false);
+  }, true);
+
   const OURS = /^([0-9]|Enter|a|n|s|u|f| |t|b|Escape|ArrowLeft|ArrowRight)$/;
   function workbenchKey(ev) {
     const k = ev.key;
     if (ev.repeat) return OURS.test(k);  // a held key acts once
-    if (st.batch.busy) return /^[0-9]$/.test(k) || ["Enter", "a", "n", "s", "u", "f", " "].includes(k);
+    if (st.batch.busy) {
+      if (k === "Enter" || k === "s") { st.batch.ignored += 1; st.batch.extra = true; }
+      return /^[0-9]$/.test(k) || ["Enter", "a", "n", "s", "u", "f", " "].includes(k);
+    }
     if (lightbox.isOpen()) {
       if (k === "Escape" || k === "f") { lightbox.close(); return true; }
       if (k === "ArrowRight" || k === "ArrowLeft") { lightbox.open(lightbox.i + (k === "ArrowRight" ? 1 : -1)); return true; }
@@ -243,6 +295,11 @@
   // Capture phase: Enter submits even when a button has focus, and never "presses" that button again.
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing || typing(ev.target)) return;
+    if (ev.key === "?" || ev.key === "h" || (ev.key === "Escape" && guide.isOpen())) {
+      if (!ev.repeat) guide.toggle(ev.key === "Escape" ? false : undefined);
+      ev.preventDefault(); ev.stopPropagation();
+      return;
+    }
     const v = activeView();
     if (!v) return;
     const handled = v === "batch" ? workbenchKey(ev) : pairKey(ev);
@@ -264,11 +321,13 @@
     if (v === "batch" && action === "all") tickAll(true, "click");
     else if (v === "batch" && action === "none") tickAll(false, "click");
     else if (v === "batch" && action === "zoom") lightbox.open(0);
+    else if (action === "guide") guide.toggle();
     else if (action) send(v, action, "click");
   });
 
   window.gn = {
     take: (v) => { const p = st[v].pending; st[v].pending = null; return p || "{}"; },
-    state: (v) => ({ batch: st[v].batch, busy: st[v].busy, visibleMs: st[v].painted ? visibleMs(v) : null }),
+    state: (v) => ({ batch: st[v].batch, busy: st[v].busy, visibleMs: st[v].painted ? visibleMs(v) : null,
+      ignored: st[v].ignored }),
   };
 }

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from goldennoise.annotation import flow
-from goldennoise.annotation.engine import Engine, Pool
-from goldennoise.annotation.tabs import Tabs
+from goldennoise.annotation.runtime import Pool
+from goldennoise.annotation.service import Caller, Service
 from goldennoise.errors import GenerationError
 from goldennoise.generation import budget as budgets
 from goldennoise.store.campaign import Campaign
@@ -54,14 +53,14 @@ def test_a_big_request_does_not_hold_the_device_while_others_wait():
 
 def test_every_batch_is_made_in_chunks_the_budget_allows(tmp_path, monkeypatch):
     (tmp_path / "p.txt").write_text("x\ny\n")
-    engine = Engine(tmp_path / "out", prefetch=False)
-    engine.start(Campaign(model="tiny-flux", height=64, width=64, prompts=str(tmp_path / "p.txt"), batch_size=4,
-                          min_view_ms=0))
-    per_image = engine.active.budget.per_image_bytes(64, 64)
+    service = Service(tmp_path / "out", prefetch=False)
+    runtime = service.start(Campaign(model="tiny-flux", height=64, width=64, prompts=str(tmp_path / "p.txt"),
+                                     batch_size=4, min_view_ms=0))
+    per_image = runtime.budget.per_image_bytes(64, 64)
     monkeypatch.setattr(budgets, "free_bytes", lambda device: per_image * 1.5 / budgets.USABLE_SHARE)
-    screen = flow.join(engine, Tabs().get("t"), "ada")
-    assert engine.generation_calls == 4 and len(screen.batch.seeds) == 4  # one image per call
-    engine.close()
+    screen = service.join(Caller("t"), "ada")
+    assert service.batches.generation_calls == 4 and len(screen.batch.seeds) == 4  # one image per call
+    service.close_all()
 
 
 def _limited(gib: float):

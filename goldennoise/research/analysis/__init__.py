@@ -41,7 +41,7 @@ def _step(progress):
 
 
 def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, with_selector: bool = True,
-        umap: bool = False, out: str | Path | None = None, progress=None) -> dict:
+        umap: bool = False, out: str | Path | None = None, progress=None, store=None) -> dict:
     """Analyse the records under `outputs`, per (campaign, configuration) group unless `pool`.
 
     Returns {"summary": [plain-text lines], "report": Path (the group's report, or an index of several),
@@ -52,11 +52,12 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
 
     from goldennoise.research.analysis import data as data_mod
     from goldennoise.research.analysis import group, report
+    from goldennoise.store.configuration import selector_path
 
     outputs = Path(outputs)
     step = _step(progress)
     step(0.0, "Reading records…")
-    data = data_mod.load(outputs, campaign)
+    data = data_mod.load(outputs, campaign, store)
     data_mod.verify_and_featurize(data, progress)
     tables = data_mod.group_tables(data, pool)
     if not tables:
@@ -85,7 +86,7 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
             selector_tables.append(result.evaluation.table.drop(columns=["p_value"]).assign(group=key))
         if result.selector is not None and result.configuration:
             distinct = rows["seed"].nunique()
-            target = root / "selectors" / f"{report.safe_name(result.configuration)}.json"
+            target = selector_path(outputs, report.safe_name(result.configuration))
             if distinct > saved.get(result.configuration, (-1, None))[0]:
                 result.selector.save(target)
                 saved[result.configuration] = (distinct, target)

@@ -36,9 +36,9 @@ class Data:
     warnings: list[str] = field(default_factory=list)
 
 
-def load(outputs: Path, campaign: str | None) -> Data:
+def load(outputs: Path, campaign: str | None, store=None) -> Data:
     """The tables of the store (one campaign if given); UserError when there is nothing to analyse."""
-    read = RecordStore(outputs).read()
+    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
     records = read.records
     if campaign is not None:
         records = in_campaign(records, None if campaign == "(none)" else campaign)

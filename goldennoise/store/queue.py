@@ -1,0 +1,296 @@
+"""Which prompt each tab may take, kept in the database so that every app replica agrees.
+
+Per (campaign, view, prompt) the database keeps the prompt's place, its capacity (one
+annotator's judgement, or two for the `overlap` share chosen by a hash of the prompt
+id), how many annotators judge it now and whether it is still open (`prompt_state`);
+who has answered or skipped it (`done`); per annotator the counters of the progress
+line (`progress`, `counts`); and which tab holds it (`leases`). All of it is derived
+from the live records: `refresh` recomputes one prompt after a record was written (in
+the same transaction), `rebuild` recomputes a whole campaign (after an import), and a
+test checks that the two always agree.
+
+A tab holds a prompt from the moment it is handed out: a lease that it renews while
+open, released at once when it closes or reloads (or after `lease_seconds` of silence,
+for API callers that just stop). One lease per prompt (the primary key), so no two tabs
+of any replica hold one prompt. A live judgement takes the prompt's place for good; a
+skip only keeps it from the annotator who skipped it. Pairwise views use their own
+rows ("pairwise"), with no cap: everyone compares every prompt, one tab at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections import defaultdict
+
+from sqlalchemy import and_, case, delete, exists, func, select, update
+
+from goldennoise.store.database import counts, done, insert, is_postgresql, leases, progress, prompt_state, prompts
+from goldennoise.store.database import records as records_table
+
+MODES = ("batch", "pairwise")
+LEASE_SECONDS = 120.0
+MAX_HELD = 4  # prompts one annotator may hold at once (over all their tabs and clients); more evicts the oldest
+REVOKED_SECONDS = 10.0  # an evicted hold keeps its prompt from everyone this long: its tab renews every 4 s
+
+
+@functools.lru_cache(maxsize=200_000)
+def is_overlap(prompt_id: str, overlap: float) -> bool:
+    """True for the `overlap` fraction of prompt ids (stable across runs and machines)."""
+    digest = int.from_bytes(hashlib.sha256(prompt_id.encode()).digest()[:8], "big")
+    return digest / 2**64 < overlap
+
+
+def capacity(mode: str, prompt_id: str, overlap: float) -> int:
+    if mode == "pairwise":
+        return 2**31 - 1  # no cap: every annotator compares every prompt
+    return 2 if is_overlap(prompt_id, overlap) else 1
+
+
+def register(conn, campaign: str, rows: list[dict], overlap: float) -> None:
+    """Put a campaign's prompt list (dicts: idx, prompt_id, text, source, metadata_sha256) and its queue in place.
+
+    Rows of prompts already answered outside the list (made lazily by `refresh`) get their place."""
+    for start in range(0, len(rows), 5000):
+        chunk = rows[start:start + 5000]
+        conn.execute(insert(prompts, conn).on_conflict_do_nothing(), [{"campaign": campaign, **r} for r in chunk])
+        for mode in MODES:
+            values = [{"campaign": campaign, "mode": mode, "prompt_id": r["prompt_id"], "idx": r["idx"],
+                       "capacity": capacity(mode, r["prompt_id"], overlap), "judged": 0, "open": True} for r in chunk]
+            stmt = insert(prompt_state, conn)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["campaign", "mode", "prompt_id"],
+                                                    set_={"idx": stmt.excluded.idx}), values)
+    rebuild(conn, campaign)
+
+
+def is_registered(conn, campaign: str) -> bool:
+    return conn.execute(select(prompts.c.idx).where(prompts.c.campaign == campaign).limit(1)).first() is not None
+
+
+def lock(conn, campaign: str, prompt_id: str, overlap: float) -> None:
+    """Make sure the prompt's state rows exist and lock them until the transaction ends (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serialises writers)."""
+    for mode in MODES:
+        conn.execute(insert(prompt_state, conn).on_conflict_do_nothing(),
+                     {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "idx": None,
+                      "capacity": capacity(mode, prompt_id, overlap), "judged": 0, "open": True})
+    if is_postgresql(conn):
+        conn.execute(select(prompt_state.c.mode).where(prompt_state.c.campaign == campaign,
+                                                       prompt_state.c.prompt_id == prompt_id).with_for_update())
+
+
+def _live_state(conn, campaign: str, prompt_id: str) -> dict[str, tuple[dict[str, str], int]]:
+    """mode -> ({annotator: "judged" | "skipped"}, judged count) from the prompt's live answers."""
+    rows = conn.execute(select(records_table.c.annotator, records_table.c.kind, records_table.c.mode).where(
+        records_table.c.campaign == campaign, records_table.c.prompt_id == prompt_id, records_table.c.live)).all()
+    found = {mode: ({}, set(), 0) for mode in MODES}
+    for who, kind, mode in rows:
+        mode = mode or ("pairwise" if kind == "pairwise" else "batch")
+        status, judged, answers = found[mode]
+        if kind == "skip":
+            status.setdefault(who, "skipped")
+        else:
+            status[who] = "judged"
+            judged.add(who)
+            answers += 1
+        found[mode] = (status, judged, answers)
+    # batch: annotators with a live judgement (capacity); pairwise: live answers (which pair comes next)
+    return {mode: (status, len(judged) if mode == "batch" else answers)
+            for mode, (status, judged, answers) in found.items()}
+
+
+def refresh(conn, campaign: str, prompt_id: str) -> None:
+    """Recompute one prompt's queue state, `done` rows and the counters from its live answers (call `lock` first)."""
+    for mode, (status, judged) in _live_state(conn, campaign, prompt_id).items():
+        row = conn.execute(select(prompt_state.c.idx, prompt_state.c.capacity, prompt_state.c.open).where(
+            prompt_state.c.campaign == campaign, prompt_state.c.mode == mode,
+            prompt_state.c.prompt_id == prompt_id)).one()
+        was_open, is_open = row.open, judged < row.capacity
+        listed = row.idx is not None
+        old = dict(conn.execute(select(done.c.annotator, done.c.kind).where(
+            done.c.campaign == campaign, done.c.mode == mode, done.c.prompt_id == prompt_id)).all())
+        conn.execute(update(prompt_state).where(prompt_state.c.campaign == campaign, prompt_state.c.mode == mode,
+                                                prompt_state.c.prompt_id == prompt_id).values(judged=judged,
+                                                                                              open=is_open))
+        for who in set(old) - set(status):
+            conn.execute(delete(done).where(done.c.campaign == campaign, done.c.mode == mode,
+                                            done.c.prompt_id == prompt_id, done.c.annotator == who))
+        for who, kind in status.items():
+            if old.get(who) != kind:
+                stmt = insert(done, conn)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["campaign", "mode", "prompt_id", "annotator"],
+                                                        set_={"kind": stmt.excluded.kind}),
+                             {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "annotator": who,
+                              "kind": kind})
+        if not listed:
+            continue  # the progress line counts the campaign's own prompts only
+        if was_open != is_open:
+            _bump_counts(conn, campaign, mode, full=1 if was_open else -1)
+        for who in set(old) | set(status):
+            before, after = old.get(who), status.get(who)
+            delta = {"judged": (after == "judged") - (before == "judged"),
+                     "skipped": (after == "skipped") - (before == "skipped"),
+                     "done_full": (after is not None and not is_open) - (before is not None and not was_open)}
+            if any(delta.values()):
+                _bump_progress(conn, campaign, mode, who, delta)
+
+
+def _bump_counts(conn, campaign: str, mode: str, total: int = 0, full: int = 0) -> None:
+    stmt = insert(counts, conn)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["campaign", "mode"],
+                                            set_={"total": counts.c.total + total, "full": counts.c.full + full}),
+                 {"campaign": campaign, "mode": mode, "total": total, "full": full})
+
+
+def _bump_progress(conn, campaign: str, mode: str, who: str, delta: dict) -> None:
+    stmt = insert(progress, conn)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["campaign", "mode", "annotator"],
+        set_={k: getattr(progress.c, k) + v for k, v in delta.items()}),
+        {"campaign": campaign, "mode": mode, "annotator": who, **delta})
+
+
+def rebuild(conn, campaign: str) -> None:
+    """Recompute a campaign's queue state, `done` rows and counters from scratch (after an import)."""
+    r, ps = records_table, prompt_state
+    for table in (done, progress, counts):
+        conn.execute(delete(table).where(table.c.campaign == campaign))
+    mode = func.coalesce(r.c.mode, "batch")
+    answered = func.max(case((r.c.kind == "skip", 0), else_=1))
+    rows = conn.execute(select(mode, r.c.prompt_id, r.c.annotator, answered).where(
+        r.c.campaign == campaign, r.c.live).group_by(mode, r.c.prompt_id, r.c.annotator)).all()
+    values = [{"campaign": campaign, "mode": m, "prompt_id": p, "annotator": a, "kind": "judged" if j else "skipped"}
+              for m, p, a, j in rows]
+    for start in range(0, len(values), 5000):
+        conn.execute(insert(done, conn).on_conflict_do_nothing(), values[start:start + 5000])
+    conn.execute(update(ps).where(ps.c.campaign == campaign).values(judged=0, open=True))
+    judged = defaultdict(int)
+    for m, p, _, j in rows:
+        if j and m == "batch":
+            judged[(m, p)] += 1
+    pair_answers = conn.execute(select(r.c.prompt_id, func.count()).where(
+        r.c.campaign == campaign, r.c.live, r.c.kind == "pairwise").group_by(r.c.prompt_id)).all()
+    for p, n in pair_answers:
+        judged[("pairwise", p)] = n
+    for (m, p), n in judged.items():
+        conn.execute(insert(ps, conn).on_conflict_do_nothing(), {"campaign": campaign, "mode": m, "prompt_id": p,
+                                                                 "idx": None, "capacity": 1, "judged": 0,
+                                                                 "open": True})
+        conn.execute(update(ps).where(ps.c.campaign == campaign, ps.c.mode == m, ps.c.prompt_id == p).values(
+            judged=n, open=n < ps.c.capacity))
+    listed = and_(ps.c.campaign == campaign, ps.c.idx.is_not(None))
+    for m in MODES:
+        total = conn.execute(select(func.count()).where(listed, ps.c.mode == m)).scalar_one()
+        full = conn.execute(select(func.count()).where(listed, ps.c.mode == m, ps.c.open.is_(False))).scalar_one()
+        _bump_counts(conn, campaign, m, total=total, full=full)
+    joined = select(done.c.mode, done.c.annotator, done.c.kind, ps.c.open).join(
+        ps, and_(ps.c.campaign == done.c.campaign, ps.c.mode == done.c.mode, ps.c.prompt_id == done.c.prompt_id)
+    ).where(done.c.campaign == campaign, ps.c.idx.is_not(None))
+    tally: dict[tuple, dict] = defaultdict(lambda: {"judged": 0, "skipped": 0, "done_full": 0})
+    for m, who, kind, is_open in conn.execute(joined):
+        entry = tally[(m, who)]
+        entry[kind] += 1
+        entry["done_full"] += not is_open
+    for (m, who), delta in tally.items():
+        _bump_progress(conn, campaign, m, who, delta)
+
+
+def progress_of(conn, campaign: str, mode: str, who: str) -> dict:
+    """This annotator's counts in a campaign: total, judged, skipped, remaining_for_you (ignoring leases)."""
+    c = conn.execute(select(counts.c.total, counts.c.full).where(counts.c.campaign == campaign,
+                                                                 counts.c.mode == mode)).first()
+    p = conn.execute(select(progress.c.judged, progress.c.skipped, progress.c.done_full).where(
+        progress.c.campaign == campaign, progress.c.mode == mode, progress.c.annotator == who)).first()
+    total, full = (c.total, c.full) if c else (0, 0)
+    judged, skipped, done_full = (p.judged, p.skipped, p.done_full) if p else (0, 0, 0)
+    return {"total": total, "judged": judged, "skipped": skipped,
+            "remaining_for_you": total - judged - skipped - (full - done_full)}
+
+
+def _open_for(campaign: str, mode: str, who: str, session: str, now: float):
+    """The condition "this prompt may be handed to `who`'s tab `session` now" (claiming nothing)."""
+    ps = prompt_state
+    mine = exists().where(done.c.campaign == campaign, done.c.mode == mode, done.c.prompt_id == ps.c.prompt_id,
+                          done.c.annotator == who)
+    held = exists().where(leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == ps.c.prompt_id,
+                          leases.c.expires > now, (leases.c.session != session) | leases.c.revoked)
+    return and_(ps.c.campaign == campaign, ps.c.mode == mode, ps.c.open, ps.c.idx.is_not(None), ~mine, ~held)
+
+
+def candidates(conn, campaign: str, mode: str, who: str, session: str, after: int, now: float, limit: int) -> list:
+    """Up to `limit` prompts (idx, prompt_id) this tab could take, in list order after `after`, wrapping round."""
+    ps = prompt_state
+    found = []
+    for where in (ps.c.idx > after, ps.c.idx <= after):
+        rows = conn.execute(select(ps.c.idx, ps.c.prompt_id).where(_open_for(campaign, mode, who, session, now), where)
+                            .order_by(ps.c.idx).limit(limit - len(found))).all()
+        found += [tuple(row) for row in rows]
+        if len(found) >= limit:
+            break
+    return found
+
+
+def take(conn, campaign: str, mode: str, prompt_id: str, who: str, session: str, now: float,
+         lease_seconds: float = LEASE_SECONDS, force: bool = False) -> bool:
+    """Hold the prompt for this tab; True if held now. `force`: whatever else holds it (an undo's own prompt).
+
+    One annotator holds at most MAX_HELD prompts over all tabs: taking one more revokes their oldest other hold
+    (that tab is told on its next renewal, and until then nobody is given the prompt)."""
+    key = and_(leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == prompt_id)
+    mine = (leases.c.session == session) & leases.c.revoked.is_(False)
+    conn.execute(delete(leases).where(key, (leases.c.expires <= now) | mine) if not force else delete(leases).where(key))
+    inserted = conn.execute(insert(leases, conn).on_conflict_do_nothing(),
+                            {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "session": session,
+                             "annotator": who, "expires": now + lease_seconds, "taken": now,
+                             "revoked": False}).rowcount
+    if not inserted:
+        return False
+    others = conn.execute(select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
+        leases.c.annotator == who, leases.c.expires > now, leases.c.session != session,
+        leases.c.revoked.is_(False)).order_by(leases.c.taken)).all()
+    for row in others[:max(0, len(others) - MAX_HELD + 1)]:
+        conn.execute(update(leases).where(leases.c.campaign == row.campaign, leases.c.mode == row.mode,
+                                          leases.c.prompt_id == row.prompt_id).values(
+            revoked=True, expires=min(now + REVOKED_SECONDS, now + lease_seconds)))
+    return True
+
+
+def holder(conn, campaign: str, mode: str, prompt_id: str, now: float) -> str | None:
+    """The session holding the prompt now (a revoked hold is nobody's), or None."""
+    return conn.execute(select(leases.c.session).where(
+        leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == prompt_id,
+        leases.c.expires > now, leases.c.revoked.is_(False))).scalar_one_or_none()
+
+
+def renew(conn, session: str, now: float, lease_seconds: float = LEASE_SECONDS) -> set[tuple[str, str, str]]:
+    """Extend this tab's leases; returns (campaign, mode, prompt_id) of every prompt it still holds (not the
+    revoked ones, which it must give up)."""
+    conn.execute(update(leases).where(leases.c.session == session, leases.c.expires > now,
+                                      leases.c.revoked.is_(False)).values(expires=now + lease_seconds))
+    return {tuple(row) for row in conn.execute(select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
+        leases.c.session == session, leases.c.expires > now, leases.c.revoked.is_(False)))}
+
+
+def release(conn, campaign: str, mode: str, prompt_id: str, session: str) -> int:
+    return conn.execute(delete(leases).where(leases.c.campaign == campaign, leases.c.mode == mode,
+                                             leases.c.prompt_id == prompt_id, leases.c.session == session,
+                                             leases.c.revoked.is_(False))).rowcount
+
+
+def release_session(conn, session: str) -> int:
+    """A tab closed: free what it held (a revoked hold keeps its grace: the tab was not told)."""
+    return conn.execute(delete(leases).where(leases.c.session == session, leases.c.revoked.is_(False))).rowcount
+
+
+def state_of(conn, campaign: str, mode: str, prompt_id: str):
+    """The prompt's row: idx, capacity, judged, open (or None)."""
+    return conn.execute(select(prompt_state.c.idx, prompt_state.c.capacity, prompt_state.c.judged,
+                               prompt_state.c.open).where(prompt_state.c.campaign == campaign,
+                                                          prompt_state.c.mode == mode,
+                                                          prompt_state.c.prompt_id == prompt_id)).first()
+
+
+def done_by(conn, campaign: str, mode: str, prompt_id: str, who: str) -> str | None:
+    return conn.execute(select(done.c.kind).where(done.c.campaign == campaign, done.c.mode == mode,
+                                                  done.c.prompt_id == prompt_id, done.c.annotator == who)
+                        ).scalar_one_or_none()
