@@ -71,7 +71,7 @@ class Noise(Block):
     scale: float
     pipeline_dtype: Literal["float32", "bfloat16", "float16"]
     sha256: Hex64  # of the float32 draw, little-endian
-    family: Literal["flux1", "flux2", "sd", "sd3"] | None = None  # None only in schema-1 records
+    family: Literal["flux1", "flux2", "sd", "sd3", "pixel"] | None = None  # None only in schema-1 records
     order: Short | None = None
     latents_shape: list[int] | None = None
     latents_sha256: Hex64 | None = None  # of the initial latents in pipeline_dtype (what prepare_latents returns)
