@@ -112,8 +112,8 @@ class DigitsPipeline(DiffusionPipeline):
         PIL images, an (N, H, W, 3) float array in [0, 1] ("np"), or an (N, 3, H, W) float
         tensor in [0, 1] ("pt"). height/width default to the 8x8 grid.
         """
-        height = height or self.sample_size
-        width = width or self.sample_size
+        height = self.sample_size if height is None else height
+        width = self.sample_size if width is None else width
         # 1. Check inputs (every error names its argument) and map the prompts to classes.
         self.check_inputs(prompt, height, width, num_inference_steps, guidance_scale, num_images_per_prompt,
                           output_type, latents, generator)

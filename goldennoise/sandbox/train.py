@@ -47,8 +47,10 @@ def batches(n: int, size: int, gen: torch.Generator):
 
 
 def train(config: recipe.TrainConfig, log=print) -> tuple[DigitsPipeline, dict]:
-    """Train under `config`; return (the pipeline with the EMA weights, the training log as a dict)."""
-    torch.set_num_threads(1)
+    """Train under `config`; return (the pipeline with the EMA weights, the training log as a dict).
+
+    Runs on torch's current thread count (`main` sets one thread; so should other callers on shared cores).
+    """
     gen = torch.Generator("cpu").manual_seed(config.seed)
     values, labels = data.real_digits()
     images, classes = data.to_model(values), torch.as_tensor(labels)
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1:
         parser.error("--steps must be at least 1")
     config = recipe.TrainConfig(seed=args.seed, steps=args.steps)
+    torch.set_num_threads(1)
     pipe, report = train(config)
     save(pipe, report, args.out)
     print(f"trained in {report['seconds']:.0f} s, final loss {report['final_loss']:.4f}; wrote {args.out}")
