@@ -188,7 +188,7 @@ def test_generate_batch_equals_single_calls(digits):
     assert batch.images.shape == (4, 3, 256, 256)
     for i, seed in enumerate([11, 12, 13, 14]):
         single = pipeline.generate(digits, "a handwritten 5", [seed], params)
-        assert torch.allclose(single.images[0], batch.images[i], atol=1e-5)
+        assert torch.allclose(single.images[0], batch.images[i], atol=1e-6)  # batched convolutions: ~1e-7
         assert single.noise[0] == batch.noise[i]
 
 

@@ -89,7 +89,7 @@ class DigitsPipeline(DiffusionPipeline):
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance_scale: float) -> torch.Tensor:
         """v_uncond + w (v_cond - v_uncond); one UNet call on the doubled batch unless w makes a branch unneeded."""
-        timestep = t.expand(x.shape[0]).to(x.dtype)
+        timestep = t.expand(x.shape[0]).float()  # float32 even for a bf16 UNet: 1000 * sigma needs the precision
         if guidance_scale == 1:
             return self.unet(x, timestep, class_labels=labels).sample
         null = torch.full_like(labels, NULL_CLASS)
