@@ -8,7 +8,7 @@ model, trained here on scikit-learn's 1,797 8x8 digits and shipped as package da
     data.py      the real digits and the one image convention (8x8 grey, 0..16, like sklearn)
     prompts.py   "a handwritten 7" / "seven" / "the digit 7" -> 7
     pipeline.py  DigitsPipeline: a diffusers pipeline (unet + flow-matching scheduler)
-    train.py     `python -m goldennoise.sandbox.train --out DIR` (about 5 minutes on one CPU thread)
+    train.py     `python -m goldennoise.sandbox.train --out DIR` (1,900 steps: ~6 min idle, 9-11 min on busy cores)
     judge.py     the automatic annotator: an RBF SVC on the real digits; golden = p(asked digit) >= 0.8
     twin.py      a differentiable torch classifier that agrees with the judge, for gradient methods
     figures.py   recognisable rate, overdispersion of per-seed passes, split-half seed correlation
