@@ -14,7 +14,7 @@ import types
 import pytest
 import torch
 
-from goldennoise.errors import NoiseMismatch, UnsupportedPipeline
+from goldennoise.errors import NoiseMismatch, UnsupportedPipeline, UserError
 from goldennoise.generation import latents, models, pipeline
 from goldennoise.generation.pipeline import GenerationParams
 
@@ -157,3 +157,51 @@ def test_real_layouts_at_1024(class_name, in_channels, scheduler_name, unet, fam
     expected_draw = {"flux1": (1, 16, 128, 128), "flux2": (1, 128, 64, 64), "sd3": (1, 16, 128, 128),
                      "sd": (1, 4, 128, 128)}[family]
     assert tuple(block["shape"]) == expected_draw
+
+
+@pytest.fixture(scope="module")
+def digits_pipes():
+    """The trained digits model (pixel family) in float32 and bfloat16."""
+    return {dtype: models.load_model("digits", dtype=dtype) for dtype in ("float32", "bfloat16")}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pixel_family_records_what_the_digits_pipeline_started_from(digits_pipes, dtype):
+    from goldennoise.store import schema
+
+    model = digits_pipes[dtype]
+    params = GenerationParams(4, 0.75, 64, 64)
+    seen, restore = spy(model.pipe)
+    try:
+        made = pipeline.generate(model, "a handwritten 4", SEEDS, params)
+        with torch.inference_mode():  # the generator path: the pipeline draws its own noise
+            reference = model.pipe(prompt=["a handwritten 4"] * len(SEEDS), num_inference_steps=4, guidance_scale=0.75,
+                                   height=64, width=64, output_type="pt",
+                                   generator=[torch.Generator("cpu").manual_seed(s) for s in SEEDS]).images
+    finally:
+        restore()
+    ours, theirs = seen
+    assert ours.shape == (3, 1, 8, 8) and str(ours.dtype).endswith(dtype)
+    for i, block in enumerate(made.noise):
+        assert (block["family"], block["packing"], block["scale"], block["shape"]) == ("pixel", "none", 1.0, [1, 1, 8, 8])
+        assert block["latents_sha256"] == latents.tensor_sha256(ours[i:i + 1])
+        assert torch.equal(latents.remake_latents(SEEDS[i], block), ours[i:i + 1])
+        assert torch.equal(latents.remake_latents(SEEDS[i], block, stage="passed"), ours[i:i + 1])
+        assert latents.verify(SEEDS[i], block).status == "exact"
+        assert schema.Noise(**block).family == "pixel"  # the record schema takes the block as it is
+    assert torch.equal(ours, theirs)
+    assert torch.equal(made.images, reference)
+
+
+def test_pixel_draw_ignores_the_image_size_and_a_changed_seed_fails(digits_pipes):
+    model = digits_pipes["float32"]
+    small = pipeline.generate(model, "3", [21], GenerationParams(2, 0.75, 8, 8)).noise[0]
+    large = pipeline.generate(model, "3", [21], GenerationParams(2, 0.75, 256, 128)).noise[0]
+    assert small == large  # height and width only upscale the output
+    assert pipeline.size_multiple(model.pipe) == 8
+    with pytest.raises(UserError, match="height: must be a multiple of 8"):
+        pipeline.generate(model, "3", [21], GenerationParams(2, 0.75, 12, 8))
+    with pytest.raises(NoiseMismatch):
+        latents.verify(22, small)
+    with pytest.raises(NoiseMismatch):
+        latents.verify(21, {**small, "shape": [1, 1, 4, 16]})  # same numel, other layout

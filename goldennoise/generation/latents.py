@@ -15,6 +15,10 @@ Families (f = the VAE scale factor, H x W the image size; draw is per seed):
 | flux2  | Flux2Pipeline, Flux2KleinPipeline  | C = in_channels, h = H//2f       | cast                     | flattens to (h*w, C)       |
 | sd     | StableDiffusion(XL)Pipeline        | C = unet.in_channels, h = H//f   | cast                     | multiplies by init_noise_sigma in its dtype |
 | sd3    | StableDiffusion3Pipeline           | C = in_channels, h = H//f        | cast                     | nothing                    |
+| pixel  | DigitsPipeline (pixel-space UNet)  | C = unet.in_channels, h = S      | cast                     | nothing (upscales output)  |
+
+(S = unet.sample_size: a pixel-space model draws its own grid whatever H x W,
+which only sets the nearest-neighbour upscaling of its output.)
 
 Other pipelines are refused: a mislabelled layout would pass a hash check while
 every spatial feature is wrong. Each noise block records the float32 draw's
@@ -49,12 +53,14 @@ FAMILIES = {
     "StableDiffusionPipeline": "sd",
     "StableDiffusionXLPipeline": "sd",
     "StableDiffusion3Pipeline": "sd3",
+    "DigitsPipeline": "pixel",  # goldennoise.sandbox: the offline digits model
 }
 ORDER = {
     "flux1": "randn float32 (cpu generator) -> pack 2x2 -> cast {dtype}",
     "flux2": "randn float32 (cpu generator) -> cast {dtype} -> pipeline flattens (h*w, C)",
     "sd": "randn float32 (cpu generator) -> cast {dtype} -> pipeline multiplies by init_noise_sigma in {dtype}",
     "sd3": "randn float32 (cpu generator) -> cast {dtype}",
+    "pixel": "randn float32 (cpu generator) on the unet sample_size grid -> cast {dtype}; the output is upscaled",
 }
 
 
@@ -125,6 +131,9 @@ def init_noise_sigma(scheduler, num_inference_steps: int) -> float:
 def layout(pipe, height: int, width: int, num_inference_steps: int = 1) -> Layout:
     """The layout `pipe` uses at `height` x `width` (its scheduler decides the scale)."""
     family = family_of(pipe)
+    if family == "pixel":  # no VAE: the UNet's own grid, height and width only upscale the output
+        size = pipe.unet.config.sample_size
+        return Layout(family, (1, pipe.unet.config.in_channels, size, size), 1.0)
     f = pipe.vae_scale_factor
     if family == "flux1":
         channels = pipe.transformer.config.in_channels // 4
@@ -232,7 +241,8 @@ def verify(seed: int, block, noise: torch.Tensor | None = None) -> Verification:
         if family is None or fingerprint is None:
             return Verification("exact")  # schema-1 block: the draw hash is all there is
         initial = to_initial(to_passed(noise, family, _dtype(block["pipeline_dtype"])), family, block["scale"])
-        if tensor_sha256(initial) == block["latents_sha256"]:
+        # Bytes alone cannot tell (1, 1, 8, 8) from (1, 1, 4, 16) when nothing is packed: the shape must match too.
+        if tensor_sha256(initial) == block["latents_sha256"] and list(initial.shape) == block.get("latents_shape"):
             return Verification("exact")
     if fingerprint is None:
         raise NoiseMismatch(f"seed {seed}: the noise does not hash to its record, and the record (schema 1) "

@@ -2,25 +2,31 @@
 
 A model name resolves to a `ModelSpec` (where to load from, and sensible
 generation defaults). Everything, the offline tiny models included, goes through
-`AutoPipelineForText2Image.from_pretrained`, never with `trust_remote_code`.
+`AutoPipelineForText2Image.from_pretrained`, never with `trust_remote_code`, except
+folders of the project's own `DigitsPipeline` (the trained offline `digits` model,
+shipped in `goldennoise.sandbox`), which AutoPipeline cannot know: those load with
+`DigitsPipeline.from_pretrained`.
 The dtype a record states is read off the loaded weights, not assumed.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from goldennoise import sandbox
 from goldennoise.errors import ModelLoadError, UserError
 from goldennoise.generation import hub, runtime, tiny
 
 log = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MAX_NAME = 300
+DIGITS = "digits"  # the trained offline model: 8x8 handwritten digits (goldennoise.sandbox)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
     for spec in [
         ModelSpec("tiny-flux", "tiny-flux", 4, 0.0, 256, 256, 256, clip=tiny.TINY_CLIP),
         ModelSpec("tiny-sd", "tiny-sd", 4, 5.0, 256, 256, None, clip=tiny.TINY_CLIP),
+        # Guidance 0.75: about 80% of its images are recognisable, so seeds visibly matter (sandbox/weights card).
+        ModelSpec(DIGITS, DIGITS, 20, 0.75, 256, 256, None, clip=tiny.TINY_CLIP),
         ModelSpec("FLUX.1-schnell", "black-forest-labs/FLUX.1-schnell", 4, 0.0, 1024, 1024, 256, weights_gb=33.7),
         ModelSpec("FLUX.1-dev", "black-forest-labs/FLUX.1-dev", 28, 3.5, 1024, 1024, 512, weights_gb=33.7),
         ModelSpec("SD3.5-large", "stabilityai/stable-diffusion-3.5-large", 28, 3.5, 1024, 1024, 256, weights_gb=32.5),
@@ -130,6 +138,28 @@ def cpu_warning(spec: ModelSpec, dtype: torch.dtype) -> str | None:
             "and each image takes minutes. Use a GPU machine, or tiny-flux to try GoldenNoise.")
 
 
+def local_source(source: str) -> str:
+    """The folder of a model built or shipped with GoldenNoise (tiny-*, digits), else `source` unchanged."""
+    if source in tiny.PIPELINES:
+        return str(tiny.tiny_model_path(source))
+    if source == DIGITS:
+        return str(sandbox.weights_path())
+    return source
+
+
+def pipeline_loader(source: str):
+    """`DigitsPipeline` for a folder whose model_index.json names it, else `AutoPipelineForText2Image`."""
+    index = Path(source) / "model_index.json"
+    if Path(source).is_dir() and index.is_file():
+        if json.loads(index.read_text(encoding="utf-8")).get("_class_name") == "DigitsPipeline":
+            from goldennoise.sandbox.pipeline import DigitsPipeline  # imports diffusers: only when loading
+
+            return DigitsPipeline
+    from diffusers import AutoPipelineForText2Image
+
+    return AutoPipelineForText2Image
+
+
 def load_model(name: str, device: str | None = None, dtype: str | torch.dtype | None = "auto",
                compile_denoiser: bool = False, placement: str = "auto", revision: str | None = None,
                show_progress: bool = False) -> LoadedModel:
@@ -137,8 +167,6 @@ def load_model(name: str, device: str | None = None, dtype: str | torch.dtype | 
 
     Raises ModelLoadError with a message fit for the UI when it cannot be loaded.
     """
-    from diffusers import AutoPipelineForText2Image
-
     spec = resolve(name, revision)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = resolve_dtype(dtype, device.split(":")[0])
@@ -147,9 +175,9 @@ def load_model(name: str, device: str | None = None, dtype: str | torch.dtype | 
         log.warning(warning)
         warnings.append(warning)
     hub.loud_loading() if show_progress else hub.quiet_loading()
-    source = str(tiny.tiny_model_path(spec.source)) if spec.source in tiny.PIPELINES else spec.source
+    source = local_source(spec.source)
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source, dtype=torch_dtype, revision=spec.revision)
+        pipe = pipeline_loader(source).from_pretrained(source, dtype=torch_dtype, revision=spec.revision)
     except torch.OutOfMemoryError as error:
         raise ModelLoadError(f"Out of memory while loading {spec.name!r}: free the GPU or choose a smaller model.",
                              "model") from error

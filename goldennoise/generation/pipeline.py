@@ -68,6 +68,8 @@ def check_seeds(seeds: list[int]) -> list[int]:
 
 def size_multiple(pipe) -> int:
     """Height and width must be multiples of this for the pipeline to keep them as given."""
+    if latents.FAMILIES.get(type(pipe).__name__) == "pixel":
+        return pipe.unet.config.sample_size  # integer nearest-neighbour upscaling of the sample_size grid
     packed = latents.FAMILIES.get(type(pipe).__name__) in ("flux1", "flux2")
     return pipe.vae_scale_factor * (2 if packed else 1)
 

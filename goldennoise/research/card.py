@@ -111,6 +111,8 @@ FAMILIES = "\n".join([  # H x W the image size, f the VAE scale factor
     "| sd | StableDiffusion(XL)Pipeline | (1, C, H // f, W // f) | cast (never pre-scaled) | multiplies by `scale` "
     "(init_noise_sigma) in `pipeline_dtype`: `dtype(dtype(x)·σ)` |",
     "| sd3 | StableDiffusion3Pipeline | (1, C, H // f, W // f) | cast | uses it as is |",
+    "| pixel | DigitsPipeline (GoldenNoise's digits model) | (1, C, S, S), S = unet sample_size, whatever H, W | cast "
+    "| uses it as is; upscales its output to H × W |",
 ])
 
 
