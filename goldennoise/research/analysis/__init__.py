@@ -13,7 +13,9 @@ noise does not match is excluded and named. The modules, in the order of a run:
 - `stats` (rates, CLIP agreement, kappa, noise statistics), `selection` (CLIP
   agreement over all pre-filter candidates), `seeds` (shrunk per-seed rates,
   split-half, the seed-effect permutation test), `pairwise` (Bradley-Terry),
-  `embedding` (PCA / t-SNE / k-means / UMAP of the features), and the selector's
+  `embedding` (PCA / t-SNE / k-means / UMAP of the features), `ipw` (noise
+  statistics under a pre-filter: a weight per distinct noise, weighted
+  correlations, a Wald test with a clustered-bootstrap SE), and the selector's
   evaluation in `research.selector`;
 - `inference`: clustered bootstrap, within-stratum AUC, BH/Holm, p-value format;
 - `report` / `sections` / `figures`: the HTML report, escaped, every table captioned.
