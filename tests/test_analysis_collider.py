@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr
 
-from goldennoise.research import analysis
+from goldennoise.research import analysis, export
 from goldennoise.research.analysis import embedding, ipw, stats
 from goldennoise.research.analysis.inference import ClusterBootstrap
 from tests import collider
@@ -68,6 +68,24 @@ def test_report_says_what_is_weighted_and_what_is_among_shown_seeds(analysed):
     assert "Among shown seeds, not corrected" in html  # the list of corrected claims says what is not
     assert "the pictures and the counts of noises and answers are among the shown seeds, not corrected" in html
     assert "within each seed" not in html  # the old claim that the noise statistics were corrected by it
+
+
+def test_card_states_the_weighted_golden_rate_and_the_rate_among_shown_seeds(campaign, tmp_path):
+    """Tolerance 0.05: the weighted rate's error had SD 0.017 over 30 campaigns (largest 0.057); the naive rate
+    was 0.106 or more above the truth in every one."""
+    exported = export.export(campaign.outputs, tmp_path, ["hub"])
+    card = (exported["written"]["hub"] / "README.md").read_text(encoding="utf-8")
+    [group] = exported["groups"]
+    row = next(line for line in card.splitlines() if line.startswith(f"| `{group}` |"))
+    cell = row.split(" | ")[4]
+    assert "weighted by 1/propensity" in cell and "among shown seeds (not corrected)" in cell
+    weighted, low, high = (float(v) for v in (cell.split()[0], cell.split()[1][1:-1], cell.split()[2][:-1]))
+    naive = float(cell.split("; ")[1].split()[0])
+    truth = float(campaign.truth["golden"].mean())
+    shown = campaign.truth[campaign.truth["shown"]]
+    assert abs(weighted - truth) < 0.05 and low < truth < high
+    assert naive == pytest.approx(shown["golden"].mean(), abs=5e-4) and naive - truth > 0.1
+    assert "Hajek" in card
 
 
 def test_weighted_correlation_is_pearson_over_rows_repeated_by_their_weight():
