@@ -141,7 +141,8 @@ def _noise(result, rows, table, candidates, repeat, with_selector, umap, seed, p
         result.figures["forest"] = (figures.forest(noise_stats, weighted), "Noise statistics (forest plot)")
         significant = int((noise_stats["q_value"] < 0.05).sum())
         how = (f"weighted by 1/P(shown), effective {stats.kish(weights):.0f}; Wald test, clustered-bootstrap SE"
-               if weighted else "unweighted: every generated seed was shown")
+               if weighted else "among the top-ranked shown seeds, not corrected" if result.parts["prefiltered"]
+               else "unweighted: every generated seed was shown")
         result.summary.append(f"noise features: {significant} of {len(noise_stats)} significant at BH q < 0.05 over "
                               f"{len(seeds_)} distinct noises ({how}; smallest Holm p "
                               f"{format_p(noise_stats['p_holm'].min())})")

@@ -109,9 +109,11 @@ def _noise(result, folder) -> list[str]:
                f"{result.parts['noise_draws']} bootstrap draws that resample whole prompts (and seeds where they "
                "repeat), each draw re-forming every noise's label and weight. ")
     else:
-        how = (f"One row per distinct noise ({noises}), its label the mean of its prompt-centred answers; every "
-               "generated seed was shown, so nothing is weighted. Pearson r per feature with its 95% interval and "
-               "p (scipy). ")
+        shown = ("among shown seeds, not corrected: without exploration slots the pre-filter showed only the "
+                 "top-ranked seeds, and no weight can bring back the others" if result.parts.get("prefiltered")
+                 else "every generated seed was shown, so nothing is weighted")
+        how = (f"One row per distinct noise ({noises}), its label the mean of its prompt-centred answers; {shown}. "
+               "Pearson r per feature with its 95% interval and p (scipy). ")
     return ["<h2>Noise statistics</h2>",
             _p(how + f"q: Benjamini-Hochberg over all {len(stats)} features; p_holm: Holm family-wise adjusted p. "
                      "Read q, not p."),
