@@ -77,3 +77,27 @@ def test_a_record_whose_seed_was_edited_is_excluded_and_named(outputs, tmp_path)
     judged = len([1 for line in lines if json.loads(line).get("kind") == "judgement"])
     assert f"<th>Judgements</th><td style='text-align:left'>{judged - 1} (" in html
     assert record["record_id"] in html
+
+
+def test_a_record_whose_noise_was_re_read_in_another_shape_is_excluded_naming_the_field(outputs, tmp_path):
+    """(1, 4, 8, 8) re-read as (1, 16, 4, 4): the same bytes, every hash re-made; only the configuration tells."""
+    from goldennoise.generation import latents
+
+    shape, forged_records = (1, 16, 4, 4), []
+
+    def forge(records):
+        record = records[3]
+        seed = record["samples"][0]["seed"]
+        forged = latents.provenance(seed, latents.initial_noise(seed, shape), latents.Layout("flux1", shape, 1.0),
+                                    torch.float32)
+        assert forged["sha256"] == record["samples"][0]["noise"]["sha256"]  # the draw's bytes do not change
+        record["samples"][0]["noise"] = forged
+        forged_records.append(record)
+        return records
+
+    edited = factory.rewrite(outputs, tmp_path / "outputs", forge)
+    record = forged_records[0]
+    assert not RecordStore(edited).read().warnings
+    result = analysis.run(edited, with_selector=False)
+    named = [line for line in result["summary"] if record["record_id"] in line]
+    assert named and "excluded from every analysis" in named[0] and "'shape'" in named[0]

@@ -205,3 +205,42 @@ def test_pixel_draw_ignores_the_image_size_and_a_changed_seed_fails(digits_pipes
         latents.verify(22, small)
     with pytest.raises(NoiseMismatch):
         latents.verify(21, {**small, "shape": [1, 1, 4, 16]})  # same numel, other layout
+
+
+@pytest.mark.parametrize("name", sorted(latents.UNIT_SIGMA_SCHEDULERS))
+def test_schedulers_said_to_start_at_sigma_one_do_so_whatever_their_config(name):
+    import diffusers
+
+    for config in ({}, {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012},
+                   {"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.05, "timestep_spacing": "trailing"}):
+        scheduler = getattr(diffusers, name).from_config(config)  # ignores what a class does not take
+        for steps in (2, 30):
+            assert latents.init_noise_sigma(scheduler, steps) == 1.0
+
+
+def test_what_the_configuration_cannot_check_is_said_not_assumed(tiny_pipes):
+    block = pipeline.generate(tiny_pipes[("tiny-sd", "float32")], "x", [3], GenerationParams(4, 5.0, 64, 64)).noise[0]
+    folder = {"pipeline_class": "StableDiffusionPipeline", "dtype": "float32", "height": 64, "width": 64,
+              "num_inference_steps": 4, "scheduler": None, "model_id": "my-local-model", "revision": None}
+    unchecked = latents.verify(3, block, configuration=folder).unchecked
+    assert [u.split(":")[0] for u in unchecked] == ["channels", "scale"]  # no table entry, no cached config
+    with pytest.raises(NoiseMismatch, match="'shape'") as refused:  # the size is checked all the same
+        latents.verify(3, block, configuration={**folder, "height": 128})
+    assert refused.value.field == "shape"
+    with pytest.raises(NoiseMismatch, match="'family'"):
+        latents.verify(3, block, configuration={**folder, "pipeline_class": "SomeOtherPipeline"})
+    with pytest.raises(NoiseMismatch, match="'scale'"):  # a known scheduler's sigma needs no config
+        latents.verify(3, block, configuration={**folder, "scheduler": "DDIMScheduler"})
+
+
+@pytest.mark.parametrize("name,dtype,scheduler", CASES)
+def test_fresh_blocks_fit_what_their_configuration_implies(tiny_pipes, name, dtype, scheduler):
+    """The implied layout (pipeline class, size, known channels, the scheduler's sigma) against what was made."""
+    from goldennoise.store.configuration import configuration
+
+    model = tiny_pipes[(name, dtype)]
+    params = GenerationParams(4, 0.0 if name == "tiny-flux" else 5.0, 64, 64, scheduler=scheduler)
+    view = models.LoadedModel(**{**model.__dict__, "pipe": models.with_scheduler(model.pipe, scheduler)})
+    block = pipeline.generate(view, "x", [9], params).noise[0]
+    result = latents.verify(9, block, configuration=configuration(model.info(), params.to_dict()))
+    assert result.status == "exact" and result.unchecked == ()

@@ -181,3 +181,65 @@ def test_group_names_are_plain_and_bounded():
         assert len(name) <= 80 and all(c.isalnum() and c.isascii() or c == "-" for c in name)
     assert verify.group_name("planted-719b21b9d6", "bcb20c03cae1") == "planted-719b21b9d6-bcb20c03cae1"
     assert verify.group_name("../a", "x") != verify.group_name("a", "x")
+
+
+# A block edited to fit another layout: its hashes re-made, so only the configuration can tell --------------------
+
+
+def forged(block: dict, seed: int, family: str, shape, scale) -> dict:
+    """The provenance block `seed` would have had under another family, shape or scale: every hash consistent."""
+    import torch
+
+    from goldennoise.generation import latents
+
+    layout = latents.Layout(family, tuple(shape), scale)
+    return latents.provenance(seed, latents.initial_noise(seed, tuple(shape)), layout,
+                              getattr(torch, block["pipeline_dtype"]))
+
+
+EDITS = {  # field -> (the model whose record is edited, the edit of a sample's noise block)
+    "shape": ("tiny-sd", lambda b, s: forged(b, s, "sd", [1, 16, 4, 4], b["scale"])),  # same bytes as (1, 4, 8, 8)
+    "latents_shape": ("tiny-sd", lambda b, s: {**b, "latents_shape": [1, 16, 4, 4]}),
+    "family": ("tiny-sd", lambda b, s: forged(b, s, "sd3", b["shape"], 1.0)),
+    "scale": ("tiny-sd", lambda b, s: forged(b, s, "sd", b["shape"], 1.0)),
+    "packing": ("tiny-flux", lambda b, s: {**b, "packing": "none"}),
+}
+
+
+def _first_sample(outputs: Path, model: str) -> tuple[dict, dict]:
+    """(record, its configuration) of the first live judgement made by `model`."""
+    from goldennoise.research import dataset
+    from goldennoise.store.live import live
+
+    record = next(r for r in live(RecordStore(outputs).read().records)
+                  if r.kind == "judgement" and r.model.id == model)
+    return record, dataset.configuration(record)
+
+
+@pytest.mark.parametrize("field", sorted(EDITS))
+def test_an_edited_layout_is_refused_naming_the_field(corpus, tmp_path, capsys, field):  # noqa: F811
+    from goldennoise.errors import NoiseMismatch
+    from goldennoise.generation import latents
+
+    model, edit = EDITS[field]
+    record, config = _first_sample(corpus, model)
+    seed, block = record.samples[0].seed, record.samples[0].noise.model_dump()
+    clean = latents.verify(seed, block, configuration=config)
+    assert clean.status == "exact" and clean.unchecked == ()  # everything checkable for the tiny models
+    edited = edit(block, seed)
+    if field in ("shape", "family"):  # a hash over raw bytes cannot see these: the old verification said exact
+        assert latents._verify_hashes(seed, edited, None).status == "exact"
+    with pytest.raises(NoiseMismatch) as refused:
+        latents.verify(seed, edited, configuration=config)
+    assert refused.value.field == field and repr(field) in str(refused.value)
+
+    outputs = copy_outputs(corpus, tmp_path / "outputs", lambda records: [
+        records, edit_record(records, lambda d: d["record_id"] == record.record_id,
+                             lambda d: d["samples"][0].update(noise=edited))][0])
+    assert not RecordStore(outputs).read().warnings  # still a valid record
+    assert verify.main(outputs) == 1
+    err = capsys.readouterr().err
+    assert f"MISMATCH record {record.record_id} seed {seed}" in err and repr(field) in err
+    result = export.export(outputs, tmp_path / "export", ["npz"])
+    assert [e["record_id"] for e in result["excluded"]] == [record.record_id]
+    assert repr(field) in result["excluded"][0]["reason"]

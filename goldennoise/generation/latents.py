@@ -27,18 +27,27 @@ fingerprint (fixed-position values and moments). The sha256 of a float32 draw
 depends on the CPU's kernels (AVX2 and plain differ by ~1e-6), so verification
 on another machine falls back to the fingerprint, within a tolerance that no other
 seed, shape or packing can meet.
+
+A hash is over bytes, and a draw re-read in another shape has the same bytes: so
+`verify` first checks a block against what its record's configuration implies
+(`check_block`: family, packing, shape, latents shape, scale; see the last section).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from goldennoise.errors import NoiseMismatch, UnsupportedPipeline, UserError
+from goldennoise.generation import tiny
+from goldennoise.generation.hub import folder_fingerprint
 
 GENERATOR_DEVICE = "cpu"
 DRAW_DTYPE = "float32"
@@ -210,6 +219,7 @@ class Verification:
 
     status: str
     max_difference: float = 0.0
+    unchecked: tuple[str, ...] = ()  # what the configuration check could not check, and why (see `check_block`)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -224,13 +234,18 @@ def _as_dict(block) -> dict:
     return block if isinstance(block, dict) else block.model_dump()
 
 
-def verify(seed: int, block, noise: torch.Tensor | None = None) -> Verification:
-    """Check a re-made draw (made now if not given) against a record's noise block.
+def verify(seed: int, block, noise: torch.Tensor | None = None, configuration: dict | None = None) -> Verification:
+    """Check a noise block against its record's `configuration` (`check_block`), then a re-made draw (made now if
+    not given) against the block.
 
     Exact when the draw's sha256 matches; else (another CPU's kernels) within the
     fingerprint's tolerance; else NoiseMismatch.
     """
-    block = _as_dict(block)
+    unchecked = check_block(seed, block, configuration)
+    return replace(_verify_hashes(seed, _as_dict(block), noise), unchecked=unchecked)
+
+
+def _verify_hashes(seed: int, block: dict, noise: torch.Tensor | None) -> Verification:
     if block.get("generator") != GENERATOR_DEVICE or block.get("dtype") != DRAW_DTYPE:
         raise NoiseMismatch(f"seed {seed}: cannot re-make noise drawn on {block.get('generator')!r} "
                             f"as {block.get('dtype')!r}.")
@@ -275,24 +290,26 @@ def _within_tolerance(seed: int, noise: torch.Tensor, block: dict) -> Verificati
     return Verification("tolerance", worst)
 
 
-def remake_noise(seed: int, block) -> torch.Tensor:
+def remake_noise(seed: int, block, configuration: dict | None = None) -> torch.Tensor:
     """The float32 draw `(1, C, h, w)` of a record's noise block, verified (see `verify`)."""
     noise = initial_noise(seed, tuple(_field(block, "shape")))
-    verify(seed, block, noise)
+    verify(seed, block, noise, configuration)
     return noise
 
 
-def remake_latents(seed: int, block, dtype: torch.dtype | str | None = None, stage: str = "initial") -> torch.Tensor:
+def remake_latents(seed: int, block, dtype: torch.dtype | str | None = None, stage: str = "initial",
+                   configuration: dict | None = None) -> torch.Tensor:
     """The exact tensor the pipeline started from (stage "initial") or was passed (stage "passed").
 
     `dtype` defaults to the recorded pipeline dtype; another dtype gives the same
     construction in that dtype (e.g. to run the recorded noise on a float32 pipeline).
+    `configuration` (the record's, see `check_block`) also checks the block against it.
     """
     block = _as_dict(block)
     if block.get("family") is None:
         raise UserError("noise: this record (schema 1) does not name its pipeline family; use remake_noise and "
                         "pack it yourself as its 'packing' says.", "noise")
-    noise = remake_noise(seed, block)
+    noise = remake_noise(seed, block, configuration)
     dtype = _dtype(dtype) if isinstance(dtype, str) else dtype or _dtype(block["pipeline_dtype"])
     passed = to_passed(noise, block["family"], dtype)
     if stage == "passed":
@@ -300,3 +317,179 @@ def remake_latents(seed: int, block, dtype: torch.dtype | str | None = None, sta
     if stage != "initial":
         raise UserError(f"stage: {stage!r} is not 'initial' or 'passed'.", "stage")
     return to_initial(passed, block["family"], block["scale"])
+
+
+# What a record's configuration implies of its noise block ----------------------------------------------------------
+#
+# A hash is over raw bytes: an SD draw (1, 4, 8, 8) re-read as (1, 16, 4, 4) has the same bytes, so a block whose
+# shape was edited (and its latents shape to match) would verify "exact" while every feature changed. So before any
+# hash, `check_block` compares the block with what the record's configuration implies. From the record alone: the
+# family (pipeline class), packing, spatial size (height, width and the VAE's scale factor), latents shape and, for
+# every family but sd, the scale (1). Needing the model: the channel count (a table of known models, else the
+# cached denoiser config) and sd's scale (the scheduler's init_noise_sigma: 1 for the schedulers below whatever their
+# config, else from the cached scheduler config). What cannot be checked is returned, never assumed.
+
+VAE_SCALE_FACTOR = 8  # 2 ** (len(vae.block_out_channels) - 1): the VAE of every supported family
+
+
+@dataclass(frozen=True)
+class Implied:
+    """What a family implies of its noise blocks; one entry per family in IMPLIED (shapes as `layout` makes them)."""
+
+    denoiser: str  # the model folder whose config.json holds `in_channels` (and `sample_size`)
+    channels: Callable[[int], int]  # in_channels -> the draw's C
+    spatial: Callable[[int, int], tuple[int, int]] | None  # (height, width) -> the draw's (h, w); None: sample_size
+    latents: Callable[[list[int]], list[int]]  # the draw's shape -> the initial latents' shape
+    unit_scale: bool  # scale 1.0; False: the scheduler's init_noise_sigma
+
+
+_F = VAE_SCALE_FACTOR
+IMPLIED = {
+    "flux1": Implied("transformer", lambda c: c // 4, lambda h, w: (2 * (h // (2 * _F)), 2 * (w // (2 * _F))),
+                     lambda s: [s[0], (s[2] // 2) * (s[3] // 2), 4 * s[1]], True),
+    "flux2": Implied("transformer", int, lambda h, w: (h // (2 * _F), w // (2 * _F)),
+                     lambda s: [s[0], s[2] * s[3], s[1]], True),
+    "sd": Implied("unet", int, lambda h, w: (h // _F, w // _F), list, False),
+    "sd3": Implied("transformer", int, lambda h, w: (h // _F, w // _F), list, True),
+    "pixel": Implied("unet", int, None, list, True),  # pixel-space UNet: (1, C, S, S) whatever the image size
+}
+KNOWN_CHANNELS = {  # the draw's C for known models, by the model id records carry
+    "tiny-flux": 4, "tiny-sd": 4, "black-forest-labs/FLUX.1-schnell": 16, "black-forest-labs/FLUX.1-dev": 16,
+    "stabilityai/stable-diffusion-3.5-large": 16, "stabilityai/stable-diffusion-3.5-medium": 16,
+    "stabilityai/stable-diffusion-xl-base-1.0": 4,
+}
+UNIT_SIGMA_SCHEDULERS = frozenset({  # init_noise_sigma is 1.0 whatever the config (tests check against diffusers)
+    "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
+    "DEISMultistepScheduler", "UniPCMultistepScheduler", "LCMScheduler", "TCDScheduler", "SASolverScheduler"})
+
+
+_FOUND: dict[tuple, object] = {}  # (what, ...) -> a file or value found on this machine (absence is not cached)
+
+
+def _model_file(model_id: str | None, revision: str | None, name: str) -> dict | None:
+    """A JSON file of a model from what is on this machine only (a built tiny model, the Hugging Face cache)."""
+    key = ("file", model_id, revision, name, str(tiny.cache_dir()))
+    if key in _FOUND or not model_id:
+        return _FOUND.get(key)
+    if model_id in tiny.PIPELINES:
+        folder = tiny.cache_dir() / f"{model_id}-v{tiny.TINY_VERSION}"  # as tiny_model_path, never built here
+        if revision and folder.is_dir() and folder_fingerprint(folder) != revision:
+            return None  # another build of the tiny model than the one that made the record
+        path = folder / name
+    else:
+        from huggingface_hub import try_to_load_from_cache  # only for a hub model's records
+
+        try:
+            path = try_to_load_from_cache(model_id, name, revision=revision)
+        except Exception:  # not a repo id (a local folder's name): nothing cached to read
+            return None
+    if not (isinstance(path, (str, Path)) and Path(path).is_file()):
+        return None
+    _FOUND[key] = json.loads(Path(path).read_text())
+    return _FOUND[key]
+
+
+def _sd_scale(model_id, revision, scheduler, steps) -> float | None:
+    """The init_noise_sigma an sd pipeline multiplies by, or None when its scheduler's config is not here."""
+    if scheduler in UNIT_SIGMA_SCHEDULERS:
+        return 1.0
+    config = _model_file(model_id, revision, "scheduler/scheduler_config.json")
+    name = scheduler or (config or {}).get("_class_name")
+    if name in UNIT_SIGMA_SCHEDULERS:
+        return 1.0
+    if config is None or not steps:
+        return None
+    key = ("sigma", model_id, revision, name, steps)
+    if key not in _FOUND:
+        import diffusers  # heavy: only for sd records whose scheduler's sigma depends on its config
+
+        cls = getattr(diffusers, str(name), None)
+        if cls is None:
+            return None
+        _FOUND[key] = init_noise_sigma(cls.from_config(config), int(steps))
+    return _FOUND[key]
+
+
+def _number(value) -> int | None:
+    try:
+        return None if value is None or value != value else int(value)  # NaN in a table: unknown
+    except (TypeError, ValueError):
+        return None
+
+
+def check_block(seed: int, block, configuration: dict | None = None) -> tuple[str, ...]:
+    """Check a noise block's family, packing, shape, latents shape and scale against its record's configuration.
+
+    `configuration`: `store.configuration.configuration(record.model, record.parameters)` (pipeline_class, dtype,
+    height, width, num_inference_steps, scheduler, model_id, revision); without it, only what the block implies of
+    itself (packing, latents shape and scale from its family and shape). Raises NoiseMismatch naming the field that
+    disagrees; returns what could not be checked, and why.
+    """
+    block, config = _as_dict(block), configuration or {}
+    shape, unchecked = list(block.get("shape") or []), []
+    where = f"{config.get('pipeline_class')} at {config.get('width')}x{config.get('height')} ({config.get('model_id')})"
+
+    def refuse(name: str, implied, because: str):
+        raise NoiseMismatch(f"seed {seed}: the noise block's {name!r} is {block.get(name)!r}, but {because} "
+                            f"implies {implied!r}.", name)
+
+    if len(shape) != 4 or shape[0] != 1:
+        refuse("shape", "[1, C, h, w]", "a single seed's draw")
+    family = block.get("family")
+    if config.get("pipeline_class"):
+        implied = FAMILIES.get(config["pipeline_class"])
+        if implied is None or family not in (None, implied):  # None: a schema-1 block, which did not say
+            refuse("family", implied or sorted(set(FAMILIES.values())), f"pipeline {config['pipeline_class']}")
+        family = implied
+    elif configuration is not None:
+        unchecked.append("family: the record names no pipeline class")
+    if family not in IMPLIED:
+        return (*unchecked, f"layout: no family to check it against ({family!r})")
+    rule, layout_ = IMPLIED[family], Layout(family, tuple(shape), 1.0)
+    if block.get("packing") != layout_.packing:
+        refuse("packing", layout_.packing, f"family {family}")
+    if configuration is not None and config.get("dtype") and block.get("pipeline_dtype") != config["dtype"]:
+        refuse("pipeline_dtype", config["dtype"], where)
+    _check_shape(shape, rule, config, configuration is not None, where, refuse, unchecked)
+    if block.get("latents_shape") is not None and list(block["latents_shape"]) != rule.latents(shape):
+        refuse("latents_shape", rule.latents(shape), f"family {family} with shape {shape}")
+    scale = block.get("scale")
+    if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
+        refuse("scale", 1.0 if rule.unit_scale else "a positive init_noise_sigma", f"family {family}")
+    if rule.unit_scale and scale != 1.0:
+        refuse("scale", 1.0, f"family {family}")
+    if not rule.unit_scale and configuration is not None:
+        steps = _number(config.get("num_inference_steps"))
+        expected = _sd_scale(config.get("model_id"), config.get("revision"), config.get("scheduler"), steps)
+        if expected is None:
+            unchecked.append(f"scale: the scheduler config of {config.get('model_id')} is not on this machine")
+        elif not np.isclose(scale, expected, rtol=1e-6, atol=0):
+            refuse("scale", expected, f"the scheduler of {where} at {steps} steps (init_noise_sigma)")
+    return tuple(unchecked)
+
+
+def _check_shape(shape, rule: Implied, config: dict, configured: bool, where: str, refuse, unchecked: list) -> None:
+    """The draw's spatial size (height and width, or the denoiser's sample_size) and channel count."""
+    height, width = _number(config.get("height")), _number(config.get("width"))
+    channels = KNOWN_CHANNELS.get(config.get("model_id"))
+    denoiser = {}
+    if rule.spatial is None or channels is None:
+        denoiser = _model_file(config.get("model_id"), config.get("revision"), f"{rule.denoiser}/config.json") or {}
+    if rule.spatial is not None and height and width:
+        spatial = list(rule.spatial(height, width))
+    elif rule.spatial is None and denoiser.get("sample_size"):
+        spatial = [int(denoiser["sample_size"])] * 2
+    else:
+        spatial = None
+        if configured:
+            unchecked.append("spatial size: " + ("no height and width recorded" if rule.spatial else
+                                                 f"no {rule.denoiser} config of {config.get('model_id')} here"))
+    if spatial is not None and shape[2:] != spatial:
+        refuse("shape", [1, shape[1], *spatial], where)
+    if channels is None and denoiser.get("in_channels"):
+        channels = rule.channels(int(denoiser["in_channels"]))
+    if channels is None and configured:
+        unchecked.append(f"channels: {config.get('model_id')} is not a known model and no {rule.denoiser} config of "
+                         "it is on this machine")
+    if channels is not None and shape[1] != channels:
+        refuse("shape", [1, channels, *shape[2:]], where)

@@ -152,7 +152,7 @@ def pipeline_loader(source: str):
     index = Path(source) / "model_index.json"
     if Path(source).is_dir() and index.is_file():
         if json.loads(index.read_text(encoding="utf-8")).get("_class_name") == "DigitsPipeline":
-            from goldennoise.sandbox.pipeline import DigitsPipeline  # imports diffusers: only when loading
+            from goldennoise.sandbox.pipeline import DigitsPipeline  # lazy: imports diffusers, only when loading
 
             return DigitsPipeline
     from diffusers import AutoPipelineForText2Image

@@ -141,14 +141,36 @@ def _campaign_lines(campaigns: dict[str, dict], present: set[str]) -> list[str]:
     return lines
 
 
+def golden_rate(row: dict) -> str:
+    """A config's golden rate for the card: golden / rows, or under a pre-filter the weighted rate of every generated
+    candidate with its interval, and the rate among the shown seeds beside it, named as such."""
+    if not row["rows"]:
+        return "–"
+    naive = f"{row['golden'] / row['rows']:.3f}"
+    weighted = row.get("weighted")
+    if not weighted:
+        return naive
+    low, high = weighted["ci_low"], weighted["ci_high"]
+    interval = f" [{low:.3f}, {high:.3f}]" if low == low and high == high else " (no interval: too few prompts)"
+    return f"{weighted['rate']:.3f}{interval} weighted by 1/propensity; {naive} among shown seeds (not corrected)"
+
+
 def _count_table(rows: list[dict]) -> list[str]:
     head = ["config", "rows", "golden", "bad", "golden rate", "prompts", "seeds", "annotators", "judgements",
             "pairwise answers"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        rate = f"{r['golden'] / r['rows']:.3f}" if r["rows"] else "–"
-        lines.append(f"| `{r['config']}` | {r['rows']} | {r['golden']} | {r['rows'] - r['golden']} | {rate} | "
-                     f"{r['prompts']} | {r['seeds']} | {r['annotators']} | {r['judgements']} | {r['pairwise']} |")
+        lines.append(f"| `{r['config']}` | {r['rows']} | {r['golden']} | {r['rows'] - r['golden']} | "
+                     f"{golden_rate(r)} | {r['prompts']} | {r['seeds']} | {r['annotators']} | {r['judgements']} | "
+                     f"{r['pairwise']} |")
+    if any(r.get("weighted") for r in rows):
+        resampled = next(r["weighted"]["resampled"] for r in rows if r.get("weighted"))
+        lines += ["", "With a pre-filter the shown seeds are the best-ranked candidates plus a few explored at random, "
+                  "so the share of golden among them (the rate among shown seeds) overstates how often a generated "
+                  "seed is golden. The golden rate of such a config is the inverse-propensity-weighted (Hajek) "
+                  "estimate over every generated candidate, sum(golden / propensity) / sum(1 / propensity), with a "
+                  f"95% interval that resamples whole {resampled}; the rate among shown seeds is beside it. Weight "
+                  "rows by 1 / `propensity` for any other rate."]
     return lines
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.generation.latents import check_block, initial_noise, verify
 from goldennoise.store.configuration import configuration as store_configuration
 from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
 from goldennoise.store.live import live
@@ -33,6 +33,16 @@ CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "wid
 def configuration(record) -> dict:
     """The generation configuration of a record: what makes two noises' images comparable."""
     return store_configuration(record.model.model_dump(), record.parameters.model_dump())
+
+
+def configurations(table: pd.DataFrame) -> list[dict] | list[None]:
+    """Each row's generation configuration (CONFIG_KEYS) as the plain dict `latents.check_block` takes; None per
+    row for a table without those columns."""
+    keys = [k for k in CONFIG_KEYS if k in table]
+    if not keys:
+        return [None] * len(table)
+    return [{k: (None if v is None or v != v else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+            for row in table[keys].to_dict("records")]
 
 
 def _base(record) -> dict:
@@ -126,22 +136,27 @@ def groups(table: pd.DataFrame, pool: bool = False) -> dict[str, pd.DataFrame]:
 
 
 class Verified:
-    """Counts of how the noises of a table were verified ("exact" / "tolerance")."""
+    """Counts of how the noises of a table were verified ("exact" / "tolerance"), and of what the configuration
+    check could not check (reason -> noises)."""
 
     def __init__(self):
         self.counts = Counter()
+        self.unchecked = Counter()
 
     def note(self) -> str | None:
+        notes = [f"{n} noise(s) verified without checking their {reason}." for reason, n in self.unchecked.items()]
         if self.counts["tolerance"]:
-            return (f"{self.counts['tolerance']} of {sum(self.counts.values())} noises were verified within the "
-                    "fingerprint tolerance, not by hash: they were recorded on a CPU with other kernels.")
-        return None
+            notes.insert(0, f"{self.counts['tolerance']} of {sum(self.counts.values())} noises were verified within "
+                            "the fingerprint tolerance, not by hash: they were recorded on a CPU with other kernels.")
+        return " ".join(notes) or None
 
 
 def noises(table: pd.DataFrame, verified: Verified | None = None, column: str = "noise",
            seed_column: str = "seed") -> Iterator[np.ndarray]:
-    """Each row's float32 draw `(1, C, h, w)`, re-made from its record and verified, one at a time."""
-    for seed, block in zip(table[seed_column], table[column]):
+    """Each row's float32 draw `(1, C, h, w)`, re-made from its record and verified (against the row's
+    configuration too), one at a time."""
+    for seed, block, config in zip(table[seed_column], table[column], configurations(table)):
+        check_block(int(seed), block, config)
         noise = initial_noise(int(seed), tuple(block["shape"]))
         result = verify(int(seed), block, noise)
         if verified is not None:

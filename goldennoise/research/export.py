@@ -47,6 +47,7 @@ from goldennoise.research.verify import Checked, Checker, Group, checked
 from goldennoise.store.campaign import read_written
 from goldennoise.store.records import RecordStore
 from goldennoise.store.live import live
+from goldennoise.research.analysis.inference import ClusterBootstrap, weighted_mean
 
 FORMATS = ("hub", "table", "npnet", "npz", "jsonl")
 VERIFIED = ("exact", "tolerance")
@@ -196,16 +197,32 @@ def _label(group: Group) -> str:
     return labels[0] if len(labels) == 1 else f"pooled: {len(labels)} generation configurations"
 
 
+def weighted_rate(samples: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
+    """The golden rate of every generated candidate from pre-filtered rows: Hajek, sum(golden / propensity) /
+    sum(1 / propensity), with a 95% interval resampling whole prompts (and seeds where they repeat)."""
+    y = samples["golden"].to_numpy(float)
+    w = 1.0 / samples["propensity"].astype(float).clip(lower=1e-6).to_numpy()
+    prompts = list(zip(samples["campaign"], samples["prompt_id"]))
+    repeat = bool(samples.groupby("seed")["prompt_id"].nunique().max() > 1)
+    boot = ClusterBootstrap([f"{c}\x00{p}" for c, p in prompts], samples["seed"] if repeat else None, draws, seed)
+    low, high = boot.interval(lambda m: weighted_mean(y, m), base=w)
+    return {"rate": weighted_mean(y, w), "ci_low": low, "ci_high": high,
+            "resampled": "prompts and seeds" if repeat else "prompts"}
+
+
 def summary(data: Checked, groups: dict[str, Group], configs: dict[str, dict], repo_id: str | None) -> dict:
-    """What the card states: record counts, checks, per-group counts, campaign definitions."""
+    """What the card states: record counts, checks, per-group counts (with the pre-filter-weighted golden rate
+    where rows were pre-filtered), campaign definitions."""
     def count(name: str, s: pd.DataFrame, p: pd.DataFrame) -> dict:
         prompts = set(zip(s.get("campaign", []), s.get("prompt_id", []))) | set(zip(p.get("campaign", []),
                                                                                   p.get("prompt_id", [])))
         seeds = set(s.get("seed", [])) | set(p.get("left_seed", [])) | set(p.get("right_seed", []))
+        prefiltered = bool(len(s) and s["prefiltered"].any())
         return {"config": name, "rows": len(s), "golden": int(s["golden"].sum()) if len(s) else 0,
                 "prompts": len(prompts), "seeds": len(seeds),
                 "annotators": len(set(s.get("annotator", [])) | set(p.get("annotator", []))),
-                "judgements": s["record_id"].nunique() if len(s) else 0, "pairwise": len(p)}
+                "judgements": s["record_id"].nunique() if len(s) else 0, "pairwise": len(p),
+                "weighted": weighted_rate(s) if prefiltered else None}
 
     campaign_ids = set(data.samples.get("campaign", [])) | set(data.pairs.get("campaign", []))
     return {"records": card.record_counts(data.records, live(data.records)), "checks": dict(data.statuses),

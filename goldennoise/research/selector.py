@@ -39,6 +39,7 @@ import pandas as pd
 
 from goldennoise.generation.prefilter import SeedSelector
 from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, format_p, holm, interval, logistic_fit
+from goldennoise.research.analysis.seeds import SeedMemory
 
 RIDGE = 1.0  # added to the standardized features' covariance: many features, few distinct noises
 GRID_FOLDS = 4
@@ -266,8 +267,6 @@ def evaluate(rows: Rows, permutations: int = PERMUTATIONS, draws: int = 1000, se
 
 
 def _seen_seed_rows(rows: Rows, boot: ClusterBootstrap, seed: int, seed_effect: dict | None) -> list[dict]:
-    from goldennoise.research.analysis.seeds import SeedMemory
-
     design = _prompt_design(rows, seed, "prompts only (the test seeds were seen on other prompts)")
     scores = out_of_fold(rows.features, rows, design)
     memory = np.full(len(rows.y), np.nan)

@@ -10,7 +10,11 @@ record's noise block (`generation.latents.verify`):
 - tolerance: they do not (another CPU's kernels: AVX2 and plain differ by ~1e-6),
   but the fingerprint (fixed-position values and moments) agrees within the
   documented tolerance, which no other seed, shape or packing can meet;
-- mismatch: neither: a wrong seed, shape or record. The exit status is then 1;
+- mismatch: neither, or the block does not fit its record's configuration (checked first, since
+  a hash over raw bytes cannot see a shape re-read: the shape, latents shape, family, packing and
+  scale the pipeline class, size and model imply; see `latents.check_block`): a wrong seed, shape
+  or record. The exit status is then 1; what could not be checked (a model whose config is not on
+  this machine) is printed;
 - missing: the record has no noise block (nothing to check).
 A line of an imported records.jsonl that cannot be read as a record (hand-edited,
 torn) is skipped everywhere, so its noises cannot be verified: `verify` names it and
@@ -46,24 +50,32 @@ NO_CAMPAIGN = "(none)"  # dataset tables' campaign for records made without one
 
 
 class Checker:
-    """Verifies (seed, noise block) pairs, each distinct pair once; remembers why a mismatch failed."""
+    """Verifies (seed, noise block, configuration) triples, each distinct one once; remembers why a mismatch failed
+    and what the configuration check could not check (`unchecked`: reason -> distinct noises)."""
 
     def __init__(self):
         self._seen: dict[str, tuple[str, str | None]] = {}  # key -> (status, reason)
+        self._passed: set[str] = set()  # keys of (seed, block) that verified under their configuration
+        self.unchecked: Counter = Counter()
 
     @staticmethod
-    def _key(seed: int, block: dict) -> str:
-        return hashlib.sha256(json.dumps([int(seed), block], sort_keys=True).encode()).hexdigest()
+    def _key(seed: int, block: dict, configuration: dict | None = None) -> str:
+        text = json.dumps([int(seed), block, configuration], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
-    def check(self, seed: int, block) -> tuple[str, str | None]:
-        """(status, reason): status one of STATUSES; reason says why for a mismatch."""
+    def check(self, seed: int, block, configuration: dict | None = None) -> tuple[str, str | None]:
+        """(status, reason): status one of STATUSES; reason says why for a mismatch. `configuration`: the record's
+        (`dataset.configuration`), which the block's shape, latents shape, family, packing and scale must fit."""
         if block is None:
             return "missing", "the record has no noise block"
         block = block if isinstance(block, dict) else block.model_dump()
-        key = self._key(seed, block)
+        key = self._key(seed, block, configuration)
         if key not in self._seen:
             try:
-                self._seen[key] = (verify(int(seed), block).status, None)
+                result = verify(int(seed), block, configuration=configuration)
+                self._seen[key] = (result.status, None)
+                self._passed.add(self._key(seed, block))
+                self.unchecked.update(result.unchecked)
             except NoiseMismatch as error:
                 self._seen[key] = ("mismatch", str(error))
             except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a block too broken to re-make
@@ -72,9 +84,10 @@ class Checker:
 
     def noise(self, seed: int, block: dict) -> np.ndarray:
         """The float32 draw `(1, C, h, w)` of a block that `check` passed."""
-        status, reason = self.check(seed, block)
-        if status not in ("exact", "tolerance"):
-            raise NoiseMismatch(reason or f"seed {seed}: no verified noise")
+        if self._key(seed, block) not in self._passed:
+            status, reason = self.check(seed, block)
+            if status not in ("exact", "tolerance"):
+                raise NoiseMismatch(reason or f"seed {seed}: no verified noise")
         return initial_noise(int(seed), tuple(block["shape"])).numpy()
 
 
@@ -91,13 +104,15 @@ def check_outputs(outputs: str | Path, checker: Checker | None = None, store=Non
     counts: dict[str, Counter] = defaultdict(Counter)
     mismatches = []
     for record in read.records:
+        config = dataset.configuration(record) if hasattr(record, "model") else None  # retractions have no noise
         for sample in _samples(record):
-            status, reason = checker.check(sample.seed, sample.noise)
+            status, reason = checker.check(sample.seed, sample.noise, config)
             counts[record.campaign or NO_CAMPAIGN][status] += 1
             if status == "mismatch":
                 mismatches.append({"record_id": record.record_id, "campaign": record.campaign,
                                    "seed": int(sample.seed), "reason": reason})
-    return {"counts": dict(counts), "mismatches": mismatches, "warnings": list(read.warnings)}
+    return {"counts": dict(counts), "mismatches": mismatches, "warnings": list(read.warnings),
+            "unchecked": dict(checker.unchecked)}
 
 
 def plain(text, limit: int = 80) -> str:
@@ -178,8 +193,9 @@ def image_file(outputs: Path, relative) -> Path | None:
 
 def _check_column(table: pd.DataFrame, checker: Checker, seed: str, noise: str, bad: dict) -> list[str]:
     statuses = []
-    for record_id, s, block in zip(table["record_id"], table[seed], table[noise]):
-        status, reason = checker.check(int(s), block)
+    configs = dataset.configurations(table)
+    for record_id, s, block, config in zip(table["record_id"], table[seed], table[noise], configs):
+        status, reason = checker.check(int(s), block, config)
         if status == "mismatch":
             bad.setdefault(record_id, {"record_id": record_id, "seed": int(s), "reason": reason})
         statuses.append(status)
@@ -256,8 +272,9 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         if not table.empty:
             statuses.update(table[column])
     if bad:
-        warnings.append(f"{len(bad)} record(s) left out: a recorded noise does not match its seed "
-                        "(run `goldennoise verify` for details).")
+        warnings.append(f"{len(bad)} record(s) left out: a recorded noise does not match its seed or its "
+                        "configuration (run `goldennoise verify` for details).")
+    warnings += [f"{n} noise(s) verified without checking their {reason}" for reason, n in checker.unchecked.items()]
     return Checked(outputs, records, samples, pairs, candidates, list(bad.values()), statuses, warnings, checker,
                    pool)
 
@@ -288,6 +305,8 @@ def main(outputs: str | Path, store: str | None = None) -> int:
         print(f"{plain(campaign)}: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     for bad in report["mismatches"]:
         print(f"MISMATCH record {bad['record_id']} seed {bad['seed']}: {bad['reason']}", file=sys.stderr)
+    for reason, n in sorted(report["unchecked"].items()):
+        print(f"not checked against the configuration for {n} noise(s): {reason}")
     if any(c["tolerance"] for c in report["counts"].values()):
         print("tolerance: recorded on a CPU with other kernels; the fingerprint agrees within "
               "the documented tolerance (see generation/latents.py).")

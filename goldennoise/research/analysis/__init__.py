@@ -13,7 +13,9 @@ noise does not match is excluded and named. The modules, in the order of a run:
 - `stats` (rates, CLIP agreement, kappa, noise statistics), `selection` (CLIP
   agreement over all pre-filter candidates), `seeds` (shrunk per-seed rates,
   split-half, the seed-effect permutation test), `pairwise` (Bradley-Terry),
-  `embedding` (PCA / t-SNE / k-means / UMAP of the features), and the selector's
+  `embedding` (PCA / t-SNE / k-means / UMAP of the features), `ipw` (noise
+  statistics under a pre-filter: a weight per distinct noise, weighted
+  correlations, a Wald test with a clustered-bootstrap SE), and the selector's
   evaluation in `research.selector`;
 - `inference`: clustered bootstrap, within-stratum AUC, BH/Holm, p-value format;
 - `report` / `sections` / `figures`: the HTML report, escaped, every table captioned.
@@ -29,6 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goldennoise.errors import UserError
+from goldennoise.store.configuration import selector_path
 
 __all__ = ["run", "UserError"]
 
@@ -50,9 +53,8 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
     """
     from threadpoolctl import threadpool_limits
 
-    from goldennoise.research.analysis import data as data_mod
-    from goldennoise.research.analysis import group, report
-    from goldennoise.store.configuration import selector_path
+    from goldennoise.research.analysis import data as data_mod  # lazy: heavy (pandas, scikit-learn, scipy)
+    from goldennoise.research.analysis import group, report  # lazy: heavy (matplotlib, scikit-learn)
 
     outputs = Path(outputs)
     step = _step(progress)
@@ -103,7 +105,7 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
         summary.append(f"{key}:")
         summary += [f"  {line}" for line in lines]
     summary += global_notes
-    selector_path = next(iter(saved.values()))[1] if len(saved) == 1 else None
+    saved_selector = next(iter(saved.values()))[1] if len(saved) == 1 else None
     for configuration, (_, path) in saved.items():
         shown = path.relative_to(outputs) if path.is_relative_to(outputs) else path.name
         summary.append(f"seed selector for configuration {configuration} saved in the outputs folder: {shown}")
@@ -112,4 +114,4 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
 
     return {"summary": summary, "report": main, "figures": figures,
             "selector_table": pd.concat(selector_tables, ignore_index=True) if selector_tables else None,
-            "groups": [key for key, _, _ in entries], "selector": selector_path}
+            "groups": [key for key, _, _ in entries], "selector": saved_selector}

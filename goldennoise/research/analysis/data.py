@@ -2,11 +2,13 @@
 
 `load` reads the store once, keeps one campaign if asked, and builds the tables of
 `research.dataset`. `verify_and_featurize` then re-makes each distinct noise (one
-per seed, shape and recorded hash) from its seed alone, checks it against its
-record (exactly, or within the fingerprint tolerance on a CPU with other kernels)
-and computes its features, holding one noise at a time. A record whose noise does
-not match (an edited seed, a wrong shape) is excluded from every analysis and
-named in the report: it is never silently used.
+per seed, shape, recorded hash and configuration) from its seed alone, checks the
+block against its record's configuration (shape, latents shape, family, packing,
+scale) and the noise against the block (exactly, or within the fingerprint
+tolerance on a CPU with other kernels) and computes its features, holding one
+noise at a time. A record whose noise does not match (an edited seed, a wrong
+shape) is excluded from every analysis and named in the report: it is never
+silently used.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 
 from goldennoise.errors import NoiseMismatch, UserError
 from goldennoise.generation.features import noise_features
-from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.generation.latents import check_block, initial_noise, verify
 from goldennoise.research import dataset
 from goldennoise.store.live import in_campaign
 from goldennoise.store.records import RecordStore
@@ -62,20 +64,23 @@ def verify_and_featurize(data: Data, progress=None) -> None:
     if samples.empty:
         return
     has_noise = samples["noise"].notna()
-    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256"])
+    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256", "configuration"])
     rows: dict[str, list] = defaultdict(list)
     names: dict[str, list[str]] = {}
     done, failed = set(), {}
-    for count, (seed, shape, sha, block) in enumerate(zip(distinct["seed"], distinct["noise_shape"],
-                                                          distinct["noise_sha256"], distinct["noise"])):
+    for count, (seed, shape, sha, config_id, block, config) in enumerate(zip(
+            distinct["seed"], distinct["noise_shape"], distinct["noise_sha256"], distinct["configuration"],
+            distinct["noise"], dataset.configurations(distinct))):
         if progress is not None and count % 50 == 0:
             progress(0.05 + 0.45 * count / max(1, len(distinct)), desc=f"Re-making noises ({count}/{len(distinct)})")
-        noise = initial_noise(int(seed), tuple(block["shape"]))
         try:
+            unchecked = check_block(int(seed), block, config)  # before the draw: an edited shape allocates nothing
+            noise = initial_noise(int(seed), tuple(block["shape"]))
             data.verified.counts[verify(int(seed), block, noise).status] += 1
         except NoiseMismatch as error:
-            failed[(int(seed), shape, sha)] = str(error)
+            failed[(int(seed), shape, sha, config_id)] = str(error)
             continue
+        data.verified.unchecked.update(unchecked)
         if (int(seed), shape) not in done:
             features = noise_features(noise.numpy())  # one noise at a time: memory stays bounded
             names.setdefault(shape, list(features))
@@ -85,7 +90,8 @@ def verify_and_featurize(data: Data, progress=None) -> None:
         table = pd.DataFrame(values, columns=["seed", *names[shape]])
         data.features[shape] = table.set_index("seed")
     if failed:
-        keys = zip(samples["seed"].astype(int), samples["noise_shape"], samples["noise_sha256"])
+        keys = zip(samples["seed"].astype(int), samples["noise_shape"], samples["noise_sha256"],
+                   samples["configuration"])
         bad_records: dict[str, str] = {}
         for record_id, key in zip(samples["record_id"], keys):
             if key in failed:

@@ -72,8 +72,9 @@ def caveats(result, rows: pd.DataFrame, repeat: bool, prefiltered: bool) -> None
 def _prefilter(result, rows: pd.DataFrame) -> None:
     explore = int((rows["slot"] == "explore").sum())
     result.caveats.append(f"Pre-filtered batches: the shown seeds are not a random sample of the generated ones "
-                          f"({explore} of {len(rows)} shown rows came from exploration slots). Claims are weighted by "
-                          "1/propensity; see the list of corrected claims.")
+                          f"({explore} of {len(rows)} shown rows came from exploration slots). Each figure says "
+                          "whether it is weighted to undo the selection or describes the shown seeds only; see the "
+                          "list of corrected claims.")
     if explore == 0:
         result.caveats.append("No exploration slot was used: low-ranked candidates were never shown, so no "
                               "weighting can recover them; rates describe the top-ranked seeds only.")
@@ -82,14 +83,25 @@ def _prefilter(result, rows: pd.DataFrame) -> None:
                                 "figure describes the top-ranked seeds only.")
         return
     result.corrected += [
-        "Golden rates (overall, per prompt, per annotator): Hajek estimates weighted by 1/propensity.",
+        "Golden rates (overall, per prompt, per annotator): Hajek estimates weighted by 1/propensity; the naive rate "
+        "among the shown seeds is given beside the overall one. Intervals resample whole prompts (and seeds where "
+        "they repeat), each row keeping its weight.",
         "CLIP agreement: within-judgement AUC with pair weights 1/(p_i p_j) (the pairs that can be seen), and over "
         "all candidates with hidden ones counted by an inverse-propensity-weighted model of P(golden | CLIP); the "
         "naive figure is shown beside them.",
-        "Per-seed rates, noise statistics and clusters: answers weighted by 1/propensity within each seed.",
+        "Noise statistics: each distinct noise weighted by 1/P(shown in at least one of its batches); its label is "
+        "its answers weighted by 1/propensity, centred on the group's weighted rate (a prompt's own weighted rate "
+        "rests on one exploration draw). r is the weighted Pearson correlation; its p and 95% interval are a Wald "
+        "test on Fisher's z whose standard error resamples whole prompts (and seeds where they repeat); BH and Holm "
+        "run over those p-values.",
+        "Embeddings: the PCA and the k-means clusters are weighted by the same noise weights, and each cluster's "
+        "golden rate by 1/propensity (interval: the same clustered bootstrap).",
+        "Seeds across prompts (when seeds repeat): each seed's rate weights its answers by 1/propensity.",
         "Seed selector: trained and evaluated with weights 1/propensity (its own or CLIP's picks do not teach it "
-        "their bias); (b) ranks only the shown seeds (hidden candidates have no answer).",
-        "Not corrected: agreement between annotators (it is about the seeds both saw, not a population rate)."]
+        "their bias).",
+        "Among shown seeds, not corrected: agreement between annotators (it is about the seeds both saw, not a "
+        "population rate); the t-SNE / UMAP pictures (they place the shown noises); the counts of noises and answers "
+        "per cluster; the selector's within-prompt ranking (b), which compares picks among the same shown seeds."]
 
 
 def selector_caveats(result, evaluation) -> None:

@@ -8,6 +8,11 @@ construction (any clusters of the raw tensors are random). One point per distinc
 noise, not per answer. t-SNE and UMAP are for looking; the cluster table (golden
 rate per cluster with a clustered interval) is the number to read. UMAP is an
 optional extra (`pip install umap-learn`); its first run spends ~35 s compiling.
+
+Under a pre-filter the PCA and k-means are weighted by each noise's 1/P(shown) (see
+`ipw`), so axes and clusters are those of the generated noises, and each cluster's
+golden rate is weighted by 1/propensity. The t-SNE / UMAP pictures place the shown
+noises as they are (a picture cannot be weighted); their titles say so.
 """
 
 from __future__ import annotations
@@ -21,14 +26,24 @@ COMPONENTS = 10
 MAX_POINTS = 3000  # t-SNE / UMAP on a seeded subsample beyond this
 
 
-def projection(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """PCA of standardized features: (coordinates (S, <=COMPONENTS), explained variance ratios)."""
+def projection(features: np.ndarray, seed: int = 0, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """PCA of standardized features: (coordinates (S, <=COMPONENTS), explained variance ratios).
+
+    With `weights` (a pre-filter's 1/P(shown) per noise): weighted means, SDs and covariance, so the axes are
+    those of all generated noises, not of the shown ones."""
     from sklearn.decomposition import PCA
 
-    z = (features - features.mean(0)) / np.where(features.std(0) > 0, features.std(0), 1.0)
-    k = int(min(COMPONENTS, z.shape[1], len(z) - 1))
-    pca = PCA(n_components=k, random_state=seed).fit(z)
-    return pca.transform(z), pca.explained_variance_ratio_
+    k = int(min(COMPONENTS, features.shape[1], len(features) - 1))
+    if weights is None:
+        z = (features - features.mean(0)) / np.where(features.std(0) > 0, features.std(0), 1.0)
+        pca = PCA(n_components=k, random_state=seed).fit(z)
+        return pca.transform(z), pca.explained_variance_ratio_
+    p = np.asarray(weights, dtype=float) / np.sum(weights)
+    centred = features - p @ features
+    sd = np.sqrt(p @ centred**2)
+    z = centred / np.where(sd > 0, sd, 1.0)
+    _, values, axes = np.linalg.svd(np.sqrt(p)[:, None] * z, full_matrices=False)
+    return z @ axes[:k].T, (values**2 / np.sum(values**2))[:k]
 
 
 def _subsample(n: int, seed: int) -> np.ndarray:
@@ -58,12 +73,15 @@ def umap(coords: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clusters(coords: np.ndarray, seeds: np.ndarray, rows: pd.DataFrame, boot: ClusterBootstrap,
-             k: int = 6, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """k-means on the projection of distinct noises; per cluster: noises, answers, golden rate and interval."""
+             k: int = 6, seed: int = 0, weights: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """k-means on the projection of distinct noises; per cluster: noises, answers, golden rate and interval.
+
+    `weights` (per noise, 1/P(shown) under a pre-filter) weight the k-means fit; the rate is always weighted by
+    the rows' 1/propensity; the counts are of the shown noises and answers."""
     from sklearn.cluster import KMeans
 
     k = int(min(k, max(2, len(coords) // 10)))
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(coords)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(coords, sample_weight=weights)
     cluster_of = pd.Series(labels, index=seeds)
     row_cluster = cluster_of.reindex(rows["seed"].to_numpy()).to_numpy()
     y, w = rows["golden"].to_numpy(float), rows["weight"].to_numpy(float)

@@ -69,7 +69,7 @@ def clip_scores(rows) -> bytes:
     return _png(fig)
 
 
-def forest(noise_stats, top: int = 25) -> bytes:
+def forest(noise_stats, weighted: bool = False, top: int = 25) -> bytes:
     shown = noise_stats.dropna(subset=["r"]).head(top).iloc[::-1]
     left_out = len(noise_stats) - len(shown)
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(shown) + 1.4))
@@ -81,8 +81,10 @@ def forest(noise_stats, top: int = 25) -> bytes:
     ax.axvline(0, color=GREY, lw=0.8)
     ax.set_yticks(y, [f"{f}{' *' if s else ''}" for f, s in zip(shown["feature"], significant)], fontsize=8)
     note = f"{len(shown)} smallest p of {len(noise_stats)} features" + (f", {left_out} left out" if left_out else "")
-    ax.set(title=f"Noise feature vs seed's golden label: Pearson r (95% CI, unadjusted)\n{note}; * = BH q < 0.05",
-           xlabel="r over distinct noises")
+    what = ("r weighted by 1/P(shown) (95% CI: Fisher z, clustered-bootstrap SE)" if weighted
+            else "Pearson r (95% CI, unadjusted)")
+    ax.set(title=f"Noise feature vs seed's golden label: {what}\n{note}; * = BH q < 0.05",
+           xlabel="r over distinct noises" + (", weighted" if weighted else ""))
     return _png(fig)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.research import selector as seed_selector
-from goldennoise.research.analysis import design, embedding, figures, pairwise, seeds, stats
+from goldennoise.research.analysis import design, embedding, figures, ipw, pairwise, seeds, stats
 from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_ci, format_p
 
 DRAWS = 1000
@@ -58,6 +58,7 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     repeat = bool(rows.groupby("seed")["prompt_id"].nunique().max() > 1)
     boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
     prefiltered = bool(rows["prefiltered"].any())
+    result.parts["prefiltered"] = prefiltered
     design.caveats(result, rows, repeat, prefiltered)
     rates = stats.golden_rates(rows, boot)
     result.parts["rates"] = rates
@@ -92,7 +93,7 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     if len(noisy) < len(rows):
         result.caveats.append(f"Noise analyses use the {len(noisy)} of {len(rows)} rows with noise shape "
                               f"{shape.iloc[0]} (different models or sizes are not comparable).")
-    _noise(result, noisy, table, repeat, with_selector, umap, seed, permutations)
+    _noise(result, noisy, table, part, repeat, with_selector, umap, seed, permutations)
 
 
 def _seed_effects(result, rows, seed, permutations) -> None:
@@ -112,7 +113,7 @@ def _seed_effects(result, rows, seed, permutations) -> None:
                           f"permuted within prompt: p {format_p(effect['p_value'])}): {verdict}")
 
 
-def _noise(result, rows, table, repeat, with_selector, umap, seed, permutations) -> None:
+def _noise(result, rows, table, candidates, repeat, with_selector, umap, seed, permutations) -> None:
     seeds_ = np.sort(rows["seed"].unique())
     F = table.loc[seeds_]
     if len(seeds_) < MIN_NOISES or rows["golden"].nunique() < 2:
@@ -121,28 +122,47 @@ def _noise(result, rows, table, repeat, with_selector, umap, seed, permutations)
                    else f"both golden and bad answers (all {len(rows)} are {answer})")
         result.notes.append(f"Noise statistics, embeddings and the selector skipped: they need {lacking}.")
         return
-    noise_stats = stats.noise_statistics(F, stats.seed_labels(rows))
-    result.parts["noise_stats"] = noise_stats
-    result.figures["forest"] = (figures.forest(noise_stats), "Noise statistics (forest plot)")
-    significant = int((noise_stats["q_value"] < 0.05).sum())
-    result.summary.append(f"noise features: {significant} of {len(noise_stats)} significant at BH q < 0.05 over "
-                          f"{len(seeds_)} distinct noises (smallest Holm p {format_p(noise_stats['p_holm'].min())})")
     boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
+    labels = stats.seed_labels(rows)
+    weights = ipw.seed_weights(rows, candidates).reindex(seeds_)
+    weighted = bool((weights != 1).any())
+    result.parts.update(noise_weighted=weighted, noise_effective=stats.kish(weights), noise_draws=boot.draws)
+    if not weighted:
+        noise_stats = stats.noise_statistics(F, labels)
+    elif ipw.testable(boot):
+        reps = ipw.replicates(rows, stats.centred_answers(rows), seeds_, weights.to_numpy(float), boot)
+        noise_stats = stats.noise_statistics(F, labels, weights, reps)
+    else:
+        noise_stats = None
+        result.notes.append("Noise statistics skipped: under a pre-filter their standard errors resample prompts, "
+                            "and this group has fewer than 3.")
+    if noise_stats is not None:
+        result.parts["noise_stats"] = noise_stats
+        result.figures["forest"] = (figures.forest(noise_stats, weighted), "Noise statistics (forest plot)")
+        significant = int((noise_stats["q_value"] < 0.05).sum())
+        how = (f"weighted by 1/P(shown), effective {stats.kish(weights):.0f}; Wald test, clustered-bootstrap SE"
+               if weighted else "among the top-ranked shown seeds, not corrected" if result.parts["prefiltered"]
+               else "unweighted: every generated seed was shown")
+        result.summary.append(f"noise features: {significant} of {len(noise_stats)} significant at BH q < 0.05 over "
+                              f"{len(seeds_)} distinct noises ({how}; smallest Holm p "
+                              f"{format_p(noise_stats['p_holm'].min())})")
     if len(seeds_) >= 10:
-        coords, explained = embedding.projection(F.to_numpy(), seed)
-        label = stats.seed_labels(rows).reindex(seeds_).to_numpy()
+        w = weights.to_numpy(float) if weighted else None
+        coords, explained = embedding.projection(F.to_numpy(), seed, w)
+        label = labels.reindex(seeds_).to_numpy()
         points, keep = embedding.tsne(coords, seed)
         shown = f"all {len(seeds_)}" if len(keep) == len(seeds_) else f"{len(keep)} of {len(seeds_)} (seeded sample)"
+        among = "; the shown seeds, not weighted" if weighted else ""
         result.figures["tsne"] = (figures.scatter(points, label[keep], f"t-SNE of the noise features' PCA, {shown} "
-                                                  "distinct noises"), "t-SNE of noise features")
-        _, clusters = embedding.clusters(coords, seeds_, rows, boot, seed=seed)
+                                                  f"distinct noises{among}"), "t-SNE of noise features")
+        _, clusters = embedding.clusters(coords, seeds_, rows, boot, seed=seed, weights=w)
         result.parts["clusters"] = clusters
         result.parts["pca_explained"] = float(explained.sum())
         if umap:
             try:
                 points, keep = embedding.umap(coords, seed)
                 result.figures["umap"] = (figures.scatter(points, label[keep], f"UMAP of the noise features' PCA, "
-                                                          f"{shown} distinct noises"), "UMAP of noise features")
+                                                          f"{shown} distinct noises{among}"), "UMAP of noise features")
             except ImportError as error:
                 result.notes.append(str(error))
     if with_selector:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 
 from goldennoise.research.analysis.inference import format_ci, format_p
-from goldennoise.research.analysis.report import _figure, table
+from goldennoise.research.analysis.html import figure as _figure
+from goldennoise.research.analysis.html import table
 
 
 def _p(text: str) -> str:
@@ -64,7 +65,8 @@ def _agreement(result, folder) -> list[str]:
     return ["<h2>Agreement between annotators</h2>",
             _p("Only the same seed of the same prompt in this configuration, judged by both (overlap assignments and "
                "second opinions). Cohen's kappa (sklearn) is undefined when an annotator gave one answer to every "
-               "shared seed."),
+               "shared seed." + (" Among shown seeds, not corrected for the pre-filter: it is about the seeds both "
+                                 "annotators saw." if result.parts.get("prefiltered") else "")),
             table(frame, "Annotator pairs", folder, "agreement")]
 
 
@@ -99,10 +101,23 @@ def _noise(result, folder) -> list[str]:
     stats = result.parts.get("noise_stats")
     if stats is None:
         return []
+    noises = int(stats["noises"].iloc[0])
+    if result.parts.get("noise_weighted"):
+        how = (f"One row per distinct noise ({noises}; effective number {result.parts['noise_effective']:.0f}), "
+               "weighted by 1/P(shown in at least one of its batches) to undo the pre-filter; its label is the mean "
+               "of its answers weighted by 1/propensity, centred on the group's weighted golden rate. r: weighted "
+               "Pearson correlation. p and 95% interval: Wald test on Fisher's z, its standard error from "
+               f"{result.parts['noise_draws']} bootstrap draws that resample whole prompts (and seeds where they "
+               "repeat), each draw re-forming every noise's label and weight. ")
+    else:
+        shown = ("among shown seeds, not corrected: without exploration slots the pre-filter showed only the "
+                 "top-ranked seeds, and no weight can bring back the others" if result.parts.get("prefiltered")
+                 else "every generated seed was shown, so nothing is weighted")
+        how = (f"One row per distinct noise ({noises}), its label the mean of its prompt-centred answers; {shown}. "
+               "Pearson r per feature with its 95% interval and p (scipy). ")
     return ["<h2>Noise statistics</h2>",
-            _p(f"One row per distinct noise ({int(stats['noises'].iloc[0])}), its label the mean of its prompt-centred "
-               "answers. Pearson r per feature with its 95% interval and p (scipy); q: Benjamini-Hochberg over all "
-               f"{len(stats)} features; p_holm: Holm family-wise adjusted p. Read q, not p."),
+            _p(how + f"q: Benjamini-Hochberg over all {len(stats)} features; p_holm: Holm family-wise adjusted p. "
+                     "Read q, not p."),
             _figure(result, "forest"),
             table(stats, "Every noise feature, smallest p first", folder, "noise_statistics", ranked_by="p")]
 
@@ -126,11 +141,17 @@ def _selector(result, folder) -> list[str]:
 def _embedding(result, folder) -> list[str]:
     if "clusters" not in result.parts:
         return []
+    weighted = result.parts.get("noise_weighted")
     return ["<h2>Embeddings of the noises</h2>",
             _p(f"t-SNE and k-means run on a PCA of the standardized noise features (the first components explain "
                f"{result.parts['pca_explained']:.0%} of their variance), one point per distinct noise. The noises are "
                "i.i.d. Gaussian draws: any shape in the picture is not structure; the cluster table is the number to "
-               "read."),
+               "read."
+               + (" Under the pre-filter the PCA and k-means are weighted by each noise's 1/P(shown) and each "
+                  "cluster's golden rate by 1/propensity (interval: bootstrap over whole prompts, and seeds where "
+                  "they repeat); the pictures and the counts of noises and answers are among the shown seeds, not "
+                  "corrected." if weighted else
+                  " Cluster intervals: bootstrap over whole prompts (and seeds where they repeat).")),
             _figure(result, "tsne"), _figure(result, "umap"),
             table(result.parts["clusters"], "k-means clusters of distinct noises", folder, "clusters")]
 

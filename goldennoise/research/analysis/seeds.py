@@ -27,6 +27,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from goldennoise.research.analysis.inference import weighted_auc
+from goldennoise.research.analysis.inference import ClusterBootstrap, codes
 
 MAX_STRENGTH = 1e4  # prior strength alpha + beta when seeds do not differ at all
 
@@ -69,8 +70,6 @@ def beta_prior(golden: np.ndarray, n: np.ndarray) -> tuple[float, float]:
 
 def _raw_intervals(data: pd.DataFrame, seeds: np.ndarray, draws: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """95% intervals of each seed's raw rate, resampling the prompts (whole prompts, as everywhere)."""
-    from goldennoise.research.analysis.inference import ClusterBootstrap, codes
-
     seed_of = pd.Index(seeds).get_indexer(data["seed"])
     wy, w = (data["w"] * data["y"]).to_numpy(), data["w"].to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):  # a seed none of whose prompts was drawn: undefined

@@ -14,8 +14,9 @@
   when a rater gave one answer throughout, interval by scipy's bootstrap over the
   shared prompts.
 - Noise statistics: one row per distinct noise (seed), its label the mean of its
-  prompt-centred answers; Pearson r per feature with scipy's p and interval, then
-  Benjamini-Hochberg q-values and Holm-adjusted p-values over all features.
+  centred answers; Pearson r per feature with scipy's p and interval, or under a
+  pre-filter the inverse-propensity-weighted r with a clustered-bootstrap Wald test
+  (`ipw`), then Benjamini-Hochberg q-values and Holm-adjusted p-values over all features.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, holm, weighted_mean
+from goldennoise.research.analysis.selection import model_assisted_auc
+from goldennoise.research.analysis.ipw import weighted_tests
 
 LEVEL = 0.95
 
@@ -97,8 +100,6 @@ def clip_agreement(rows: pd.DataFrame, boot: ClusterBootstrap | None = None,
                                boot.seed)
         result["ci_low"], result["ci_high"] = sub.interval(auc, base=w)
     if candidates is not None and not candidates.empty:
-        from goldennoise.research.analysis.selection import model_assisted_auc
-
         result["all_candidates"] = model_assisted_auc(candidates, boot)
     return result
 
@@ -169,31 +170,58 @@ def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFr
     return pd.DataFrame(out, columns=columns)
 
 
-def seed_labels(rows: pd.DataFrame) -> pd.Series:
-    """Each distinct seed's mean prompt-centred answer (golden minus its prompt's golden rate), weighted."""
+def centred_answers(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's answer minus a reference rate: its prompt's rate where every row of the prompt has weight 1
+    (nothing filtered), else the group's rate weighted by 1/propensity (see `ipw`: a prompt's own weighted rate
+    rests on one exploration draw, and subtracting it from that draw's answer biases every covariance)."""
     w = rows["weight"].to_numpy(float)
     y = rows["golden"].to_numpy(float)
-    prompt_rate = rows.assign(wy=w * y, w=w).groupby("prompt_id")[["wy", "w"]].transform("sum")
-    centred = y - (prompt_rate["wy"] / prompt_rate["w"]).to_numpy()
-    frame = pd.DataFrame({"seed": rows["seed"].to_numpy(), "wc": w * centred, "w": w})
+    sums = rows.assign(wy=w * y, w=w).groupby("prompt_id")[["wy", "w"]].transform("sum")
+    unfiltered = rows.groupby("prompt_id")["weight"].transform(lambda v: bool((v == 1).all())).to_numpy(bool)
+    reference = np.where(unfiltered, (sums["wy"] / sums["w"]).to_numpy(), np.dot(w, y) / w.sum())
+    return y - reference
+
+
+def seed_labels(rows: pd.DataFrame) -> pd.Series:
+    """Each distinct seed's mean centred answer (`centred_answers`), weighted by 1/propensity."""
+    w = rows["weight"].to_numpy(float)
+    frame = pd.DataFrame({"seed": rows["seed"].to_numpy(), "wc": w * centred_answers(rows), "w": w})
     sums = frame.groupby("seed")[["wc", "w"]].sum()
     return sums["wc"] / sums["w"]
 
 
-def noise_statistics(features: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+def noise_statistics(features: pd.DataFrame, labels: pd.Series, weights: pd.Series | None = None,
+                     replicates=None) -> pd.DataFrame:
     """Per feature, over distinct noises: Pearson r with the seed's label, 95% CI, p, BH q, Holm p.
 
     `features`: one row per distinct seed (index: seed); `labels`: `seed_labels`, same index.
+    Unweighted (every generated seed shown): scipy's Pearson r, p and interval. With `weights`
+    (`ipw.seed_weights`) and `replicates` (`ipw.replicates` over the same seeds): the weighted r
+    with a Wald test and interval on Fisher's z from the clustered bootstrap (`ipw`).
     Sorted by p; every feature is in the table.
     """
-    from scipy.stats import pearsonr
-
     labels = labels.reindex(features.index)
     keep = labels.notna().to_numpy()
-    y = labels.to_numpy(float)[keep]
+    if weights is not None:
+        if replicates is None:
+            raise ValueError("weighted noise statistics need bootstrap replicates for their standard errors")
+        table = weighted_tests(features, labels.fillna(0.0), weights.reindex(features.index).where(keep, 0.0),
+                               replicates)
+    else:
+        table = _pearson(features[keep], labels[keep])
+    table["q_value"] = bh(table["p_value"].to_numpy())
+    table["p_holm"] = holm(table["p_value"].to_numpy())
+    table["noises"] = int(keep.sum())
+    return table.sort_values("p_value", kind="stable").reset_index(drop=True)
+
+
+def _pearson(features: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    from scipy.stats import pearsonr
+
+    y = labels.to_numpy(float)
     out = []
     for name in features.columns:
-        x = features[name].to_numpy(float)[keep]
+        x = features[name].to_numpy(float)
         if len(y) < 4 or np.std(x) == 0 or np.std(y) == 0:
             out.append({"feature": name, "r": np.nan, "r_ci_low": np.nan, "r_ci_high": np.nan, "p_value": np.nan})
             continue
@@ -201,8 +229,4 @@ def noise_statistics(features: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
         ci = res.confidence_interval(LEVEL)
         out.append({"feature": name, "r": float(res.statistic), "r_ci_low": float(ci.low),
                     "r_ci_high": float(ci.high), "p_value": float(res.pvalue)})
-    table = pd.DataFrame(out)
-    table["q_value"] = bh(table["p_value"].to_numpy())
-    table["p_holm"] = holm(table["p_value"].to_numpy())
-    table["noises"] = int(keep.sum())
-    return table.sort_values("p_value", kind="stable").reset_index(drop=True)
+    return pd.DataFrame(out)
