@@ -69,6 +69,17 @@ class HPSv2(Verifier):
         return (image @ text.T).squeeze(1)
 
 
+def checked_state(checkpoint: dict, config: dict, tokenizer) -> tuple:
+    """(CLIPConfig, CLIPModel state dict) from an HPSv2 checkpoint and its open_clip config; raises if they do not fit."""
+    from transformers import CLIPModel
+
+    raw = checkpoint.get("state_dict", checkpoint)
+    state, unused = openclip.from_open_clip({k.removeprefix("module."): v for k, v in raw.items()})  # DDP prefix
+    clip_config = openclip.clip_config(config, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id)
+    check_mapping("hpsv2", state, expected_shapes(CLIPModel, clip_config), unused)
+    return clip_config, state
+
+
 def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32,
          model_id: str | None = None) -> HPSv2:
     """HPSv2.1 from the hub (`source=None`) or from a folder with the same checkpoint file, its config and tokenizer."""
@@ -84,11 +95,7 @@ def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = to
         tokenizer = CLIPTokenizer.from_pretrained(tokenizer_source)
     except Exception as error:
         raise load_error("hpsv2", needs, error) from error
-    raw = read_checkpoint("hpsv2", checkpoint)
-    raw = raw.get("state_dict", raw)
-    state, unused = openclip.from_open_clip({k.removeprefix("module."): v for k, v in raw.items()})
-    clip_config = openclip.clip_config(config, tokenizer.eos_token_id, tokenizer.bos_token_id, tokenizer.pad_token_id)
-    check_mapping("hpsv2", state, expected_shapes(CLIPModel, clip_config), unused)
+    clip_config, state = checked_state(read_checkpoint("hpsv2", checkpoint), config, tokenizer)
     model = CLIPModel.from_pretrained(None, config=clip_config, state_dict=state, dtype=dtype).eval().to(device)
     name = model_id or (source if folder is not None else f"{REPO}/{CHECKPOINT}")
     return HPSv2(model, tokenizer, name, revision_of(source or REPO), device, dtype)

@@ -121,10 +121,40 @@ class ImageReward(Verifier):
         return (reward - MEAN) / STD
 
 
+def checked_states(state: dict, vision_cfg: dict, med: dict) -> tuple:
+    """(vision config, text config, vision state, text state, MLP state) from ImageReward's state dict.
+
+    Raises ModelLoadError unless every parameter of the three parts is filled with its shape.
+    """
+    from transformers import BlipTextModel, BlipVisionModel
+
+    vision_config, text_config = blip_configs(vision_cfg, med)
+    vision_state, text_state, head_state, unused = from_image_reward(state)
+    parts = {"vision": (vision_state, expected_shapes(BlipVisionModel, vision_config)),
+             "text": (text_state, expected_shapes(BlipTextModel, text_config, add_pooling_layer=False)),
+             "head": (head_state, {k: v.shape for k, v in mlp_head(text_config.hidden_size).state_dict().items()})}
+    check_mapping("imagereward", {f"{p}.{k}": v for p, (got, _) in parts.items() for k, v in got.items()},
+                  {f"{p}.{k}": v for p, (_, shapes) in parts.items() for k, v in shapes.items()}, unused)
+    return vision_config, text_config, vision_state, text_state, head_state
+
+
+def build(state: dict, vision_cfg: dict, med: dict, dtype: torch.dtype = torch.float32):
+    """(BlipVisionModel, BlipTextModel, MLP) from ImageReward's state dict (see `checked_states`)."""
+    from transformers import BlipTextModel, BlipVisionModel
+
+    vision_config, text_config, vision_state, text_state, head_state = checked_states(state, vision_cfg, med)
+    vision = BlipVisionModel.from_pretrained(None, config=vision_config, state_dict=vision_state, dtype=dtype)
+    text = BlipTextModel.from_pretrained(None, config=text_config, state_dict=text_state, dtype=dtype,
+                                         add_pooling_layer=False)
+    head = mlp_head(text_config.hidden_size)
+    head.load_state_dict({k: v.float() for k, v in head_state.items()})
+    return vision.eval(), text.eval(), head
+
+
 def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32,
          model_id: str | None = None) -> ImageReward:
     """ImageReward from the hub (`source=None`) or from a folder with the same files plus its vision config."""
-    from transformers import BertTokenizer, BlipTextModel, BlipVisionModel
+    from transformers import BertTokenizer
 
     folder = folder_or_none(source)
     needs = [f"{REPO} {CHECKPOINT} {MED_CONFIG}", f"{TOKENIZER} --include '*.json' '*.txt'"]
@@ -140,20 +170,8 @@ def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = to
     except Exception as error:
         raise load_error("imagereward", needs, error) from error
     tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})  # as BLIP does
-    vision_config, text_config = blip_configs(vision_cfg, json.loads(med_path.read_text()))
-    vision_state, text_state, head_state, unused = from_image_reward(read_checkpoint("imagereward", checkpoint))
-    head = mlp_head(text_config.hidden_size)
-    expected = {**{f"vision.{k}": s for k, s in expected_shapes(BlipVisionModel, vision_config).items()},
-                **{f"text.{k}": s for k, s in expected_shapes(BlipTextModel, text_config,
-                                                              add_pooling_layer=False).items()},
-                **{f"head.{k}": v.shape for k, v in head.state_dict().items()}}
-    check_mapping("imagereward", {**{f"vision.{k}": v for k, v in vision_state.items()},
-                                  **{f"text.{k}": v for k, v in text_state.items()},
-                                  **{f"head.{k}": v for k, v in head_state.items()}}, expected, unused)
-    vision = BlipVisionModel.from_pretrained(None, config=vision_config, state_dict=vision_state, dtype=dtype)
-    text = BlipTextModel.from_pretrained(None, config=text_config, state_dict=text_state, dtype=dtype,
-                                         add_pooling_layer=False)
-    head.load_state_dict({k: v.float() for k, v in head_state.items()})
+    vision, text, head = build(read_checkpoint("imagereward", checkpoint), vision_cfg,
+                               json.loads(med_path.read_text()), dtype)
     name = model_id or (source if folder is not None else f"{REPO}/{CHECKPOINT}")
-    return ImageReward(vision.eval().to(device), text.eval().to(device), head.to(device), tokenizer, name,
+    return ImageReward(vision.to(device), text.to(device), head.to(device), tokenizer, name,
                        revision_of(source or REPO), device, dtype)

@@ -19,7 +19,7 @@ from goldennoise.generation import tiny
 
 STAND_INS = {"tiny-clip": "clip", "tiny-pickscore": "pickscore", "tiny-hpsv2": "hpsv2",
              "tiny-imagereward": "imagereward", "tiny-aesthetic": "aesthetic"}
-VERSION = "3"  # bump when a config below changes, so stale caches are rebuilt
+VERSION = "1"  # bump when a config below changes, so stale caches are rebuilt
 _SEED = 23
 _VISION = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                num_attention_heads=2)
@@ -79,8 +79,9 @@ def _save_imagereward(folder: Path) -> None:
            "num_hidden_layers": 2, "pad_token_id": 0, "type_vocab_size": 2,
            "vocab_size": len(tokenizer) + 2,  # + BLIP's [DEC] and [ENC], as 30522 + 2 in the real config
            "encoder_width": 32, "add_cross_attention": True}
-    # BLIP's default vision init (std 1e-10) would make every tiny image embedding the same.
+    # Wider inits than BLIP's defaults (vision std 1e-10, text 0.02), so tiny rewards differ between images.
     vision_config, text_config = imagereward.blip_configs({**_VISION, "initializer_range": 0.02}, med)
+    text_config.initializer_range = 0.3
     torch.manual_seed(_SEED)
     vision, text = BlipVisionModel(vision_config).eval(), BlipTextModel(text_config, add_pooling_layer=False).eval()
     head = mlp_head(32)  # PyTorch's default init: ImageReward's (std 1/769) would make every tiny reward equal
