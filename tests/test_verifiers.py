@@ -274,3 +274,131 @@ def test_aesthetic_mapping_takes_the_published_mlp_keys():
     state, unused = aesthetic.from_predictor(_meta(shapes))
     base.check_mapping("aesthetic", state, {k: v.shape for k, v in base.mlp_head(768).state_dict().items()}, unused)
     assert unused == []
+
+
+# --- The agreement analysis -------------------------------------------------------------------------------------
+
+from goldennoise.research.analysis import figures  # noqa: E402
+from goldennoise.research.analysis import stats  # noqa: E402
+from goldennoise.research.analysis import verifiers as agreement  # noqa: E402
+from goldennoise.research.analysis.inference import ClusterBootstrap  # noqa: E402
+
+
+def _samples(prompts: int = 30, per: int = 6, seed: int = 0) -> "pd.DataFrame":
+    """One judgement per prompt; ~40% golden; pickscore = the label + tiny noise, hpsv2 and clip random."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = prompts * per
+    rows = pd.DataFrame({"prompt_id": np.repeat([f"p{i}" for i in range(prompts)], per),
+                         "record_id": np.repeat([f"r{i}" for i in range(prompts)], per),
+                         "seed": np.arange(n), "golden": rng.random(n) < 0.4, "weight": 1.0, "annotator": "ann"})
+    rows["score_pickscore"] = rows["golden"] + rng.normal(0, 0.01, n)
+    rows["score_hpsv2"] = rng.normal(size=n)
+    rows["clip_score"] = rng.normal(size=n)
+    return rows
+
+
+def _boot(rows, draws=200):
+    return ClusterBootstrap(rows["prompt_id"], None, draws, 0)
+
+
+def test_a_planted_verifier_is_named_best_and_a_random_one_is_at_chance():
+    rows = _samples()
+    result = agreement.analyse(rows, boot=_boot(rows), permutations=200)
+    table = result["table"].set_index("verifier")
+    assert result["best"] == "pickscore" and result["verdict"].startswith("pickscore agrees best")
+    assert table.loc["pickscore", "auc"] == 1.0 and table.loc["pickscore", "top1"] == 1.0
+    assert table.loc["pickscore", "p_holm"] < 0.05 and table.loc["pickscore", "diff_ci_low"] > 0
+    for name in ("hpsv2", "clip"):
+        assert table.loc[name, "ci_low"] < 0.5 < table.loc[name, "ci_high"]
+        assert table.loc[name, "p_holm"] >= 0.05 and name not in result["verdict"].split(":")[0]
+    only_random = agreement.analyse(rows.drop(columns="score_pickscore"), boot=_boot(rows), permutations=200)
+    assert only_random["best"] is None and only_random["verdict"].startswith("No verifier beats chance")
+
+
+def test_the_analysis_is_unchanged_by_an_increasing_transform_of_a_score():
+    import pandas as pd
+
+    rows = _samples(seed=1)
+    rows["score_hpsv2"] += 0.8 * rows["golden"]  # a weak real signal
+    pairs = pd.DataFrame({"prompt_id": [f"p{i % 10}" for i in range(40)],
+                          "winner": np.random.default_rng(2).choice(["left", "right", "tie", "both_bad"], 40),
+                          "left_score_hpsv2": np.random.default_rng(3).normal(size=40),
+                          "right_score_hpsv2": np.random.default_rng(4).normal(size=40)})
+    before = agreement.analyse(rows, pairs, boot=_boot(rows), permutations=100)
+    for frame, columns in ((rows, ["score_hpsv2"]), (pairs, ["left_score_hpsv2", "right_score_hpsv2"])):
+        for c in columns:
+            frame[c] = np.exp(3 * frame[c]) + 7  # increasing, far from linear
+    after = agreement.analyse(rows, pairs, boot=_boot(rows), permutations=100)
+    pd.testing.assert_frame_equal(before["table"], after["table"])
+    pd.testing.assert_frame_equal(before["correlation"], after["correlation"])
+
+
+def test_random_scores_are_called_significant_about_five_percent_of_the_time():
+    """The null's calibration: 40 data sets of pure noise, each tested at 0.05 (permutation p is exact)."""
+    hits = {"auc": 0, "top1": 0}
+    for seed in range(40):
+        rows = _samples(prompts=15, per=6, seed=100 + seed)[["prompt_id", "record_id", "seed", "golden", "weight",
+                                                            "score_hpsv2"]]
+        auc = agreement.auc_agreement(rows, "score_hpsv2", None, permutations=100, seed=seed)
+        top1 = agreement.top1_agreement(rows, "score_hpsv2", None, permutations=100, seed=seed)
+        hits["auc"] += auc["p_value"] < 0.05
+        hits["top1"] += top1["top1_p_value"] < 0.05
+    assert hits["auc"] <= 6 and hits["top1"] <= 6  # expected 2 of 40; P(7 or more) < 2% under a calibrated test
+
+
+def test_weighted_auc_is_stats_clip_agreement_under_a_prefilter():
+    rows = _samples(seed=5)
+    rows["weight"] = np.where(np.arange(len(rows)) % 6 == 5, 4.0, 1.0)  # one exploration slot, propensity 1/4
+    rows["clip_score"] = rows["clip_score"] + rows["golden"]
+    ours = agreement.auc_agreement(rows, "clip_score", None, permutations=10)
+    assert ours["auc"] == pytest.approx(stats.clip_agreement(rows)["auc"])
+    assert ours["auc"] != pytest.approx(stats.clip_agreement(rows)["naive_auc"])
+
+
+def test_pairwise_agreement_counts_the_human_winner_and_carries_the_verdict_without_golden_labels():
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    n = 120
+    winner = rng.choice(["left", "right"], n)
+    margin = np.where(rng.random(n) < 0.9, 1.0, -1.0) * np.where(winner == "left", 1, -1)  # right 90% of the time
+    pairs = pd.DataFrame({"prompt_id": [f"p{i % 20}" for i in range(n)], "winner": winner,
+                          "left_score_pickscore": margin, "right_score_pickscore": 0.0,
+                          "left_clip_score": rng.normal(size=n), "right_clip_score": rng.normal(size=n)})
+    pairs.loc[0, "winner"] = "both_bad"  # not a decided pair
+    result = agreement.analyse(pd.DataFrame(columns=["prompt_id", "record_id", "seed", "golden", "weight"]), pairs,
+                               permutations=200)
+    table = result["table"].set_index("verifier")
+    assert table.loc["pickscore", "pairs"] == n - 1 and table.loc["pickscore", "measure"] == "pairs"
+    assert table.loc["pickscore", "pair_agreement"] == pytest.approx(0.9, abs=0.06)
+    assert result["best"] == "pickscore" and "pairwise answers" in result["verdict"]
+    assert table.loc["clip", "pair_ci_low"] < 0.5 < table.loc["clip", "pair_ci_high"]
+
+
+def test_within_prompt_spearman_is_scipys_on_one_prompt_and_ignores_prompt_levels():
+    from scipy.stats import spearmanr
+
+    rows = _samples(prompts=1, per=40, seed=9)
+    matrix = agreement.correlations(rows, ["clip", "hpsv2", "pickscore"])
+    assert matrix.loc["clip", "hpsv2"] == pytest.approx(spearmanr(rows["clip_score"], rows["score_hpsv2"])[0])
+    many = _samples(prompts=20, per=8, seed=10)
+    shifted = many.assign(score_hpsv2=many["score_hpsv2"] + 100 * many["prompt_id"].str[1:].astype(int))
+    assert agreement.correlations(shifted, ["clip", "hpsv2"]).loc["clip", "hpsv2"] == pytest.approx(
+        agreement.correlations(many, ["clip", "hpsv2"]).loc["clip", "hpsv2"])  # prompt levels do not count
+
+
+def test_tied_best_seeds_share_the_top_pick():
+    import pandas as pd
+
+    rows = pd.DataFrame({"prompt_id": "p", "record_id": "r", "seed": [1, 2, 3, 4], "weight": 1.0,
+                         "golden": [True, False, False, False], "score_hpsv2": [2.0, 2.0, 1.0, 0.0]})
+    top = agreement.top1_agreement(rows, "score_hpsv2", None, permutations=10)
+    assert top["top1"] == 0.5 and top["chance"] == 0.25 and top["difference"] == 0.25
+
+
+def test_the_figure_is_a_png_of_every_verifier():
+    rows = _samples()
+    png = figures.verifiers(agreement.analyse(rows, boot=_boot(rows, 50), permutations=50)["table"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
