@@ -3,7 +3,7 @@
 A verifier turns a prompt's images into one number per image. `score` takes a list
 of PIL images or a tensor (N, 3, H, W) in [0, 1] on any device, preprocesses and
 scores them in chunks of `batch_size` on the verifier's device, and encodes the
-prompt once per call. Towers run in `dtype` (float16 on CUDA by default, float32 on
+prompt once per chunk (one chunk for a usual batch). Towers run in `dtype` (float16 on CUDA by default, float32 on
 CPU); the head (cosine, logit scale, MLP, normalisation) runs in float32.
 
 Preprocessing follows the original repositories. Those that resize PIL images with
