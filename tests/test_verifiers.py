@@ -402,3 +402,15 @@ def test_the_figure_is_a_png_of_every_verifier():
     rows = _samples()
     png = figures.verifiers(agreement.analyse(rows, boot=_boot(rows, 50), permutations=50)["table"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_aesthetic_takes_the_vision_tower_and_projection_of_a_whole_clipmodel(images):
+    from transformers import CLIPModel
+
+    scorer = verifiers.load("tiny-aesthetic")
+    whole = CLIPModel.from_pretrained(verifiers.stand_in_path("tiny-aesthetic")).eval()
+    pixels = scorer.pixels(images)
+    with torch.no_grad():
+        expected = whole.get_image_features(pixel_values=pixels).pooler_output
+        expected = scorer.head(expected / expected.norm(dim=-1, keepdim=True)).squeeze(1)
+    torch.testing.assert_close(scorer.forward(pixels, "unused"), expected, atol=1e-6, rtol=0)

@@ -66,5 +66,6 @@ def load(name: str, device: str | None = None, dtype: torch.dtype | str | None =
 
 
 def score_column(name: str) -> str:
-    """The analysis tables' column for verifier `name`: `clip_score` for CLIP (as recorded today), else `score_<name>`."""
+    """The analysis tables' column for verifier `name`: `clip_score` for CLIP (as recorded today), else
+    `score_<name>`; the pair table has `left_<column>` and `right_<column>`."""
     return "clip_score" if name == "clip" else f"score_{name}"

@@ -2,7 +2,7 @@
 
 An MLP (five linear layers, no activations, as published) on the L2-normalised
 image embedding of openai/CLIP ViT-L/14; the prompt is not used. The CLIP tower is
-transformers' `CLIPVisionModelWithProjection` from `openai/clip-vit-large-patch14`
+transformers' `CLIPVisionModelWithProjection`, taken from the `CLIPModel` `openai/clip-vit-large-patch14`
 (the port of the weights `clip.load("ViT-L/14")` gives), with its processor, which
 is openai/CLIP's preprocessing. The MLP's file lives in the author's GitHub
 repository; the loader takes the copy on the hub at `camenduru/improved-aesthetic-predictor`
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from goldennoise.generation.verifiers.base import (Verifier, check_mapping, clip_pixels, folder_or_none, hub_file,
-                                                   load_error, mlp_head, read_checkpoint, revision_of)
+from goldennoise.generation.verifiers.base import (Verifier, check_mapping, clip_pixels, errors_only, folder_or_none,
+                                                   hub_file, load_error, mlp_head, read_checkpoint, revision_of)
 
 CLIP = "openai/clip-vit-large-patch14"
 HEAD_REPO, HEAD_FILE = "camenduru/improved-aesthetic-predictor", "sac+logos+ava1-l14-linearMSE.pth"
@@ -51,7 +51,7 @@ class Aesthetic(Verifier):
 def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float32,
          model_id: str | None = None) -> Aesthetic:
     """The predictor from the hub (`source=None`) or a folder holding the CLIP vision tower and the MLP file."""
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPVisionModelWithProjection
 
     folder = folder_or_none(source)
     clip_source = source if folder is not None else CLIP
@@ -59,7 +59,13 @@ def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = to
     head_path = folder / HEAD_FILE if folder is not None else hub_file("aesthetic", HEAD_REPO, HEAD_FILE, needs,
                                                                          HEAD_SHA256)
     try:
-        vision = CLIPVisionModelWithProjection.from_pretrained(clip_source, dtype=dtype).eval().to(device)
+        # The repository holds a whole CLIPModel: take its vision tower and projection, with the projection size
+        # from the top-level config (the vision sub-config's default would be 512, not 768).
+        config = CLIPConfig.from_pretrained(clip_source)
+        config.vision_config.projection_dim = config.projection_dim
+        with errors_only():  # the unused text tower would be listed as "unexpected" keys
+            vision = CLIPVisionModelWithProjection.from_pretrained(clip_source, config=config.vision_config,
+                                                                   dtype=dtype).eval().to(device)
         processor = CLIPImageProcessor.from_pretrained(clip_source)
     except Exception as error:
         raise load_error("aesthetic", needs, error) from error

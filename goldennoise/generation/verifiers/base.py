@@ -3,8 +3,9 @@
 A verifier turns a prompt's images into one number per image. `score` takes a list
 of PIL images or a tensor (N, 3, H, W) in [0, 1] on any device, preprocesses and
 scores them in chunks of `batch_size` on the verifier's device, and encodes the
-prompt once per chunk (one chunk for a usual batch). Towers run in `dtype` (float16 on CUDA by default, float32 on
-CPU); the head (cosine, logit scale, MLP, normalisation) runs in float32.
+prompt once per chunk (one chunk for a usual batch). Towers run in `dtype` (float16
+on CUDA by default, float32 on CPU); the head (cosine, logit scale, MLP,
+normalisation) runs in float32.
 
 Preprocessing follows the original repositories. Those that resize PIL images with
 PIL (openai/CLIP's transform, which `CLIPImageProcessor` reproduces) get the same
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,7 +33,7 @@ STD_OPENAI = (0.26862954, 0.26130258, 0.27577711)
 
 
 def default_dtype(device: str, dtype: torch.dtype | str | None) -> torch.dtype:
-    """The towers' dtype: as asked, else float16 on CUDA (as HPSv2's amp and openai/CLIP on CUDA) and float32 elsewhere."""
+    """The towers' dtype: as asked, else float16 on CUDA (as HPSv2's amp and openai/CLIP on CUDA), float32 elsewhere."""
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     return dtype or (torch.float16 if str(device).startswith("cuda") else torch.float32)
@@ -77,6 +79,23 @@ class Verifier:
         raise NotImplementedError
 
 
+@contextmanager
+def errors_only():
+    """transformers logs only errors inside (its load report lists checkpoint keys a model does not use).
+
+    Changes a process-wide setting for the duration of a load; loads happen at start-up or on an
+    administrator's switch, not per request.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(level)
+
+
 def as_tensor(images, device: str) -> torch.Tensor:
     """PIL images (same size) or a tensor -> float32 (N, 3, H, W) in [0, 1] on `device` (as ToTensor does)."""
     if isinstance(images, torch.Tensor):
@@ -88,7 +107,8 @@ def as_tensor(images, device: str) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    return (x - torch.tensor(mean, device=x.device).view(1, 3, 1, 1)) / torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (mean, std))
+    return (x - mean) / std
 
 
 def resize_crop(x: torch.Tensor, short: int, crop: int) -> torch.Tensor:

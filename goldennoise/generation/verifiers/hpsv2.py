@@ -19,7 +19,7 @@ import torch
 from goldennoise.generation.verifiers import openclip
 from goldennoise.generation.verifiers.base import (MEAN_OPENAI, STD_OPENAI, Verifier, as_tensor, check_mapping,
                                                    expected_shapes, folder_or_none, hub_file, load_error,
-                                                   read_checkpoint, revision_of)
+                                                   normalize, read_checkpoint, revision_of)
 
 REPO, CHECKPOINT = "xswu/HPSv2", "HPS_v2.1_compressed.pt"
 TOKENIZER = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
@@ -56,9 +56,8 @@ class HPSv2(Verifier):
 
     def pixels(self, images) -> torch.Tensor:
         # PIL and tensors alike: the original converts to a tensor first, then resizes the tensor.
-        x = fit_and_pad(as_tensor(images, self.device), self.image_size)
-        return ((x - torch.tensor(MEAN_OPENAI, device=x.device).view(1, 3, 1, 1))
-                / torch.tensor(STD_OPENAI, device=x.device).view(1, 3, 1, 1)).to(self.dtype)
+        return normalize(fit_and_pad(as_tensor(images, self.device), self.image_size), MEAN_OPENAI,
+                         STD_OPENAI).to(self.dtype)
 
     def forward(self, pixels: torch.Tensor, prompt: str) -> torch.Tensor:
         tokens = self.tokenizer([prompt], padding="max_length", max_length=77, truncation=True, return_tensors="pt")
@@ -70,7 +69,10 @@ class HPSv2(Verifier):
 
 
 def checked_state(checkpoint: dict, config: dict, tokenizer) -> tuple:
-    """(CLIPConfig, CLIPModel state dict) from an HPSv2 checkpoint and its open_clip config; raises if they do not fit."""
+    """(CLIPConfig, CLIPModel state dict) from an HPSv2 checkpoint and its open_clip config.
+
+    Raises ModelLoadError unless every parameter is filled with its shape.
+    """
     from transformers import CLIPModel
 
     raw = checkpoint.get("state_dict", checkpoint)
@@ -88,7 +90,8 @@ def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = to
     folder = folder_or_none(source)
     needs = [f"{REPO} {CHECKPOINT}", f"{TOKENIZER} --include '*.json' '*.txt'"]
     if folder is not None:
-        checkpoint, config, tokenizer_source = folder / CHECKPOINT, json.loads((folder / CONFIG_FILE).read_text()), source
+        checkpoint, tokenizer_source = folder / CHECKPOINT, source
+        config = json.loads((folder / CONFIG_FILE).read_text())
     else:
         checkpoint, config, tokenizer_source = hub_file("hpsv2", REPO, CHECKPOINT, needs), VIT_H_14, TOKENIZER
     try:

@@ -53,5 +53,6 @@ def load(source: str | None = None, device: str = "cpu", dtype: torch.dtype = to
         model = CLIPModel.from_pretrained(model_source, dtype=dtype).eval().to(device)
         processor = CLIPProcessor.from_pretrained(processor_source)
     except Exception as error:  # hub, file and config errors all mean "cannot load these weights"
-        raise load_error("pickscore", [model_source, f"{processor_source} --include '*.json' '*.txt'"], error) from error
+        needs = [model_source, f"{processor_source} --include '*.json' '*.txt'"]
+        raise load_error("pickscore", needs, error) from error
     return PickScore(model, processor, model_id or model_source, revision_of(model_source), device, dtype)

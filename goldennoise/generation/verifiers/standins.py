@@ -97,14 +97,15 @@ def _save_imagereward(folder: Path) -> None:
 
 
 def _save_aesthetic(folder: Path) -> None:
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
     from goldennoise.generation.verifiers import aesthetic
     from goldennoise.generation.verifiers.base import mlp_head
 
-    torch.manual_seed(_SEED)
-    CLIPVisionModelWithProjection(CLIPVisionConfig(**_VISION, projection_dim=16)).eval().save_pretrained(folder)
-    _image_processor().save_pretrained(folder)
+    # A whole CLIPModel, as openai/clip-vit-large-patch14 is: the loader takes its vision tower.
+    torch.manual_seed(_SEED + 1)
+    CLIPModel(CLIPConfig(text_config=tiny._CLIP_TEXT, vision_config=_VISION, projection_dim=16)).save_pretrained(folder)
+    CLIPProcessor(image_processor=_image_processor(), tokenizer=tiny._clip_tokenizer()).save_pretrained(folder)
     torch.save({f"layers.{k}": v for k, v in mlp_head(16).state_dict().items()}, folder / aesthetic.HEAD_FILE)
 
 
