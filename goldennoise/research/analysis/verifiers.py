@@ -70,11 +70,11 @@ def _p(null: np.ndarray, observed: float) -> float:
     return float((1 + np.sum(null >= observed - 1e-12)) / (1 + len(null)))
 
 
-def _sub(boot: ClusterBootstrap | None, frame: pd.DataFrame, seeds: bool = True) -> ClusterBootstrap | None:
+def _sub(boot: ClusterBootstrap | None, frame: pd.DataFrame) -> ClusterBootstrap | None:
+    """The group's bootstrap restricted to `frame`'s rows (seeds resampled too where the group's are)."""
     if boot is None:
         return None
-    return ClusterBootstrap(frame["prompt_id"], frame["seed"] if seeds and boot.seeds is not None else None,
-                            boot.draws, boot.seed)
+    return ClusterBootstrap(frame["prompt_id"], None if boot.seeds is None else frame["seed"], boot.draws, boot.seed)
 
 
 def auc_agreement(rows: pd.DataFrame, col: str, boot=None, permutations: int = 1000, seed: int = 0) -> dict:
