@@ -4,7 +4,9 @@ Run: .venv/bin/python benchmarks/generation.py [--repeats 5] [--gpu-arch auto|fl
 
 CPU, tiny model (always):
   1. a batch of N seeds in one call vs N single calls (same seeds, same noise);
-  2. CLIP scoring as a share of generation time;
+  2. CLIP scoring as a share of generation time, and each other verifier's offline stand-in
+     (tiny-pickscore, tiny-hpsv2, tiny-imagereward, tiny-aesthetic) likewise: the stand-ins have
+     the real architectures at toy sizes, so this measures the code path, not the real models' cost;
   3. display encoding per batch: PNG written once (GoldenNoise: files served by path)
      vs Gradio's default lossy WebP re-encoding of PIL images on every update.
 Plain diffusers vs GoldenNoise's fast path (seconds per image, batch 4 and 16):
@@ -35,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from goldennoise.generation import hub, images, latents, models, scoring  # noqa: E402
+from goldennoise.generation import hub, images, latents, models, scoring, verifiers  # noqa: E402
 from goldennoise.generation import pipeline as generation  # noqa: E402
 
 FLUX_TFLOP_PER_IMAGE_STEP = 69.5  # 1024x1024, 256 text tokens (from the issue's count)
@@ -86,6 +88,22 @@ def cpu_section(repeats: int) -> None:
     print(f"  CLIP scoring: {clip_time * 1000:.1f} ms = {100 * clip_time / batched:.1f}% of generation (target < 5%)")
     print(f"  display encoding per batch: PNG once {png * 1000:.1f} ms ({100 * png / batched:.1f}% of generation); "
           f"Gradio default WebP re-encode {webp * 1000:.1f} ms per update (lossy), avoided by serving files")
+
+
+def verifier_section(repeats: int) -> None:
+    """Each verifier stand-in's seconds per batch (PIL images, as CLIP above) as a share of tiny-flux generation."""
+    from goldennoise.generation.verifiers import speed
+
+    model = models.load_model("tiny-flux", device="cpu", dtype=torch.float32)
+    params = generation.GenerationParams(4, 0.0, 256, 256, 256)
+    seeds = [11, 12, 13, 14]
+    batched = timed(lambda: generation.generate(model, speed.PROMPT, seeds, params), repeats)
+    print(f"Verifier stand-ins on CPU, batch of {len(seeds)} at 256x256 (median of {repeats}; real weights cost more):")
+    for name in sorted(verifiers.STAND_INS):
+        scorer = verifiers.load(name, device="cpu")
+        seconds = speed.seconds_per_batch(scorer, n=len(seeds), size=256, repeats=repeats, pil=True)
+        print(f"  {name}: {seconds * 1000:.1f} ms = {100 * seconds / batched:.1f}% of generation "
+              f"({scorer.info()['dtype']})")
 
 
 def latents_overhead(repeats: int) -> None:
@@ -190,6 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     hub.quiet_loading()
     cpu_section(args.repeats)
+    verifier_section(args.repeats)
     latents_overhead(args.repeats)
     arch = args.gpu_arch if args.gpu_arch != "auto" else ("flux" if torch.cuda.is_available() else "tiny")
     if arch == "flux":

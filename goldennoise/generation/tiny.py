@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -188,22 +189,27 @@ PIPELINES = (TINY_FLUX, TINY_SD)
 
 
 def tiny_model_path(name: str) -> Path:
-    """Return the folder of tiny model `name`, building and caching it on first use.
+    """Return the folder of tiny model `name`, building and caching it on first use."""
+    if name not in _BUILDERS:
+        raise KeyError(f"Unknown tiny model {name!r}; choose one of {sorted(_BUILDERS)}.")
+    return cached_folder(f"{name}-v{TINY_VERSION}", _BUILDERS[name])
+
+
+def cached_folder(key: str, build: Callable[[Path], None]) -> Path:
+    """The folder `cache_dir() / key`, made by `build(folder)` on first use (other stand-ins use it too).
 
     The folder is written under a temporary name and renamed, so a concurrent or
     interrupted build never leaves a half-written model behind.
     """
-    if name not in _BUILDERS:
-        raise KeyError(f"Unknown tiny model {name!r}; choose one of {sorted(_BUILDERS)}.")
-    folder = cache_dir() / f"{name}-v{TINY_VERSION}"
+    folder = cache_dir() / key
     if (folder / ".complete").exists():
         return folder
     hub.quiet_loading()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
     try:
-        _BUILDERS[name](tmp)
-        (tmp / ".complete").write_text(TINY_VERSION)
+        build(tmp)
+        (tmp / ".complete").write_text(key)
         try:
             tmp.rename(folder)
         except OSError:

@@ -144,3 +144,24 @@ def strengths(table) -> bytes:
     ax.set_title(f"Bradley-Terry log-strength per seed (95% CI, prompts resampled){note}", fontsize=9)
     ax.set_ylabel("log strength")
     return _png(fig)
+
+
+def verifiers(table) -> bytes:
+    """Each verifier's agreement with people (95% CI, clustered) beside chance: AUC, top-1 minus random, pairs."""
+    panels = [("auc", "ci_low", "ci_high", 0.5, "within-judgement AUC"),
+              ("difference", "diff_ci_low", "diff_ci_high", 0.0, "top-1 golden minus random pick"),
+              ("pair_agreement", "pair_ci_low", "pair_ci_high", 0.5, "agreement on pairwise answers")]
+    panels = [p for p in panels if p[0] in table and table[p[0]].notna().any()]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 0.45 * len(table) + 1.6),
+                             squeeze=False)
+    y = np.arange(len(table))[::-1]
+    best = (table["p_holm"] < 0.05).to_numpy() if "p_holm" in table else np.zeros(len(table), bool)
+    for ax, (value, low, high, chance, title) in zip(axes[0], panels):
+        ax.errorbar(table[value], y, xerr=_errors(table[value], table[low], table[high]), fmt="none", ecolor=GREY,
+                    capsize=2)
+        ax.scatter(table[value], y, color=np.where(best, GOLD, "black"), zorder=3)
+        ax.axvline(chance, color="black", lw=0.8, ls="--")
+        ax.set_yticks(y, [f"{v}{' *' if b else ''}" for v, b in zip(table["verifier"], best)])
+        ax.set_title(title, fontsize=9)
+    fig.suptitle("Verifier vs people (95% CI, prompts resampled; dashed = chance; * = Holm p < 0.05)", fontsize=9)
+    return _png(fig)
