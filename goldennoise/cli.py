@@ -1,4 +1,4 @@
-"""The `goldennoise` command: app, generate, analyze, export, push, verify, migrate, schema.
+"""The `goldennoise` command: app, generate, analyze, export, push, verify, migrate, simulate, schema.
 
 Each subcommand parses its arguments here and calls the library; nothing runs at
 import. `goldennoise <command> --help` lists every option, its choices and the
@@ -18,7 +18,7 @@ ENVIRONMENT = """environment variables:
   GOLDENNOISE_STORE     default --store: postgresql://user:password@host/database (else SQLite in the outputs folder)
   GOLDENNOISE_AUTH      logins, "user:password[,user2:password2:admin]" (added to --auth)
   GOLDENNOISE_ADMINS    comma-separated users who administer (added to --admin)
-  GOLDENNOISE_CACHE     where the offline tiny models are built (default ~/.cache/goldennoise)
+  GOLDENNOISE_CACHE     where the offline tiny models (random weights) are built (default ~/.cache/goldennoise)
   HF_TOKEN              a Hugging Face token, for gated or private models and for push
   HF_HOME               the Hugging Face cache (on a Space with storage: /data/.huggingface)
   HF_HUB_OFFLINE        1: only models already in the cache load
@@ -26,6 +26,7 @@ ENVIRONMENT = """environment variables:
   SPACES_ZERO_GPU       set by Hugging Face on ZeroGPU Spaces: generation runs inside spaces.GPU"""
 DEFAULT_PROMPTS = Path(__file__).resolve().parent.parent / "prompts" / "sample.csv"
 DIGITS_PROMPTS = Path(__file__).resolve().parent.parent / "prompts" / "digits.txt"
+DIGITS_GUIDELINES = DIGITS_PROMPTS.with_name("digits-guidelines.md")
 
 
 def default_outputs() -> str:
@@ -87,6 +88,8 @@ def campaign_from_args(args) -> "object":
         flags["guidelines"] = campaigns.read_guidelines(flags["guidelines"])
     flags.setdefault("model", models.default_model_name())
     flags.setdefault("prompts", str(default_prompts(flags["model"])))
+    if flags["model"] == "digits" and "guidelines" not in flags and DIGITS_GUIDELINES.is_file():
+        flags["guidelines"] = DIGITS_GUIDELINES.read_text(encoding="utf-8")
     return replace(campaigns.Campaign(), **flags).check()
 
 
@@ -99,6 +102,8 @@ def cmd_app(args) -> int:
     if os.environ.get("SPACE_ID") and os.path.isdir("/data") and not os.environ.get("HF_HOME"):
         os.environ["HF_HOME"] = "/data/.huggingface"  # models persist across restarts with the Space's storage
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests, not news
+    quiet_torchvision()
     from goldennoise.annotation import access
     from goldennoise.annotation.service import Service
     from goldennoise.errors import UserError
@@ -128,9 +133,24 @@ def cmd_app(args) -> int:
         log.info("to label from another machine: goldennoise app --share --auth user:password (a temporary public "
                  "link), or --host 0.0.0.0 with --auth on your network")
     demo = ui.build_demo(service, banner)
+    log.info("GoldenNoise on http://%s:%d/ (records: %s; outputs folder %s)",
+             "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host, args.port, service.store.describe(),
+             service.outputs.resolve())
     ui.launch(demo, service.outputs, who, max_queue=args.max_queue, server_name=args.host, server_port=args.port,
-              share=args.share, auth_message="GoldenNoise: log in with the name and password you were given.")
+              share=args.share, quiet=not args.share,  # Gradio's own lines suggest share=True in launch(): not ours
+              auth_message="GoldenNoise: log in with the name and password you were given.")
     return 0
+
+
+def quiet_torchvision() -> None:
+    """transformers says at every start that its CLIP image processor falls back to PIL without torchvision; that
+    is expected here (torchvision is not installed on purpose), so the line is dropped."""
+    class Drop(logging.Filter):
+        def filter(self, record) -> bool:
+            return "requires torchvision" not in record.getMessage()
+
+    for name in ("transformers", "transformers.image_processing_utils", "transformers.models.auto"):
+        logging.getLogger(name).addFilter(Drop())
 
 
 def cmd_generate(args) -> int:
@@ -222,6 +242,29 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    """A digits campaign answered by simulated annotators; the truth beside what the analysis found."""
+    from goldennoise import simulate
+    from goldennoise.errors import UserError
+
+    try:
+        sim = simulate.simulate(args.outputs, annotators=args.annotators, error=args.error,
+                                disagreement=args.disagreement, skip_rate=args.skip_rate, speed_ms=args.speed_ms,
+                                repeats=args.repeats, seed_strategy=args.seed_strategy, pool_size=args.pool_size,
+                                batch_size=args.batch_size, overlap=args.overlap, guidance=args.guidance,
+                                steps=args.steps, judge=args.judge, seed=args.seed, store=args.store)
+        found = {} if args.no_analysis else simulate.analyse(Path(args.outputs), sim.campaign, args.store)
+        pool = simulate.pool_truth(0, args.pool_size, args.guidance, args.steps) \
+            if args.pool_truth and args.seed_strategy == "pool" else None
+    except UserError as error:
+        print(f"goldennoise simulate: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(simulate.report(sim, found, pool)))
+    if found:
+        print(f"report: {found['report']}")
+    return 0
+
+
 def cmd_schema(args) -> int:
     import json
 
@@ -236,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "text-to-image model produce its best images.", epilog=ENVIRONMENT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    outputs = dict(default=default_outputs(), help="folder of records.jsonl, images and campaigns (default "
+    outputs = dict(default=default_outputs(), help="folder of the records database, images and campaigns (default "
                                                     "$GOLDENNOISE_OUTPUTS or ./outputs)")
 
     app = _parser("app", "Serve the labelling app (Workbench, Pairwise, History, Analysis).", sub)
@@ -273,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     ("push", "Push the exported dataset (with its card) to the Hugging Face hub.",
                                      cmd_push)):
         p = _parser(name, description, sub)
-        p.add_argument("outputs", help="the outputs folder (records.jsonl, images, campaigns)")
+        p.add_argument("outputs", help="the outputs folder (its records, images, campaigns)")
         if name == "export":
             p.add_argument("dest", nargs="?", help="where to write (default OUTPUTS/exports)")
             p.add_argument("--formats", default="hub,table,npnet,npz",
@@ -306,6 +349,31 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--file", default=None, help="the JSONL file (default OUTPUTS/records.jsonl)")
     add_store_option(migrate)
     migrate.set_defaults(func=cmd_migrate)
+    sim = _parser("simulate", "Run a campaign on the offline digits model, answered by simulated annotators judged by "
+                  "an independent classifier (a known truth), and print the truth beside what the analysis found.",
+                  sub)
+    sim.add_argument("--outputs", **outputs)
+    add_store_option(sim)
+    sim.add_argument("--annotators", type=int, default=2, help="simulated annotators (default 2)")
+    sim.add_argument("--error", type=float, default=0.05, help="chance each label is flipped (default 0.05)")
+    sim.add_argument("--disagreement", type=float, default=0.0,
+                     help="spread of the annotators' own thresholds around the judge's 0.8 (default 0)")
+    sim.add_argument("--skip-rate", type=float, default=0.0, help="chance a prompt is skipped (default 0)")
+    sim.add_argument("--speed-ms", type=int, default=1500, help="viewing time each answer reports (default 1500)")
+    sim.add_argument("--repeats", type=int, default=10, help="ways each digit is asked for: 10 x this prompts "
+                     "(default 10)")
+    sim.add_argument("--seed-strategy", choices=("pool", "random", "sequential"), default="pool")
+    sim.add_argument("--pool-size", type=int, default=40)
+    sim.add_argument("--batch-size", type=int, default=4)
+    sim.add_argument("--overlap", type=float, default=0.3)
+    sim.add_argument("--guidance", type=float, default=0.75, help="the difficulty knob (default 0.75: ~80%% pass)")
+    sim.add_argument("--steps", type=int, default=10, help="denoising steps (default 10: the same seed ranking as 20)")
+    sim.add_argument("--judge", choices=("svc", "coin"), default="svc", help="svc: the classifier; coin: fair coin "
+                     "flips (a world with nothing to find)")
+    sim.add_argument("--seed", type=int, default=0, help="the annotators' randomness")
+    sim.add_argument("--no-analysis", action="store_true", help="write the records only")
+    sim.add_argument("--pool-truth", action="store_true", help="also judge every pool seed x every digit (slower)")
+    sim.set_defaults(func=cmd_simulate)
     schema = _parser("schema", "Print the JSON Schema of a records.jsonl line.", sub)
     schema.set_defaults(func=cmd_schema)
     return parser

@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "goldennoise"
 BASE = {"errors", "ids", "version", "__init__"}
-ENTRY = {"cli", "facade", "pregenerate"}
+ENTRY = {"cli", "facade", "pregenerate", "simulate"}
 # Each layer may import itself, the base modules, and these (the README's arrows).
 ALLOWED = {
     "store": set(),

@@ -74,3 +74,9 @@ def test_scheduler_view_leaves_the_shared_pipeline_alone(tiny_model):
     assert models.with_scheduler(tiny_model.pipe, None) is tiny_model.pipe
     with pytest.raises(ValueError, match="does not fit"):
         models.with_scheduler(tiny_model.pipe, "DDIMScheduler")
+    sd = models.load_model("tiny-sd")
+    shared = sd.pipe.scheduler
+    view = models.with_scheduler(sd.pipe, "DDIMScheduler")
+    assert type(view.scheduler).__name__ == "DDIMScheduler" and view.unet is sd.pipe.unet  # weights shared
+    view.scheduler.set_timesteps(3)
+    assert sd.pipe.scheduler is shared and type(shared).__name__ == "EulerDiscreteScheduler"  # the shared one kept

@@ -163,6 +163,7 @@ def resolve(campaign: Campaign, store: RecordStore, outputs: Path, prompt_set: P
                 campaigns.write(outputs, resolved, None)
                 return resolved, Prompts(store, resolved.id, Path(campaign.prompts).name)
         prompt_set = campaigns.load_prompt_set(campaign)
+    models.check_prompts(spec, [p.text for p in prompt_set.prompts])
     resolved = campaign.resolved(spec, campaigns.prompts_sha256(prompt_set), len(prompt_set.prompts))
     folder = campaigns.write(outputs, resolved, prompt_set)
     rows = [{"idx": p.index, "prompt_id": p.id, "text": p.text, "source": p.source,
@@ -201,6 +202,9 @@ def runtime_for(campaign: Campaign, store: RecordStore, outputs: str | Path, loa
     elif not complete and load == "never":
         raise CampaignError(f"campaign {resolved.id}: {store.batch_count(resolved.id)} of {prompts.count} batches "
                             "are pre-generated and no model is loaded; run `goldennoise generate` first.", "campaign")
+    placeholder = models.placeholder_warning(models.resolve(resolved.model, resolved.revision))
+    if placeholder:
+        warnings.insert(0, placeholder)
     device = workers[0].model.device if workers else "cpu"
     # On ZeroGPU every call is a GPU slot of its own: chunks only where memory requires, never by time.
     budget = budgets.Budget(device, time_slice=None if gpu.zero_gpu() else budgets.Budget.time_slice)

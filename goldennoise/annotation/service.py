@@ -83,6 +83,7 @@ class Display:
     min_view_ms: int
     blind: bool
     waiting: bool  # a done screen with prompts still held by others
+    warning: str | None = None  # said on every screen (a placeholder model with random weights)
 
 
 def _check_mode(mode) -> str:
@@ -382,8 +383,9 @@ class Service:
             self._sync(tab)
             screen = tab.views[_check_mode(mode)].screen
             progress = self.progress(caller, mode)
+        placeholder = next((w for w in self._runtime().warnings if "random weights" in w), None)
         return Display(screen, progress, c.min_view_ms, c.blind,
-                       screen.state == "done" and progress["remaining_for_you"] > 0)
+                       screen.state == "done" and progress["remaining_for_you"] > 0, placeholder)
 
     def progress(self, caller: Caller, mode: str = "batch") -> dict:
         """This annotator's counts in the running campaign (total, judged, skipped, remaining_for_you)."""

@@ -356,8 +356,9 @@ IMPLIED = {
 KNOWN_CHANNELS = {  # the draw's C for known models, by the model id records carry
     "tiny-flux": 4, "tiny-sd": 4, "black-forest-labs/FLUX.1-schnell": 16, "black-forest-labs/FLUX.1-dev": 16,
     "stabilityai/stable-diffusion-3.5-large": 16, "stabilityai/stable-diffusion-3.5-medium": 16,
-    "stabilityai/stable-diffusion-xl-base-1.0": 4,
+    "stabilityai/stable-diffusion-xl-base-1.0": 4, "digits": 1,
 }
+KNOWN_SAMPLE_SIZES = {"digits": 8}  # pixel-space models' own grid (the shipped digits model's recipe)
 UNIT_SIGMA_SCHEDULERS = frozenset({  # init_noise_sigma is 1.0 whatever the config (tests check against diffusers)
     "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
     "DEISMultistepScheduler", "UniPCMultistepScheduler", "LCMScheduler", "TCDScheduler", "SASolverScheduler"})
@@ -473,12 +474,12 @@ def _check_shape(shape, rule: Implied, config: dict, configured: bool, where: st
     height, width = _number(config.get("height")), _number(config.get("width"))
     channels = KNOWN_CHANNELS.get(config.get("model_id"))
     denoiser = {}
-    if rule.spatial is None or channels is None:
+    if (rule.spatial is None and config.get("model_id") not in KNOWN_SAMPLE_SIZES) or channels is None:
         denoiser = _model_file(config.get("model_id"), config.get("revision"), f"{rule.denoiser}/config.json") or {}
     if rule.spatial is not None and height and width:
         spatial = list(rule.spatial(height, width))
-    elif rule.spatial is None and denoiser.get("sample_size"):
-        spatial = [int(denoiser["sample_size"])] * 2
+    elif rule.spatial is None and (denoiser.get("sample_size") or config.get("model_id") in KNOWN_SAMPLE_SIZES):
+        spatial = [int(denoiser.get("sample_size") or KNOWN_SAMPLE_SIZES[config["model_id"]])] * 2
     else:
         spatial = None
         if configured:

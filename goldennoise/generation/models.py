@@ -43,13 +43,14 @@ class ModelSpec:
     clip: str = "openai/clip-vit-large-patch14"  # the torchmetrics default
     weights_gb: float | None = None  # bf16 weights, for the "no GPU" warning
     revision: str | None = None
+    placeholder: bool = False  # random weights: its images mean nothing (the tiny models, for the code paths)
 
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
-        ModelSpec("tiny-flux", "tiny-flux", 4, 0.0, 256, 256, 256, clip=tiny.TINY_CLIP),
-        ModelSpec("tiny-sd", "tiny-sd", 4, 5.0, 256, 256, None, clip=tiny.TINY_CLIP),
+        ModelSpec("tiny-flux", "tiny-flux", 4, 0.0, 256, 256, 256, clip=tiny.TINY_CLIP, placeholder=True),
+        ModelSpec("tiny-sd", "tiny-sd", 4, 5.0, 256, 256, None, clip=tiny.TINY_CLIP, placeholder=True),
         # Guidance 0.75: about 80% of its images are recognisable, so seeds visibly matter (sandbox/weights card).
         ModelSpec(DIGITS, DIGITS, 20, 0.75, 256, 256, None, clip=tiny.TINY_CLIP),
         ModelSpec("FLUX.1-schnell", "black-forest-labs/FLUX.1-schnell", 4, 0.0, 1024, 1024, 256, weights_gb=33.7),
@@ -62,8 +63,28 @@ KNOWN_MODELS: dict[str, ModelSpec] = {
 
 
 def default_model_name() -> str:
-    """FLUX.1-schnell where CUDA is present, else the offline tiny model."""
-    return "FLUX.1-schnell" if torch.cuda.is_available() else tiny.TINY_FLUX
+    """FLUX.1-schnell where CUDA is present, else the offline digits model (whose images mean something)."""
+    return "FLUX.1-schnell" if torch.cuda.is_available() else DIGITS
+
+
+def placeholder_warning(spec: ModelSpec) -> str | None:
+    """What to tell people about a model with random weights (None for real models)."""
+    if not spec.placeholder:
+        return None
+    return (f"{spec.name} has random weights: its images are noise-like placeholders, for trying the tool's code "
+            "paths only. Label something meaningful with --model digits (on a CPU) or a real model on a GPU.")
+
+
+def check_prompts(spec: ModelSpec, texts: list[str]) -> None:
+    """Refuse, naming the first, a prompt this model cannot draw (the digits model knows ten prompts)."""
+    if spec.name == DIGITS:
+        from goldennoise.sandbox.prompts import digit_of  # lazy: the sandbox is only needed for the digits model
+
+        for number, text in enumerate(texts, start=1):
+            try:
+                digit_of(text)
+            except UserError as error:
+                raise UserError(f"prompts.file, prompt {number}: {error}", "prompts.file") from None
 
 
 def resolve(name: str, revision: str | None = None) -> ModelSpec:

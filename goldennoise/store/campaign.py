@@ -76,7 +76,8 @@ class Campaign:
 
     name: str = setting("name", "goldennoise", "campaign name (the id is a slug of it and a hash of the rest)",
                         Rule("text", 1, 80), "--name")
-    model: str = setting("model.id", "tiny-flux", "a known model name, a hub id 'owner/name' or a model folder",
+    model: str = setting("model.id", "tiny-flux", "a known model name, a hub id 'owner/name' or a model folder "
+                         "(the command's default: FLUX.1-schnell with CUDA, else digits)",
                          Rule("text", 1, 300, widget="dropdown"), "--model")
     revision: str | None = setting("model.revision", None, "hub revision (commit) to pin; empty: the latest",
                                    Rule("text", 1, 200, optional=True), "--revision")

@@ -26,10 +26,14 @@ def _progress(p: dict | None) -> str:
             f"(of {p['total']})")
 
 
-def _frame(view: str, state: str, body: str, notice: str | None, progress: dict | None, attrs: str = "") -> str:
+def _frame(view: str, state: str, body: str, notice: str | None, progress: dict | None, attrs: str = "",
+           warning: str | None = None) -> str:
     note = f"<div class='gn-notice' role='status'>{e(notice)}</div>" if notice else ""
+    warn = f"<span class='gn-placeholder' title='{e(warning)}'>⚠ placeholder model: random weights</span>" \
+        if warning else ""
     return (f"<div class='gn-screen' data-view='{view}' data-state='{state}' {attrs}>"
-            f"<div class='gn-top'><span class='gn-progress'>{e(_progress(progress))}</span></div>{note}{body}</div>")
+            f"<div class='gn-top'><span class='gn-progress'>{e(_progress(progress))}</span>{warn}</div>{note}{body}"
+            "</div>")
 
 
 def idle(view: str, message: str, retry: bool = False) -> str:
@@ -91,7 +95,7 @@ def workbench(d: Display, guide: bool = False) -> str:
             "recorded as bad.</span></div>")
     attrs = (f"data-batch='{e(batch.batch_id)}' data-min-view='{int(d.min_view_ms)}' "
              f"data-ticks='{e(','.join(str(s) for s in screen.ticks))}'")
-    return _frame("batch", "batch", body, screen.notice, progress, attrs)
+    return _frame("batch", "batch", body, screen.notice, progress, attrs, d.warning)
 
 
 def pairwise(d: Display, guide: bool = False) -> str:
@@ -120,7 +124,7 @@ def pairwise(d: Display, guide: bool = False) -> str:
             "<button type='button' data-action='undo'>Undo <kbd>u</kbd></button>"
             + (GUIDE_BUTTON if guide else "") + "</div>")
     attrs = f"data-batch='{e(batch.batch_id)}' data-min-view='{int(d.min_view_ms)}'"
-    return _frame("pairwise", "batch", body, screen.notice, progress, attrs)
+    return _frame("pairwise", "batch", body, screen.notice, progress, attrs, d.warning)
 
 
 def message(text: str, kind: str = "info", nonce: int = 0) -> str:

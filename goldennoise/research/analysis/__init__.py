@@ -49,7 +49,7 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
 
     Returns {"summary": [plain-text lines], "report": Path (the group's report, or an index of several),
     "figures": [(png path, title)], "selector_table": DataFrame | None, "groups": [keys],
-    "selector": Path | None}. Raises UserError when there is nothing to analyse.
+    "selector": Path | None, "results": [GroupResult]}. Raises UserError when there is nothing to analyse.
     """
     from threadpoolctl import threadpool_limits
 
@@ -114,4 +114,4 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
 
     return {"summary": summary, "report": main, "figures": figures,
             "selector_table": pd.concat(selector_tables, ignore_index=True) if selector_tables else None,
-            "groups": [key for key, _, _ in entries], "selector": saved_selector}
+            "groups": [key for key, _, _ in entries], "selector": saved_selector, "results": results}
