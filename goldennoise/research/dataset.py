@@ -1,5 +1,8 @@
 """The records as analysis data: tables of live answers, keyed by campaign and generation configuration.
 
+Each takes a RecordStore (and streams it, a chunk of records at a time, with text columns
+categorical: memory follows the number of rows, not Python objects per row) or a list of records.
+
 - `sample_table`: one row per seed shown in a live judgement: (record, seed) -> golden, CLIP score,
   prompt, annotator, pre-filter slot and propensity, and the full generation configuration.
 - `candidate_table`: for pre-filtered judgements, one row per candidate, shown or hidden.
@@ -15,24 +18,41 @@ happens only when asked.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from goldennoise.generation.latents import check_block, initial_noise, verify
 from goldennoise.store.configuration import configuration as store_configuration
 from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
+from goldennoise.store import schema
 from goldennoise.store.live import live
 
 CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "width", "num_inference_steps",
                "guidance_scale", "scheduler", "max_sequence_length")
 
 
+CHUNK = 20_000  # records turned into rows at a time: a million answers never sit in memory as objects
+CATEGORICAL = ("record_id", "created_at", "annotator", "campaign", "configuration", "configuration_label",
+               "model_id", "revision", "pipeline_class", "dtype", "scheduler", "prompt_id", "prompt", "seed_strategy",
+               "batch_id", "verdict", "second_opinion_of", "slot", "noise_shape", "family", "packing",
+               "pipeline_dtype", "noise_sha256", "latents_sha256", "image_path", "winner", "left_image",
+               "right_image", "torch_version")
+
+
+def _data(record) -> dict:
+    return record if isinstance(record, dict) else schema.dump(record)
+
+
 def configuration(record) -> dict:
-    """The generation configuration of a record: what makes two noises' images comparable."""
-    return store_configuration(record.model.model_dump(), record.parameters.model_dump())
+    """The generation configuration of a record (a schema model or its JSON data): what makes two noises'
+    images comparable."""
+    data = _data(record)
+    return store_configuration(data.get("model") or {}, data.get("parameters") or {})
 
 
 def configurations(table: pd.DataFrame) -> list[dict] | list[None]:
@@ -42,87 +62,163 @@ def configurations(table: pd.DataFrame) -> list[dict] | list[None]:
     if not keys:
         return [None] * len(table)
     return [{k: (None if v is None or v != v else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in table[keys].to_dict("records")]
+            for row in table[keys].astype(object).to_dict("records")]
 
 
-def _base(record) -> dict:
-    config = configuration(record)
-    return {"record_id": record.record_id, "created_at": record.created_at, "annotator": record.annotator,
-            "campaign": record.campaign or "(none)", "configuration": configuration_id(config),
+def live_data(source, campaign=...) -> Iterator[dict]:
+    """The live answers as JSON data: streamed from a RecordStore (one campaign, or every one with `...`; None:
+    records made without one), or from a list of records (schema models or dicts; the live rules applied)."""
+    if hasattr(source, "iter_data"):
+        yield from source.iter_data(campaign, live_only=True, kinds=("judgement", "pairwise"))
+        return
+    records = [r for r in source if campaign is ... or (_data(r).get("campaign")) == campaign]
+    if records and isinstance(records[0], dict):
+        records = [schema.parse(r) for r in records]
+    for record in live(records):
+        yield schema.dump(record)
+
+
+class _Interned:
+    """One dict per distinct noise block (a seed of a pool repeats in every batch it is in)."""
+
+    def __init__(self):
+        self.blocks: dict[tuple, dict] = {}
+
+    def __call__(self, seed: int, block: dict | None) -> dict | None:
+        if block is None:
+            return None
+        key = (seed, json.dumps(block, sort_keys=True))  # the whole block: an edited one is never merged
+        return self.blocks.setdefault(key, block)
+
+
+def _base(d: dict) -> dict:
+    config = configuration(d)
+    prompt, timing = d["prompt"], d.get("timing") or {}
+    return {"record_id": d["record_id"], "created_at": d["created_at"], "annotator": d["annotator"],
+            "campaign": d.get("campaign") or "(none)", "configuration": configuration_id(config),
             "configuration_label": configuration_label(config), **config,
-            "prompt_id": record.prompt.id, "prompt": record.prompt.text, "prompt_index": record.prompt.index,
-            "seed_strategy": record.seed_strategy.get("name"), "n_shown": len(record.seeds),
-            "visible_ms": record.timing.get("visible_ms"), "shown_scores": record.shown_scores,
-            "batch_id": record.batch_id}
+            "prompt_id": prompt["id"], "prompt": prompt["text"], "prompt_index": prompt["index"],
+            "seed_strategy": (d.get("seed_strategy") or {}).get("name"), "n_shown": len(d.get("seeds") or []),
+            "visible_ms": timing.get("visible_ms"), "shown_scores": d.get("shown_scores"),
+            "batch_id": d.get("batch_id"), "torch_version": str((d.get("versions") or {}).get("torch") or "") or None}
 
 
-def _noise_columns(sample) -> dict:
-    n = sample.noise
-    return {"noise_shape": "x".join(map(str, n.shape)) if n else None, "family": n.family if n else None,
-            "packing": n.packing if n else None, "pipeline_dtype": n.pipeline_dtype if n else None,
-            "noise_sha256": n.sha256 if n else None, "latents_sha256": n.latents_sha256 if n else None,
-            "noise": n.model_dump() if n else None}
+def _noise_columns(sample: dict, intern: _Interned) -> dict:
+    n = sample.get("noise")
+    return {"noise_shape": "x".join(map(str, n["shape"])) if n else None, "family": n.get("family") if n else None,
+            "packing": n.get("packing") if n else None, "pipeline_dtype": n.get("pipeline_dtype") if n else None,
+            "noise_sha256": n.get("sha256") if n else None, "latents_sha256": n.get("latents_sha256") if n else None,
+            "noise": intern(int(sample["seed"]), n)}
 
 
-def sample_table(records: list) -> pd.DataFrame:
-    """One row per seed shown in a live judgement (retractions and relabels applied).
+def _compact(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in CATEGORICAL:
+        if column in frame:
+            frame[column] = frame[column].astype("category")
+    return frame
+
+
+def _table(source, campaign, rows_of) -> pd.DataFrame:
+    """Rows made record by record (`rows_of(data) -> list of rows`), a chunk of records at a time, with the text
+    columns categorical: memory grows with the rows' numbers, not with Python objects per row."""
+    frames, rows, attrs = [], [], {}
+    for data in live_data(source, campaign):
+        rows += rows_of(data, attrs)
+        if len(rows) >= CHUNK:
+            frames.append(_compact(rows))
+            rows = []
+    if rows or not frames:
+        frames.append(_compact(rows))
+    table = _concat(frames)
+    table.attrs.update(attrs)
+    return table
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames concatenated with their categorical columns kept categorical (the union of their categories)."""
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    out = {}
+    for column in columns:
+        parts = [f[column] if column in f else pd.Series([None] * len(f)) for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            out[column] = pd.Series(union_categoricals(parts, ignore_order=True))
+        else:
+            out[column] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(out)
+
+
+def sample_table(source, campaign=...) -> pd.DataFrame:
+    """One row per seed shown in a live judgement (retractions and relabels applied), from a RecordStore
+    (streamed) or a list of records.
 
     Samples recorded without a noise block (schema-1 lines written by hand, say) cannot be
     re-made: they are left out, and `table.attrs["without_noise"]` counts them.
     """
-    rows, without = [], 0
-    for record in live(records):
-        if record.kind != "judgement":
-            continue
-        base = {**_base(record), "verdict": record.verdict, "n_golden": len(record.golden_seeds),
-                "prefiltered": record.prefilter is not None, "second_opinion_of": record.second_opinion_of}
-        for position, sample in enumerate(record.samples):
-            if sample.noise is None:
-                without += 1
+    intern = _Interned()
+
+    def rows_of(d: dict, attrs: dict) -> list[dict]:
+        if d["kind"] != "judgement":
+            return []
+        base = {**_base(d), "verdict": d["verdict"], "n_golden": len(d["golden_seeds"]),
+                "prefiltered": d.get("prefilter") is not None, "second_opinion_of": d.get("second_opinion_of")}
+        out = []
+        for position, sample in enumerate(d["samples"]):
+            if sample.get("noise") is None:
+                attrs["without_noise"] = attrs.get("without_noise", 0) + 1
                 continue
-            rows.append({**base, "seed": int(sample.seed), "position": position, "golden": bool(sample.golden),
-                         "clip_score": sample.clip_score, "image_path": sample.image_path,
-                         "slot": sample.slot or "shown", "propensity": 1.0 if sample.propensity is None
-                         else sample.propensity, "rank_score": sample.rank_score, **_noise_columns(sample)})
-    table = pd.DataFrame(rows)
+            out.append({**base, "seed": int(sample["seed"]), "position": position, "golden": bool(sample["golden"]),
+                        "clip_score": sample.get("clip_score"), "image_path": sample.get("image_path"),
+                        "slot": sample.get("slot") or "shown", "propensity": 1.0 if sample.get("propensity") is None
+                        else sample["propensity"], "rank_score": sample.get("rank_score"),
+                        **_noise_columns(sample, intern)})
+        return out
+
+    table = _table(source, campaign, rows_of)
+    table.attrs.setdefault("without_noise", 0)
     if not table.empty:
         table["seed"] = table["seed"].astype("int64")
-    table.attrs["without_noise"] = without
     return table
 
 
-def candidate_table(records: list) -> pd.DataFrame:
+def candidate_table(source, campaign=...) -> pd.DataFrame:
     """Pre-filtered judgements: every candidate, shown (with its label) or hidden (label unknown)."""
-    rows = []
-    for record in live(records):
-        if record.kind != "judgement" or record.prefilter is None:
-            continue
-        base = _base(record)
-        for sample in record.samples:
-            rows.append({**base, "seed": int(sample.seed), "shown": True, "golden": bool(sample.golden),
-                         "slot": sample.slot, "propensity": sample.propensity, "rank_score": sample.rank_score,
-                         "clip_score": sample.clip_score, **_noise_columns(sample)})
-        for sample in record.prefilter.hidden:
-            rows.append({**base, "seed": int(sample.seed), "shown": False, "golden": None, "slot": "hidden",
-                         "propensity": sample.propensity, "rank_score": sample.rank_score,
-                         "clip_score": sample.clip_score, **_noise_columns(sample)})
-    return pd.DataFrame(rows)
+    intern = _Interned()
+
+    def rows_of(d: dict, attrs: dict) -> list[dict]:
+        if d["kind"] != "judgement" or d.get("prefilter") is None:
+            return []
+        base = _base(d)
+        out = [{**base, "seed": int(s["seed"]), "shown": True, "golden": bool(s["golden"]), "slot": s.get("slot"),
+                "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
+                "clip_score": s.get("clip_score"), **_noise_columns(s, intern)} for s in d["samples"]]
+        out += [{**base, "seed": int(s["seed"]), "shown": False, "golden": None, "slot": "hidden",
+                 "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
+                 "clip_score": s.get("clip_score"), **_noise_columns(s, intern)} for s in d["prefilter"]["hidden"]]
+        return out
+
+    return _table(source, campaign, rows_of)
 
 
-def pair_table(records: list) -> pd.DataFrame:
+def pair_table(source, campaign=...) -> pd.DataFrame:
     """One row per live pairwise answer: left and right seeds, their images, scores and noises, the winner."""
-    rows = []
-    for record in live(records):
-        if record.kind != "pairwise":
-            continue
-        left, right = record.samples
-        rows.append({**_base(record), "left_seed": int(left.seed), "right_seed": int(right.seed),
-                     "winner": record.preference.winner, "left_image": left.image_path,
-                     "right_image": right.image_path, "left_clip_score": left.clip_score,
-                     "right_clip_score": right.clip_score, "left_noise": left.noise.model_dump() if left.noise else None,
-                     "right_noise": right.noise.model_dump() if right.noise else None,
-                     "noise_shape": "x".join(map(str, left.noise.shape)) if left.noise else None})
-    return pd.DataFrame(rows)
+    intern = _Interned()
+
+    def rows_of(d: dict, attrs: dict) -> list[dict]:
+        if d["kind"] != "pairwise":
+            return []
+        left, right = d["samples"]
+        return [{**_base(d), "left_seed": int(left["seed"]), "right_seed": int(right["seed"]),
+                 "winner": d["preference"]["winner"], "left_image": left.get("image_path"),
+                 "right_image": right.get("image_path"), "left_clip_score": left.get("clip_score"),
+                 "right_clip_score": right.get("clip_score"),
+                 "left_noise": intern(int(left["seed"]), left.get("noise")),
+                 "right_noise": intern(int(right["seed"]), right.get("noise")),
+                 "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]
+
+    return _table(source, campaign, rows_of)
 
 
 def groups(table: pd.DataFrame, pool: bool = False) -> dict[str, pd.DataFrame]:
@@ -131,8 +227,12 @@ def groups(table: pd.DataFrame, pool: bool = False) -> dict[str, pd.DataFrame]:
         return {}
     if pool:
         return {"pooled": table.reset_index(drop=True)}
+    keys = table[["campaign", "configuration"]].drop_duplicates()
+    if len(keys) == 1:  # one group: the table itself, not a copy of it (a million answers are gigabytes of rows)
+        campaign, config = keys.iloc[0]
+        return {f"{campaign}/{config}": table}
     return {f"{campaign}/{config}": part.reset_index(drop=True)
-            for (campaign, config), part in table.groupby(["campaign", "configuration"], sort=True)}
+            for (campaign, config), part in table.groupby(["campaign", "configuration"], sort=True, observed=True)}
 
 
 class Verified:

@@ -46,7 +46,6 @@ from goldennoise.research import card, dataset
 from goldennoise.research.verify import Checked, Checker, Group, checked
 from goldennoise.store.campaign import read_written
 from goldennoise.store.records import RecordStore
-from goldennoise.store.live import live
 from goldennoise.research.analysis.inference import ClusterBootstrap, weighted_mean
 
 FORMATS = ("hub", "table", "npnet", "npz", "jsonl")
@@ -225,7 +224,7 @@ def summary(data: Checked, groups: dict[str, Group], configs: dict[str, dict], r
                 "weighted": weighted_rate(s) if prefiltered else None}
 
     campaign_ids = set(data.samples.get("campaign", [])) | set(data.pairs.get("campaign", []))
-    return {"records": card.record_counts(data.records, live(data.records)), "checks": dict(data.statuses),
+    return {"records": data.record_counts, "checks": dict(data.statuses),
             "excluded": len(data.excluded), "pool": data.pool, "repo_id": repo_id, "configs": configs,
             "counts": [count(name, g.samples, g.pairs) for name, g in groups.items()],
             "totals": count("all", data.samples, data.pairs), "campaigns": read_written(data.outputs),

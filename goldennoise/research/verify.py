@@ -98,20 +98,22 @@ def _samples(record) -> list:
 
 
 def check_outputs(outputs: str | Path, checker: Checker | None = None, store=None) -> dict:
-    """Counts per campaign ({campaign: Counter(status)}), mismatches, and the store's warnings."""
-    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
+    """Counts per campaign ({campaign: Counter(status)}), mismatches, and the store's warnings; the records are
+    streamed from the store (a million of them are never in memory at once)."""
+    records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
     checker = checker or Checker()
     counts: dict[str, Counter] = defaultdict(Counter)
     mismatches = []
-    for record in read.records:
-        config = dataset.configuration(record) if hasattr(record, "model") else None  # retractions have no noise
-        for sample in _samples(record):
-            status, reason = checker.check(sample.seed, sample.noise, config)
-            counts[record.campaign or NO_CAMPAIGN][status] += 1
+    for data in records.iter_data(kinds=("judgement", "pairwise", "skip")):  # retractions have no noise
+        config = dataset.configuration(data)
+        hidden = (data.get("prefilter") or {}).get("hidden") or []
+        for sample in list(data.get("samples") or []) + list(hidden):
+            status, reason = checker.check(sample["seed"], sample.get("noise"), config)
+            counts[data.get("campaign") or NO_CAMPAIGN][status] += 1
             if status == "mismatch":
-                mismatches.append({"record_id": record.record_id, "campaign": record.campaign,
-                                   "seed": int(sample.seed), "reason": reason})
-    return {"counts": dict(counts), "mismatches": mismatches, "warnings": list(read.warnings),
+                mismatches.append({"record_id": data["record_id"], "campaign": data.get("campaign"),
+                                   "seed": int(sample["seed"]), "reason": reason})
+    return {"counts": dict(counts), "mismatches": mismatches, "warnings": records.warnings(),
             "unchecked": dict(checker.unchecked)}
 
 
@@ -155,7 +157,7 @@ class Checked:
     """The live answers of an outputs folder, every noise checked; records with a mismatch left out."""
 
     outputs: Path
-    records: list  # every valid record read (retracted and superseded too), for the card's counts
+    record_counts: dict  # answers recorded, retracted, superseded, live (the store's counts, for the card)
     samples: pd.DataFrame  # dataset.sample_table + noise_check, image_file, torch_version
     pairs: pd.DataFrame  # dataset.pair_table + the same
     candidates: pd.DataFrame  # dataset.candidate_table (pre-filtered judgements) + noise_check
@@ -189,6 +191,14 @@ def image_file(outputs: Path, relative) -> Path | None:
     root = outputs.resolve()
     target = (root / relative).resolve()
     return target if root in target.parents and target.is_file() else None
+
+
+def _image_files(outputs: Path):
+    """A column's image files (`image_file` per distinct path, once: a million rows share few images)."""
+    def files(column: pd.Series) -> pd.Series:
+        found = {p: image_file(outputs, p) for p in pd.unique(column)}
+        return pd.Series([None if found[p] is None else str(found[p]) for p in column], dtype="category")
+    return files
 
 
 def _check_column(table: pd.DataFrame, checker: Checker, seed: str, noise: str, bad: dict) -> list[str]:
@@ -226,16 +236,14 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
     Raises UserError when there is nothing to export.
     """
     outputs = Path(outputs)
-    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
-    records = read.records
-    if campaign is not None:
-        records = [r for r in records if (r.campaign or NO_CAMPAIGN) == campaign]
-        if not records:
-            known = sorted({plain(r.campaign or NO_CAMPAIGN, 60) for r in read.records})
-            raise UserError(f"campaign: no records of {plain(campaign, 60)!r}; known: {', '.join(known) or 'none'}.",
-                            "campaign")
-    samples, pairs = dataset.sample_table(records), dataset.pair_table(records)
-    candidates = dataset.candidate_table(records)
+    records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
+    chosen = ... if campaign is None else (None if campaign == NO_CAMPAIGN else campaign)
+    if campaign is not None and not records.count(campaign=chosen or ""):
+        known = sorted({plain(c or NO_CAMPAIGN, 60) for c in records.campaigns_of()})
+        raise UserError(f"campaign: no records of {plain(campaign, 60)!r}; known: {', '.join(known) or 'none'}.",
+                        "campaign")
+    samples, pairs = dataset.sample_table(records, chosen), dataset.pair_table(records, chosen)
+    candidates = dataset.candidate_table(records, chosen)
     if samples.empty and pairs.empty:
         raise UserError(f"{outputs.name or outputs}: no live judgements or pairwise answers to export.", "outputs")
     checker, bad = Checker(), {}
@@ -247,23 +255,22 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         left = _check_column(pairs, checker, "left_seed", "left_noise", bad)
         right = _check_column(pairs, checker, "right_seed", "right_noise", bad)
         pairs["noise_check"] = [_worst(a, b) for a, b in zip(left, right)]
-    torch_version = {r.record_id: str(r.versions.get("torch") or "") or None for r in records}
     kept = []
     for table in (samples, pairs, candidates):
         if not table.empty:
-            table = table[~table["record_id"].isin(bad)].reset_index(drop=True)
-            table["torch_version"] = table["record_id"].map(torch_version)
+            if bad:
+                table = table[~table["record_id"].isin(bad)].reset_index(drop=True)
             table["visible_ms"] = pd.Series([_milliseconds(v) for v in table["visible_ms"]], dtype=object)
         kept.append(table)
     samples, pairs, candidates = kept
-    warnings = list(read.warnings)
+    warnings = records.warnings()
     missing = 0
+    files = _image_files(outputs)
     if not samples.empty:
-        samples["image_file"] = [image_file(outputs, p) for p in samples["image_path"]]
+        samples["image_file"] = files(samples["image_path"])
         missing += int(samples["image_file"].isna().sum())
     if not pairs.empty:
-        pairs["left_file"] = [image_file(outputs, p) for p in pairs["left_image"]]
-        pairs["right_file"] = [image_file(outputs, p) for p in pairs["right_image"]]
+        pairs["left_file"], pairs["right_file"] = files(pairs["left_image"]), files(pairs["right_image"])
         missing += int(pairs["left_file"].isna().sum() + pairs["right_file"].isna().sum())
     if missing:
         warnings.append(f"{missing} image(s) missing or outside the outputs folder: exported without their image.")
@@ -275,8 +282,8 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         warnings.append(f"{len(bad)} record(s) left out: a recorded noise does not match its seed or its "
                         "configuration (run `goldennoise verify` for details).")
     warnings += [f"{n} noise(s) verified without checking their {reason}" for reason, n in checker.unchecked.items()]
-    return Checked(outputs, records, samples, pairs, candidates, list(bad.values()), statuses, warnings, checker,
-                   pool)
+    return Checked(outputs, records.answer_counts(chosen), samples, pairs, candidates, list(bad.values()), statuses,
+                   warnings, checker, pool)
 
 
 def main(outputs: str | Path, store: str | None = None) -> int:

@@ -256,6 +256,30 @@ class RecordStore:
             rows = conn.execute(query.order_by(func.max(table.c.seq).desc())).all()
         return [row.campaign or None for row in rows]
 
+    def answer_counts(self, campaign=...) -> dict:
+        """How many answers were recorded, retracted, superseded and live (by kind), and live second opinions;
+        `campaign` ... for every campaign, None for records made without one."""
+        from sqlalchemy import and_, exists
+        from sqlalchemy.orm import aliased  # lazy: only the counts need an alias
+
+        answers = table.c.kind.in_(ANSWER_KINDS)
+        where = [answers] if campaign is ... else [answers, table.c.campaign == (campaign or "")]
+        undo = aliased(table)
+        retracted = exists().where(undo.c.kind == "retraction", undo.c.retracts == table.c.record_id,
+                                   undo.c.annotator == table.c.annotator)
+        with database.reading(self.engine) as conn:
+            recorded = conn.execute(select(func.count()).where(*where)).scalar_one()
+            undone = conn.execute(select(func.count()).where(*where, retracted)).scalar_one()
+            by_kind = dict(conn.execute(select(table.c.kind, func.count()).where(*where, table.c.live)
+                                        .group_by(table.c.kind)).all())
+            seconds = conn.execute(select(func.count()).where(and_(*where), table.c.live,
+                                                              table.c.second_opinion_of.is_not(None))).scalar_one()
+        counts = {"recorded": recorded, "retracted": undone,
+                  "superseded": recorded - undone - sum(by_kind.values())}
+        counts.update({f"live_{kind}": by_kind.get(kind, 0) for kind in ANSWER_KINDS})
+        counts["second_opinions"] = seconds
+        return counts
+
     def count(self, campaign: str | None = None, live: bool | None = None) -> int:
         query = select(func.count()).select_from(table)
         if campaign is not None:

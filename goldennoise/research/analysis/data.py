@@ -23,7 +23,6 @@ from goldennoise.errors import NoiseMismatch, UserError
 from goldennoise.generation.features import noise_features
 from goldennoise.generation.latents import check_block, initial_noise, verify
 from goldennoise.research import dataset
-from goldennoise.store.live import in_campaign
 from goldennoise.store.records import RecordStore
 
 
@@ -40,22 +39,19 @@ class Data:
 
 def load(outputs: Path, campaign: str | None, store=None) -> Data:
     """The tables of the store (one campaign if given); UserError when there is nothing to analyse."""
-    read = (store if isinstance(store, RecordStore) else RecordStore(outputs, store)).read()
-    records = read.records
-    if campaign is not None:
-        records = in_campaign(records, None if campaign == "(none)" else campaign)
-        if not records:
-            known = sorted({r.campaign or "(none)" for r in read.records})
-            raise UserError(f"campaign: no records of campaign {campaign!r} in {outputs}; campaigns with records: "
-                            f"{', '.join(known) or 'none'}.", "campaign")
-    samples, pairs = dataset.sample_table(records), dataset.pair_table(records)
+    records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
+    chosen = ... if campaign is None else (None if campaign == "(none)" else campaign)
+    if campaign is not None and not records.count(campaign=chosen or ""):
+        known = sorted({c or "(none)" for c in records.campaigns_of()})
+        raise UserError(f"campaign: no records of campaign {campaign!r} in {Path(outputs).name}/; campaigns with "
+                        f"records: {', '.join(known) or 'none'}.", "campaign")
+    samples, pairs = dataset.sample_table(records, chosen), dataset.pair_table(records, chosen)
     if samples.empty and pairs.empty:
-        raise UserError(f"outputs: nothing to analyse in {outputs}: no live judgements or pairwise answers yet. "
-                        "Judge some batches first.", "outputs")
+        raise UserError(f"outputs: nothing to analyse in {Path(outputs).name}/: no live judgements or pairwise "
+                        "answers yet. Judge some batches first.", "outputs")
     if not samples.empty:
         samples["weight"] = 1.0 / samples["propensity"].astype(float).clip(lower=1e-6)
-    warnings = [f"{w}" for w in read.warnings]
-    return Data(samples, pairs, dataset.candidate_table(records), warnings=warnings)
+    return Data(samples, pairs, dataset.candidate_table(records, chosen), warnings=records.warnings())
 
 
 def verify_and_featurize(data: Data, progress=None) -> None:
