@@ -114,7 +114,10 @@ def cmd_app(args) -> int:
         who = access.collect(args.auth, args.auth_file, args.admin, host=args.host, share=args.share)
         service = Service(args.outputs, args.store, who, load_options={"compile_denoiser": args.compile,
                                                                         "placement": args.offload},
-                          prefetch=False if args.no_prefetch else None)
+                          prefetch=False if args.no_prefetch else None, lease_seconds=args.lease_seconds,
+                          max_batch_seconds=args.max_batch_seconds or None)
+        if args.lease_seconds < 5:
+            raise UserError("--lease-seconds: at least 5 (browser tabs renew their holds every 4 s).", "lease_seconds")
         log.info("records: %s (outputs folder %s)", service.store.describe(), Path(args.outputs).resolve())
         # In the main thread (ZeroGPU allows CUDA set-up only here), with the hub's download bars shown.
         service.start(campaign, progress=lambda share, text: log.info(text))
@@ -192,6 +195,9 @@ def cmd_export(args) -> int:
         return 2
     for name, path in done["written"].items():
         print(f"{name}: {path}")
+    if "hub" in done["written"]:
+        for group in done["groups"]:
+            print(f'load it: datasets.load_dataset("{done["written"]["hub"]}", "samples-{group}")')
     for warning in done["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if done["excluded"]:
@@ -298,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--offload", default="auto", choices=["auto", "gpu", "model_offload", "sequential_offload"],
                      help="where the weights live on a GPU (auto: by free memory)")
     app.add_argument("--no-prefetch", action="store_true", help="do not make the next batch ahead of time")
+    app.add_argument("--max-batch-seconds", type=float, default=600.0, help="refuse a batch the measured speed says "
+                     "would take longer (campaigns heavier than 16 megapixel-steps a batch are timed at load; 0: no "
+                     "limit; default 600)")
+    app.add_argument("--lease-seconds", type=float, default=120.0, help="how long a prompt stays held for an API "
+                     "client that stops without a word (browser tabs renew every 4 s; default 120)")
     app.set_defaults(func=cmd_app)
 
     gen = _parser("generate", "Make a campaign's batches ahead of time, on every process of `accelerate launch` or "

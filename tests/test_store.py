@@ -295,3 +295,9 @@ def test_lines_of_any_shape_are_skipped_not_fatal(tmp_path, text):
     (tmp_path / LEGACY_FILE).write_text(line(factory.judgement(0)) + text + "\n" + line(factory.judgement(1)))
     read = RecordStore(tmp_path).read()
     assert len(read.records) == 2 and len(read.warnings) == 1 and "line 2" in read.warnings[0]
+
+
+def test_batches_round_trip_through_the_codec_unchanged():
+    """The codec also stores batches (no samples): it adds nothing to what it is given."""
+    batch = {"batch_id": "b", "prompt_id": "p", "seeds": [1], "noise": [{"fingerprint": {"draw": [0.5]}}]}
+    assert codec.decode_data(codec.encode_data(batch)) == batch

@@ -24,6 +24,7 @@ import torch
 
 from goldennoise.errors import CampaignError
 from goldennoise.generation import budget as budgets
+from goldennoise.generation import batch as generation
 from goldennoise.generation import gpu, models, scoring
 from goldennoise.generation.batch import Worker
 from goldennoise.generation.pipeline import GenerationParams, check_params, size_multiple
@@ -188,7 +189,7 @@ def _import_batch_files(store: RecordStore, campaign_id: str, folder: Path) -> N
 
 def runtime_for(campaign: Campaign, store: RecordStore, outputs: str | Path, load: str = "auto",
                 device_list: list[str] | None = None, load_options: dict | None = None, progress=None,
-                prompt_set: PromptSet | None = None) -> Runtime:
+                prompt_set: PromptSet | None = None, max_batch_seconds: float | None = None) -> Runtime:
     """The running form of `campaign`: checked, resolved, registered, loaded. Raises UserError naming the field.
 
     `load`: "auto" (a model only when some batch is not made yet), "always" or "never"."""
@@ -212,9 +213,27 @@ def runtime_for(campaign: Campaign, store: RecordStore, outputs: str | Path, loa
                       folder=campaigns.folder(outputs, resolved.id))
     if resolved.candidates and resolved.prefilter == "selector":
         runtime.selector = recommended_selector(outputs, runtime)
+    if workers and max_batch_seconds:
+        calibrate(runtime, max_batch_seconds)
     log.info("campaign %s: %d prompts, %d worker(s), %d batches made", resolved.id, prompts.count, len(workers),
              store.batch_count(resolved.id))
     return runtime
+
+
+CALIBRATE_ABOVE = 16.0  # megapixel-steps of a prompt's batch above which its time is measured at load
+
+
+def calibrate(runtime: Runtime, limit: float) -> None:
+    """For a heavy campaign, time one image at one step of its size, then refuse it at load if a batch would take
+    over `limit` seconds (rather than let the first annotator wait minutes)."""
+    c, p = runtime.campaign, runtime.params
+    count = max(c.batch_size, c.candidates)
+    if count * p.height * p.width / 1e6 * p.num_inference_steps <= CALIBRATE_ABOVE:
+        return
+    with runtime.pool.take() as worker:
+        probe = generation.run_device(worker, "calibration", [0], replace(p, num_inference_steps=1))
+    runtime.budget.observe(1, p.height, p.width, 1, probe["seconds"])
+    runtime.budget.check(count, p.height, p.width, p.num_inference_steps, limit, "campaign seeds.batch_size")
 
 
 def load_workers(campaign: Campaign, params: GenerationParams, device_list, load_options: dict, progress,

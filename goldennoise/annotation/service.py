@@ -158,7 +158,7 @@ class Service:
     def __init__(self, outputs: str | Path, store: str | RecordStore | None = None, access: Access | None = None,
                  device_list: list[str] | None = None, load_options: dict | None = None,
                  prefetch: bool | None = None, clock=time.time, lease_seconds: float = queue.LEASE_SECONDS,
-                 follow_seconds: float = 2.0):
+                 follow_seconds: float = 2.0, max_batch_seconds: float | None = 600.0):
         self.outputs = Path(outputs)
         self.store = store if isinstance(store, RecordStore) else RecordStore(self.outputs, store)
         self.access = access or Access()
@@ -167,6 +167,7 @@ class Service:
         # ZeroGPU grants a GPU only inside a user's request: no speculative work there.
         self.prefetching = (not gpu.zero_gpu()) if prefetch is None else prefetch
         self.clock, self.lease_seconds, self.follow_seconds = clock, lease_seconds, follow_seconds
+        self.max_batch_seconds = max_batch_seconds  # a batch estimated to take longer is refused up front
         self.runtime: Runtime | None = None
         self.batches: Batches | None = None
         self.epoch = 0  # bumped at every campaign swap in this process; tabs of an older epoch start afresh
@@ -189,7 +190,7 @@ class Service:
         """Make `campaign` the running one (at start-up, in the main thread); every replica of the store follows."""
         with self._switch_lock:
             runtime = runtime_for(campaign, self.store, self.outputs, load, self.device_list, self.load_options,
-                                  progress, prompt_set)
+                                  progress, prompt_set, self.max_batch_seconds)
             self._swap(runtime)
             self._publish(runtime)
             return runtime
@@ -227,7 +228,7 @@ class Service:
                 fields = {k: (tuple(v) if k == "annotators" else v) for k, v in definition.items()
                           if k in SETTINGS or k == "prompts_sha256"}
                 self._swap(runtime_for(Campaign(**fields), self.store, self.outputs, "auto", self.device_list,
-                                       self.load_options))
+                                       self.load_options, max_batch_seconds=self.max_batch_seconds))
                 log.info("following the campaign switch to %s", self.runtime.id)
             self._store_epoch = epoch
         except UserError as error:
@@ -244,7 +245,7 @@ class Service:
         with self._switch_lock:
             new = self._runtime().campaign.switched(changes)
             runtime = runtime_for(new, self.store, self.outputs, "auto", self.device_list, self.load_options,
-                                  progress)
+                                  progress, max_batch_seconds=self.max_batch_seconds)
             self._swap(runtime)
             self._publish(runtime)
             return runtime
@@ -446,6 +447,8 @@ class Service:
             if not isinstance(seeds, (list, tuple)):
                 raise UserError(f"seeds: a list of seeds, got {short(seeds)}.", "seeds")
             origin = "request" if drawn else "explicit"
+            runtime.budget.check(len(seeds), params.height, params.width, params.num_inference_steps,
+                                 self.max_batch_seconds, "seeds")
             batch = self.batches.explicit(chosen, check_seeds([_seed(s) for s in seeds]), params, origin)
             screen = Screen(mode, "batch", chosen, batch, shown_at=time.monotonic(), shown_at_iso=utc_now(),
                             origin=origin)

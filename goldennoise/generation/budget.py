@@ -96,6 +96,22 @@ class Budget:
             size = min(size, max(1, math.floor(self.time_slice / per_image_seconds)))
         return max(1, size)
 
+    def estimate(self, images: int, height: int, width: int, steps: int) -> float | None:
+        """Seconds `images` images would take at the speed measured so far (None before any measurement)."""
+        if not self.seconds_per_megapixel_step:
+            return None
+        return self.seconds_per_megapixel_step * images * height * width / 1e6 * steps
+
+    def check(self, images: int, height: int, width: int, steps: int, limit: float | None, what: str) -> None:
+        """Refuse (GenerationError naming the size) a batch the measured speed says would take over `limit` s."""
+        seconds = self.estimate(images, height, width, steps)
+        if limit and seconds is not None and seconds > limit:
+            fits = max(1, int(images * limit / seconds))
+            raise GenerationError(
+                f"{what}: {images} image(s) of {width}x{height} at {steps} steps would take about {seconds:.0f} s here "
+                f"(the limit is {limit:.0f} s, --max-batch-seconds); ask for at most {fits} image(s), fewer steps or a "
+                "smaller size.", "batch_size")
+
     def observe(self, images: int, height: int, width: int, steps: int, seconds: float) -> None:
         """Refine the speed estimate from a finished call."""
         work = images * height * width / 1e6 * steps

@@ -18,7 +18,6 @@ happens only when asked.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 
@@ -87,7 +86,9 @@ class _Interned:
     def __call__(self, seed: int, block: dict | None) -> dict | None:
         if block is None:
             return None
-        key = (seed, json.dumps(block, sort_keys=True))  # the whole block: an edited one is never merged
+        fp = block.get("fingerprint") or {}
+        key = (seed, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in block.items() if k != "fingerprint"),
+               tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fp.items()))  # the whole block, exactly
         return self.blocks.setdefault(key, block)
 
 
@@ -111,11 +112,17 @@ def _noise_columns(sample: dict, intern: _Interned) -> dict:
             "noise": intern(int(sample["seed"]), n)}
 
 
+NUMBERS = ("clip_score", "rank_score", "propensity", "left_clip_score", "right_clip_score")  # None: NaN
+
+
 def _compact(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for column in CATEGORICAL:
         if column in frame:
             frame[column] = frame[column].astype("category")
+    for column in NUMBERS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
 
 
@@ -144,6 +151,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     for column in columns:
         parts = [f[column] if column in f else pd.Series([None] * len(f)) for f in frames]
         if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            # one dtype for the categories (a chunk of only None infers another than a chunk of text)
+            parts = [p.astype(pd.CategoricalDtype(p.cat.categories.astype(object))) for p in parts]
             out[column] = pd.Series(union_categoricals(parts, ignore_order=True))
         else:
             out[column] = pd.concat(parts, ignore_index=True)

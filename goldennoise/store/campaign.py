@@ -280,6 +280,25 @@ def _toml(value) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
+def reference() -> str:
+    """The campaign file's reference as a Markdown table (the README's, checked by a test): every key, its default,
+    its flag and what it means, in file order."""
+    rows = ["| key | default | flag | meaning |", "|---|---|---|---|"]
+    defaults = Campaign()
+    for name, meta in SETTINGS.items():
+        value = getattr(defaults, name)
+        shown = "(the model's)" if value is None and meta["rule"].optional else \
+            "[]" if value == () else "\"\"" if value == "" else _toml(value)
+        flag = meta["flag"] or ""
+        if meta["invert"]:
+            flag += " (sets false)"
+        meaning = meta["help"].replace("|", "\\|")  # a table cell
+        shown_flag = f"`{flag}`" if flag else ""
+        rows.append(f"| `{meta['key']}` | `{shown}` | {shown_flag} | {meaning} |")
+    rows.append("| `guidelines.file` | | | instead of `guidelines.text`: a Markdown file, relative to the campaign file |")
+    return "\n".join(rows)
+
+
 def from_mapping(data: dict, base: Path | None = None) -> Campaign:
     """A Campaign from parsed TOML, refusing unknown sections and keys (relative paths are relative to `base`)."""
     values = {}

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import zlib
+from array import array
 
 import numpy as np
 
@@ -21,12 +23,20 @@ _PACKED = ("draw", "latents")
 
 
 def _pack(values: list[float]) -> str:
-    wide = np.asarray(values, dtype="<f8")
-    with np.errstate(over="ignore"):  # a value beyond float32's range simply is not one: stored as float64
-        narrow = wide.astype("<f4")
-    if np.array_equal(narrow.astype("<f8"), wide, equal_nan=True):
-        return "f4:" + base64.b64encode(narrow.tobytes()).decode()
-    return "f8:" + base64.b64encode(wide.tobytes()).decode()
+    try:
+        narrow = array("f", values)  # OverflowError: beyond float32's range, so not one
+        if narrow.tolist() == list(values):
+            return "f4:" + base64.b64encode(_little(narrow)).decode()
+    except OverflowError:
+        pass
+    return "f8:" + base64.b64encode(_little(array("d", values))).decode()
+
+
+def _little(values: array) -> bytes:
+    if sys.byteorder != "little":
+        values = array(values.typecode, values)
+        values.byteswap()
+    return values.tobytes()
 
 
 def _unpack(text: str) -> list[float]:
@@ -48,10 +58,22 @@ def _walk(data: dict, convert) -> None:
                 fingerprint[key] = convert(fingerprint[key])
 
 
+def _packed(sample: dict) -> dict:
+    """A copy of a sample whose fingerprint lists are packed (the rest shared with the caller's, not changed)."""
+    noise = sample.get("noise")
+    fingerprint = (noise or {}).get("fingerprint")
+    if not fingerprint:
+        return sample
+    packed = {k: (_pack(v) if k in _PACKED and v is not None else v) for k, v in fingerprint.items()}
+    return {**sample, "noise": {**noise, "fingerprint": packed}}
+
+
 def encode_data(data: dict) -> bytes:
     """Bytes of a record given as its JSON data (`schema.dump`); `data` is not changed."""
-    data = json.loads(json.dumps(data))  # a private copy to pack
-    _walk(data, _pack)
+    if data.get("samples"):
+        data = {**data, "samples": [_packed(s) for s in data["samples"]]}
+    if data.get("prefilter"):
+        data["prefilter"] = {**data["prefilter"], "hidden": [_packed(s) for s in data["prefilter"].get("hidden") or []]}
     return zlib.compress(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(), LEVEL)
 
 

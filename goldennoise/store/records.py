@@ -33,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from goldennoise.errors import LeaseLost, NotSaved, Refused
+from goldennoise.errors import GenerationError, LeaseLost, NotSaved, Refused
 from goldennoise.ids import utc_now
 from goldennoise.store import codec, database, queue, schema
 from goldennoise.store.database import batches, campaigns, counts, imports, prompts, state
@@ -516,11 +516,18 @@ class RecordStore:
         return None if body is None else codec.decode_data(body)
 
     def put_batch(self, campaign: str, data: dict) -> None:
-        """Store a finished batch (its images are on disk); the first stored batch of a prompt stays the batch."""
-        with database.writing(self.engine) as conn:
-            conn.execute(database.insert(batches, conn).on_conflict_do_nothing(),
-                         {"campaign": campaign, "prompt_id": data["prompt_id"], "batch_id": data["batch_id"],
-                          "body": codec.encode_data(data)})
+        """Store a finished batch (its images are on disk); the first stored batch of a prompt stays the batch.
+
+        Raises GenerationError saying why when it cannot be written (a full or read-only disk)."""
+        try:
+            with database.writing(self.engine) as conn:
+                conn.execute(database.insert(batches, conn).on_conflict_do_nothing(),
+                             {"campaign": campaign, "prompt_id": data["prompt_id"], "batch_id": data["batch_id"],
+                              "body": codec.encode_data(data)})
+        except (OperationalError, OSError) as error:
+            reason = str(_not_saved(error)).split(": ", 1)[1].split(". Your ticks")[0]
+            raise GenerationError(f"The next batch could not be stored ({reason}); nothing is lost. Tell the person "
+                                  "running GoldenNoise.", "outputs") from error
 
     def batch_count(self, campaign: str) -> int:
         return self._scalar(select(func.count()).select_from(batches).where(batches.c.campaign == campaign)) or 0

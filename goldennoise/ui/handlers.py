@@ -310,16 +310,16 @@ class Browser:
 
     # Analysis and export (administrators) ------------------------------------------------------------
 
-    def analysis(self, with_selector: bool, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def analysis(self, with_selector: bool, request: gr.Request, progress=gr.Progress()):
         ui = self.ui
         try:
             progress(0.02, desc="Reading records…")
             result = self.service.analyse(caller_of(request), bool(with_selector), progress)
         except Exception as error:  # noqa: BLE001
             return {ui.anal_summary: message(explain(error), kind_of(error))}
-        table = result.get("selector_table")
+        table = render.selector_table(result.get("selector_table"))
         summary = "".join(f"<div class='gn-line'>{render.e(line)}</div>" for line in result["summary"])
-        return {ui.anal_summary: summary, ui.anal_figures: result["figures"],
+        return {ui.anal_summary: summary, ui.anal_figures: render.figures(result["figures"]),
                 ui.anal_table: gr.update(value=table, visible=table is not None),
                 ui.anal_report: str(result["report"])}
 

@@ -117,8 +117,7 @@ def analysis_tab(ui) -> None:
         ui.anal_summary = gr.HTML(elem_id="gn-analysis-summary")
         ui.anal_table = gr.Dataframe(label="Seed selector, held out", interactive=False, visible=False,
                                      elem_id="gn-analysis-table", wrap=True)
-        ui.anal_figures = gr.Gallery(label="Figures", columns=1, height="auto", format="png", object_fit="contain",
-                                     elem_id="gn-analysis-figures")
+        ui.anal_figures = gr.HTML(elem_id="gn-analysis-figures")  # whole figures, never cropped to thumbnails
         ui.anal_report = gr.File(label="Self-contained HTML report")
         with gr.Row():
             ui.formats = gr.CheckboxGroup(list(EXPORT_FORMATS), value=list(EXPORT_FORMATS), label="Export formats")

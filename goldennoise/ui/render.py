@@ -173,3 +173,29 @@ def record_details(record, own: bool) -> str:
                      f"alt='seed {s.seed}'><figcaption>seed {s.seed}{' · ' + mark if mark else ''}"
                      f"{'' if s.clip_score is None else f' · CLIP {s.clip_score:.2f}'}</figcaption></figure>")
     return f"<div class='gn-record'>{head}<div class='gn-thumbs'>{''.join(cells)}</div></div>"
+
+
+def figures(found: list[tuple[str, str]]) -> str:
+    """The analysis's figures, whole (inlined PNGs: the outputs folder is never served), each with its title."""
+    import base64
+    from pathlib import Path
+
+    parts = []
+    for path, title in found:
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        parts.append(f"<figure class='gn-figure'><img alt='{e(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{e(title)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def selector_table(table):
+    """The selector's held-out figures with what matters first: the estimate, its interval and p; then what it is."""
+    if table is None or table.empty:
+        return None
+    import pandas as pd
+
+    return pd.DataFrame({
+        "figure": table["question"], "estimate": table["estimate"].astype(float).round(3),
+        "95% interval": [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "p": table["p"], "chance": table["chance"], "held out": table["held_out"],
+        "seeds · prompts": [f"{s} · {p}" for s, p in zip(table["seeds"], table["prompts"])]})

@@ -109,7 +109,7 @@ def run(outputs: str | Path, campaign: str | None = None, pool: bool = False, wi
     for configuration, (_, path) in saved.items():
         shown = path.relative_to(outputs) if path.is_relative_to(outputs) else path.name
         summary.append(f"seed selector for configuration {configuration} saved in the outputs folder: {shown}")
-    step(1.0, "Done")
+    step(1.0, "Report written")
     import pandas as pd
 
     return {"summary": summary, "report": main, "figures": figures,

@@ -201,5 +201,7 @@ def _pairwise(result, pairs, seed) -> None:
     result.parts["pairwise"] = out
     if "log_strength" in out["table"]:
         result.figures["pairwise"] = (figures.strengths(out["table"]), "Pairwise: Bradley-Terry strengths")
-    result.summary.append(f"pairwise: {out['answers']} answers ({out['decided']} with a preference, {out['ties']} "
-                          f"ties, {out['both_bad']} both bad) over {out['seeds']} seeds")
+    preferred = out["decided"] - out["ties"]  # "decided" counts the ties (half a win each) too
+    result.summary.append(f"pairwise: {out['answers']} answers ({preferred} with a preference, {out['ties']} "
+                          f"tie{'' if out['ties'] == 1 else 's'}, {out['both_bad']} both bad) over {out['seeds']} "
+                          "seeds")
