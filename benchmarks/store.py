@@ -149,7 +149,9 @@ def serve(campaign: Path, outputs: Path, store: str | None):
     command = [sys.executable, "-m", "goldennoise.cli", "app", "--campaign", str(campaign), "--outputs", str(outputs),
                "--port", str(port), "--no-prefetch"] + (["--store", store] if store else [])
     began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=campaign.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = campaign.parent / "app.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=campaign.parent, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     while True:
         try:
@@ -157,7 +159,7 @@ def serve(campaign: Path, outputs: Path, store: str | None):
             return process, url, time.perf_counter() - began
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError("the app stopped")
+                raise RuntimeError(f"the app stopped:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
 
 

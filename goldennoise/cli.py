@@ -53,7 +53,10 @@ def add_campaign_options(p: argparse.ArgumentParser) -> None:
         if flag is None:
             continue
         text = f"{meta['help']} [{meta['key']}]"
-        if rule.kind == "bool":
+        if rule.kind == "names":
+            g.add_argument(flag, dest=name, default=None, metavar="NAME,NAME", help=text,
+                           type=lambda text: tuple(v.strip() for v in text.split(",") if v.strip()))
+        elif rule.kind == "bool":
             g.add_argument(flag, dest=name, action="store_const", const=not meta["invert"], default=None, help=text)
         elif name == "guidelines":
             g.add_argument(flag, dest=name, metavar="FILE", default=None, help=text.replace("(Markdown)",
@@ -258,7 +261,8 @@ def cmd_simulate(args) -> int:
                                 disagreement=args.disagreement, skip_rate=args.skip_rate, speed_ms=args.speed_ms,
                                 repeats=args.repeats, seed_strategy=args.seed_strategy, pool_size=args.pool_size,
                                 batch_size=args.batch_size, overlap=args.overlap, guidance=args.guidance,
-                                steps=args.steps, judge=args.judge, seed=args.seed, store=args.store)
+                                steps=args.steps, judge=args.judge, seed=args.seed, store=args.store,
+                                verifiers=args.verifiers)
         found = {} if args.no_analysis else simulate.analyse(Path(args.outputs), sim.campaign, args.store)
         pool = simulate.pool_truth(0, args.pool_size, args.guidance, args.steps) \
             if args.pool_truth and args.seed_strategy == "pool" else None
@@ -382,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--judge", choices=("svc", "coin"), default="svc", help="svc: the classifier; coin: fair coin "
                      "flips (a world with nothing to find)")
     sim.add_argument("--seed", type=int, default=0, help="the annotators' randomness")
+    sim.add_argument("--verifiers", default=("digits",), metavar="NAME,NAME",
+                     type=lambda text: tuple(v.strip() for v in text.split(",") if v.strip()),
+                     help="verifiers scoring every image (default digits: the sandbox's own; '' for none)")
     sim.add_argument("--no-analysis", action="store_true", help="write the records only")
     sim.add_argument("--pool-truth", action="store_true", help="also judge every pool seed x every digit (slower)")
     sim.set_defaults(func=cmd_simulate)

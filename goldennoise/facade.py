@@ -4,7 +4,7 @@
 
     gn = Collector("outputs", model="tiny-flux", height=128, width=128)
     batch = gn.generate("a red fox in the snow", seeds=[1, 2, 3, 4])   # seeds=None: the campaign's seed strategy
-    gn.judge(batch, golden=[2, 4], annotator="me")
+    gn.judge(batch, golden=[2, 4], annotator="me")   # verifiers=("pickscore",) scores every image too
     gn.judge(batch, golden=[2], annotator="me", relabel=True)   # replaces the answer; gn.undo(record) withdraws one
     gn.table()                       # pandas: one row per judged seed, live answers only
     gn.export("exports")             # the Hugging Face dataset (and, if asked, the other formats)
@@ -40,7 +40,8 @@ class Collector:
     def __init__(self, outputs: str | Path, model: str = "tiny-flux", dtype: str = "auto", device: str | None = None,
                  revision: str | None = None, clip: bool = True, annotator: str = "script",
                  campaign: str | None = None, store: str | None = None, seed_strategy: str = "random",
-                 start_seed: int = 0, pool_size: int = 64, batch_size: int = 4, **generation):
+                 start_seed: int = 0, pool_size: int = 64, batch_size: int = 4, verifiers: tuple[str, ...] = (),
+                 **generation):
         unknown = sorted(set(generation) - set(GENERATION))
         if unknown:
             raise UserError(f"{unknown[0]}: not a generation parameter; use {', '.join(GENERATION)}.", unknown[0])
@@ -50,7 +51,8 @@ class Collector:
                                prefetch=False)
         definition = Campaign(name=campaign or "script", model=model, revision=revision, dtype=dtype, clip=clip,
                               prompts="(prompts given in the script)", min_view_ms=0, seed_strategy=seed_strategy,
-                              start_seed=start_seed, pool_size=pool_size, batch_size=batch_size, **generation)
+                              start_seed=start_seed, pool_size=pool_size, batch_size=batch_size,
+                              verifiers=tuple(verifiers), **generation)
         self.service.start(definition, load="always", prompt_set=PromptSet([], "script"))
         self.campaign = self.service.campaign.id
         self.params = self.service.runtime.params

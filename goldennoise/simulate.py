@@ -187,6 +187,7 @@ def report(sim: Simulation, analysis: dict, pool: dict | None) -> list[str]:
     lines.append(f"selector AUC on unseen seeds: {selector if selector is None else f'{selector:.3f}'} "
                  f"({'recommended' if analysis.get('recommended') else 'not recommended'}); attainable with these "
                  f"annotators (the judge's own labels): {ceiling:.3f}")
+    lines += [line.strip() for line in analysis.get("summary", []) if line.strip().startswith("verifiers:")]
     return lines
 
 
@@ -196,7 +197,7 @@ def analyse(outputs: Path, campaign: str, store=None) -> dict:
 
     result = analysis.run(outputs, campaign=campaign, store=store)
     group = result["results"][0] if result.get("results") else None
-    out = {"summary": result["summary"], "report": result["report"]}
+    out = {"summary": result["summary"], "report": result["report"], "results": result.get("results") or []}
     if group is not None:
         rates = group.parts.get("rates", {}).get("overall", {})
         out["rate"] = rates.get("rate", float("nan"))

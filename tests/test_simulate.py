@@ -21,7 +21,8 @@ def _world(tmp_path_factory, judge: str):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the digits UNet is tiny: extra threads only spin on a shared machine
     try:
-        sim = simulate.simulate(out, annotators=2, error=0.05, repeats=10, pool_size=40, overlap=0.3, judge=judge)
+        sim = simulate.simulate(out, annotators=2, error=0.05, repeats=10, pool_size=40, overlap=0.3, judge=judge,
+                                verifiers=("digits", "tiny-aesthetic"))
         return sim, simulate.analyse(out, sim.campaign)
     finally:
         torch.set_num_threads(threads)
@@ -84,3 +85,26 @@ def test_the_command_prints_the_truth_beside_the_analysis(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "10 judgements" in done.stdout and "truth (judge)" in done.stdout
+
+
+def _verifier_part(found):
+    group = found["results"][0]
+    return group.parts["verifiers"]
+
+
+def test_the_digits_verifier_is_named_best_where_the_judge_put_a_truth(judged):
+    """The digits verifier (a logistic regression, not the judge's SVC) agrees with the simulated people; the random
+    stand-in beside it must not be the one named."""
+    _, found = judged
+    part = _verifier_part(found)
+    assert part["best"] == "digits", part["verdict"]
+    digits = part["table"].set_index("verifier").loc["digits"]
+    assert digits["auc"] > 0.75 and digits["p_holm"] < 0.05
+    assert "verifiers: digits agrees best with people" in "\n".join(found["summary"])
+    assert "Verifiers vs people" in found["report"].read_text()
+
+
+def test_with_coin_flip_labels_no_verifier_is_named(coins):
+    part = _verifier_part(coins[1])
+    assert part["best"] is None, part["verdict"]
+    assert (part["table"]["p_holm"] >= 0.05).all()

@@ -3,8 +3,8 @@
 The one place records are made, for the browser, the API and the script API alike:
 pure functions from a tab and its screen to a validated record (`store.schema`);
 the annotation service decides when to write them. A record carries the batch it
-was made on (its id, every seed's noise provenance, pre-filter slots and
-propensities), how long the batch was on screen, whether CLIP scores were visible
+was made on (its id, every seed's noise provenance, its verifiers' scores and
+which weights made them, pre-filter slots and propensities), how long the batch was on screen, whether CLIP scores were visible
 before the answer (and whether CLIP's pick is shown after answers), the guidelines'
 hash, the tab's derived id, and the keys and clicks that made the choice.
 """
@@ -37,10 +37,13 @@ def library_versions() -> dict:
 def _samples(batch: Batch, golden: set[int] | None) -> list[dict]:
     scores = batch.clip_scores or [None] * len(batch.seeds)
     slots = batch.slots or [{}] * len(batch.seeds)
+    verifier_scores = [{name: values[i] for name, values in batch.scores.items()} or None
+                       for i in range(len(batch.seeds))]
     return [{"seed": seed, "golden": None if golden is None else seed in golden, "clip_score": score,
-             "image_path": path, "noise": block, **{k: v for k, v in slot.items() if k in schema.Sample.model_fields}}
-            for seed, score, path, block, slot in zip(batch.seeds, scores, batch.image_paths, batch.noise, slots,
-                                                     strict=True)]
+             "image_path": path, "noise": block, **({"scores": more} if more else {}),
+             **{k: v for k, v in slot.items() if k in schema.Sample.model_fields}}
+            for seed, score, path, block, slot, more in zip(batch.seeds, scores, batch.image_paths, batch.noise, slots,
+                                                           verifier_scores, strict=True)]
 
 
 def _interaction(events) -> list[dict]:
@@ -64,7 +67,8 @@ def _shown(campaign, screen, elapsed_ms: int, visible_ms: int | None, interactio
                  **({"pool_size": campaign.pool_size} if campaign.seed_strategy == "pool" else {})})
     return {
         "model": batch.model, "parameters": batch.parameters, "seeds": list(batch.seeds), "seed_strategy": strategy,
-        "clip_model": batch.clip_model, "batch_id": batch.batch_id, "shown_scores": not campaign.blind,
+        "clip_model": batch.clip_model, "verifiers": batch.verifier_models or None, "batch_id": batch.batch_id,
+        "shown_scores": not campaign.blind,
         "view": screen.mode, "interaction": _interaction(interaction),
         "guidelines_sha256": campaign.guidelines_sha256,
         "feedback": "clip_pick" if campaign.show_clip_pick_after else None,
@@ -120,4 +124,7 @@ def batch_from_record(record) -> Batch:
         created_at=record.timing.get("generated_at") or record.created_at, campaign=record.campaign,
         source="record", prefilter=record.prefilter.model_dump() if getattr(record, "prefilter", None) else None,
         slots=[{k: v for k, v in (("slot", s.slot), ("propensity", s.propensity), ("rank_score", s.rank_score))
-                if v is not None} for s in record.samples] if any(s.slot for s in record.samples) else [])
+                if v is not None} for s in record.samples] if any(s.slot for s in record.samples) else [],
+        scores={name: [s.scores[name] for s in record.samples] for name in (record.verifiers or {})
+                if all(s.scores and name in s.scores for s in record.samples)},
+        verifier_models=dict(record.verifiers or {}))

@@ -25,12 +25,12 @@ import torch
 from goldennoise.errors import CampaignError
 from goldennoise.generation import budget as budgets
 from goldennoise.generation import batch as generation
-from goldennoise.generation import gpu, models, scoring
+from goldennoise.generation import gpu, models, scoring, verifiers
 from goldennoise.generation.batch import Worker
 from goldennoise.generation.pipeline import GenerationParams, check_params, size_multiple
 from goldennoise.generation.prefilter import SeedSelector
 from goldennoise.store import campaign as campaigns
-from goldennoise.store.campaign import Campaign
+from goldennoise.store.campaign import Campaign, verifier_of
 from goldennoise.store.configuration import configuration, configuration_id, selector_path
 from goldennoise.store.database import prompts as table
 from goldennoise.store.prompts import Prompt, PromptSet
@@ -253,7 +253,11 @@ def load_workers(campaign: Campaign, params: GenerationParams, device_list, load
                                     f"{', '.join(models.compatible_schedulers(model.pipe))}.", "generation.scheduler")
             check_params(params, size_multiple(model.pipe))
             clip = scoring.load_clip(model.spec.clip, device=device) if campaign.clip else None
-            workers.append(Worker(f"{run}-{offset}", model, clip).install())
+            if progress and campaign.verifiers:
+                progress(offset / max(1, len(targets)), f"Loading {', '.join(campaign.verifiers)} on {device}…")
+            # A verifier without its weights stops the start (ModelLoadError says which files and what fixes it).
+            scorers = {verifier_of(name): verifiers.load(name, device=device) for name in campaign.verifiers}
+            workers.append(Worker(f"{run}-{offset}", model, clip, scorers).install())
     except BaseException:
         for worker in workers:
             worker.uninstall()

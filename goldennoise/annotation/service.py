@@ -118,13 +118,7 @@ def _pair(batch, taken: int):
     if not pairs:
         raise UserError("pairwise: the campaign's batch size is 1, so there is no pair to compare.", "batch_size")
     i, j = pairs[taken % len(pairs)]
-
-    def pick(values):
-        return None if values is None else [values[i], values[j]]
-
-    return replace(batch, batch_id=f"{batch.batch_id}-p{i}-{j}", seeds=pick(batch.seeds),
-                   image_paths=pick(batch.image_paths), clip_scores=pick(batch.clip_scores), noise=pick(batch.noise),
-                   slots=pick(batch.slots) if batch.slots else [], prefilter=None)
+    return batch.select([i, j], batch_id=f"{batch.batch_id}-p{i}-{j}", prefilter=None)
 
 
 def cut(text: str, limit: int = 60) -> str:

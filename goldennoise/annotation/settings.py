@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from goldennoise.errors import CampaignError
 from goldennoise.generation import models
-from goldennoise.store.campaign import GENERATION, SETTINGS, Campaign
+from goldennoise.store.campaign import GENERATION, METHODS, SETTINGS, STAND_INS, VERIFIERS, Campaign
 
 # What `/init_model` takes: a model and its generation parameters (the design's "load a model with its parameters").
-MODEL_FIELDS = ("model", "revision", "dtype", *GENERATION, "clip")
+MODEL_FIELDS = ("model", "revision", "dtype", *GENERATION, "clip", "verifiers")
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,20 @@ class Field:
     widget: str  # "text", "textarea", "number", "integer", "seed", "checkbox", "dropdown", "model"
     choices: tuple = ()
     optional: bool = False
-    python_type: type = str
+    python_type: object = str
 
 
 def _field(name: str, meta: dict) -> Field:
     rule = meta["rule"]
     widget = {"int": "integer", "float": "number", "bool": "checkbox", "choice": "dropdown", "identifier": "text",
-              "text": "text"}[rule.kind]
-    widget = {"seed": "seed", "textarea": "textarea", "dropdown": "model"}.get(rule.widget, widget)
-    kind = {"int": int, "float": float, "bool": bool}.get(rule.kind, str)
-    choices = rule.choices or (tuple(models.KNOWN_MODELS) if widget == "model" else ())
+              "text": "text", "names": "names"}[rule.kind]
+    widget = {"seed": "seed", "textarea": "textarea", "dropdown": "model", "method": "model",
+              "verifiers": "names"}.get(rule.widget, widget)
+    kind = {"int": int, "float": float, "bool": bool, "names": list[str]}.get(rule.kind, str)
+    choices = rule.choices or {"dropdown": tuple(models.KNOWN_MODELS), "method": METHODS + tuple(
+        f"verifier:{v}" for v in VERIFIERS)}.get(rule.widget, ())
+    if rule.widget == "verifiers":
+        choices = VERIFIERS + STAND_INS
     label = meta["key"].replace(".", " · ").replace("_", " ")
     return Field(name, meta["key"], label, meta["help"], widget, choices, rule.optional, kind)
 
@@ -50,6 +54,8 @@ BY_NAME = {f.name: f for f in FIELDS}
 def value_of(campaign: Campaign, field: Field):
     """A field's value as the form shows it (seeds as text: a number box would round them)."""
     value = getattr(campaign, field.name)
+    if field.widget == "names":
+        return list(value)
     return str(value) if field.widget == "seed" and value is not None else value
 
 
@@ -85,6 +91,11 @@ def parse(f: Field, value):
             return float(value)
         except ValueError:
             raise CampaignError(f"campaign {f.key}: must be a number, got {value[:40]!r}.", f.key) from None
+    if f.widget == "names":  # a multiselect (list) or text with commas
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise CampaignError(f"campaign {f.key}: a list of names, got {value!r}.", f.key)
+        return tuple(v.strip() for v in items if v.strip())
     if f.python_type is bool:
         if not isinstance(value, bool):
             raise CampaignError(f"campaign {f.key}: must be true or false, got {value!r}.", f.key)

@@ -5,7 +5,8 @@ forbids CUDA initialisation anywhere else, and pickles the function's arguments
 to the GPU worker. So: models are loaded at start-up in the main thread and
 *installed* here by worker key; `run` is one module-level function that takes
 only small, picklable arguments (a worker key, the prompt, the seeds and a dict
-of parameters), looks the pipeline up, generates and CLIP-scores on the device,
+of parameters), looks the pipeline up, generates and scores on the device (CLIP,
+and the campaign's verifiers on the 8-bit pixels that are saved),
 and returns CPU data (uint8 images as numpy, floats, dicts). Its ZeroGPU duration
 is computed from the batch. Where ZeroGPU is not active, `run` is the same
 function, undecorated.
@@ -14,6 +15,7 @@ function, undecorated.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ from goldennoise.generation.pipeline import GenerationParams
 BASE_SECONDS = 15  # start-up of a ZeroGPU slot, plus a margin
 SECONDS_PER_MEGAPIXEL_STEP = 0.35  # FLUX.1 on a ZeroGPU H200 slice, with a margin
 MAX_SECONDS = 120
-_WORKERS: dict[str, tuple] = {}  # worker key -> (LoadedModel, ClipScorer | None)
+_WORKERS: dict[str, tuple] = {}  # worker key -> (LoadedModel, ClipScorer | None, {name: Verifier})
 
 
 def zero_gpu() -> bool:
@@ -39,9 +41,9 @@ def zero_gpu() -> bool:
     return True
 
 
-def install(key: str, model, clip) -> None:
-    """Make a loaded model (and CLIP scorer) available to `run` under `key` (main thread, at start-up)."""
-    _WORKERS[key] = (model, clip)
+def install(key: str, model, clip, verifiers: dict | None = None) -> None:
+    """Make a loaded model (its CLIP scorer and verifiers) available to `run` under `key` (main thread, at start)."""
+    _WORKERS[key] = (model, clip, dict(verifiers or {}))
 
 
 def uninstall(key: str) -> None:
@@ -58,14 +60,21 @@ def duration(key: str, prompt: str, seeds: list[int], params: dict) -> int:
 def _run(key: str, prompt: str, seeds: list[int], params: dict) -> dict:
     if key not in _WORKERS:
         raise CampaignError("The campaign was switched while this batch waited; nothing was generated. Go on.")
-    model, clip = _WORKERS[key]
+    model, clip, verifiers = _WORKERS[key]
     made = pipeline.generate(model, prompt, seeds, GenerationParams(**params))
     scores = None
     if clip is not None and clip.device != "cpu":
         scores = scoring.clip_scores(clip, made.images, prompt)  # on the device, no PIL round-trip
-    images = (made.images.float().clamp(0, 1).permute(0, 2, 3, 1) * 255).round().to(torch.uint8)
-    return {"images": np.ascontiguousarray(images.cpu().numpy()), "noise": made.noise, "scores": scores,
-            "seconds": made.seconds}
+    pixels = (made.images.float().clamp(0, 1) * 255).round().to(torch.uint8)  # (N, 3, H, W), as saved
+    start = time.perf_counter()
+    saved = pixels.float() / 255
+    # On a GPU, verifiers score the 8-bit pixels as tensors here; on a CPU, `batch.finish` scores the PIL images
+    # (the published preprocessing exactly, so a score is re-made from the PNG).
+    verifier_scores = {name: verifier.score(saved.to(verifier.device), prompt) for name, verifier in verifiers.items()
+                       if verifier.device != "cpu"}
+    return {"images": np.ascontiguousarray(pixels.permute(0, 2, 3, 1).cpu().numpy()), "noise": made.noise,
+            "scores": scores, "seconds": made.seconds, "verifier_scores": verifier_scores,
+            "verifier_seconds": time.perf_counter() - start}
 
 
 run = _run

@@ -1,6 +1,7 @@
 """Pre-filtering with exploration: make more candidates than shown, show the best and a few at random.
 
-Candidates are ranked by CLIP score or by a trained `SeedSelector`. Of the K
+Candidates are ranked by CLIP score, by one of the campaign's verifiers
+("verifier:<name>") or by a trained `SeedSelector`. Of the K
 shown slots, K - E go to the top-ranked candidates (shown with probability 1)
 and E "exploration" slots are filled uniformly at random from the rest, so every
 candidate has a known probability of being shown (its propensity). Records keep
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from goldennoise.generation.batch import Batch
 from goldennoise.generation.features import feature_matrix
 from goldennoise.generation.latents import remake_noise
 
-METHODS = ("clip", "selector")
+METHODS = ("clip", "selector")  # and "verifier:<name>"
 SELECTOR_FILE = "selector.json"
 
 
@@ -103,21 +104,22 @@ def choose(batch: Batch, keep: int, method: str, selector: SeedSelector | None, 
             raise UserError("prefilter: no seed selector trained yet; run `goldennoise analyze OUTPUTS` first.",
                             "prefilter")
         scores = selector_scores(selector, batch.noise, batch.seeds)
+    elif method.startswith("verifier:") and method.split(":", 1)[1] in batch.scores:
+        scores = list(batch.scores[method.split(":", 1)[1]])
+    elif method.startswith("verifier:"):
+        raise UserError(f"prefilter: ranking by {method} needs that verifier's scores; add it to scoring.verifiers.",
+                        "prefilter")
     else:
-        raise UserError(f"prefilter: unknown method {method!r}; choose one of {', '.join(METHODS)}.", "prefilter")
+        raise UserError(f"prefilter: unknown method {method!r}; choose one of {', '.join(METHODS)} or "
+                        "verifier:<name>.", "prefilter")
     shown, info = plan(scores, keep, explore, random.Random(f"goldennoise-explore:{batch.batch_id}"))
     clip = batch.clip_scores
-
-    def pick(values):
-        return [values[i] for i in shown]
-
     hidden = [i for i in range(len(batch.seeds)) if i not in shown]
-    return replace(
-        batch, seeds=pick(batch.seeds), image_paths=pick(batch.image_paths),
-        clip_scores=None if clip is None else pick(clip), noise=pick(batch.noise),
-        slots=[{**info[i], "rank_score": scores[i]} for i in shown],
+    return batch.select(
+        shown, slots=[{**info[i], "rank_score": scores[i]} for i in shown],
         prefilter={"method": method, "candidates": len(batch.seeds), "shown": keep, "explore": explore,
                    "hidden": [{"seed": batch.seeds[i], "clip_score": None if clip is None else clip[i],
+                               **({"scores": {n: v[i] for n, v in batch.scores.items()}} if batch.scores else {}),
                                "rank_score": scores[i], "image_path": batch.image_paths[i], "noise": batch.noise[i],
                                **info[i]} for i in hidden]},
     )

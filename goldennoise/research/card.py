@@ -217,6 +217,7 @@ def body(summary: dict) -> str:
         "`label_0 = label_1 = 0` with `winner = \"both_bad\"`; keep rows with `label_0 + label_1 == 1` for a "
         "Pick-a-Pic-style preference set. `seed_0`/`seed_1`, `clip_score_0`/`clip_score_1` and "
         "`noise_sha256_0`/`_1`, `noise_provenance_0`/`_1` describe each side.", "",
+        *_verifier_lines(summary.get("verifiers") or {}),
         "## Which records count", "",
         "Only **live** answers: an answer undone by its annotator (a retraction line) or relabelled by its own "
         "annotator (a later judgement that supersedes it) is left out; only an annotator's own lines can retract "
@@ -260,6 +261,24 @@ def body(summary: dict) -> str:
         "to match before publishing.", "",
     ]
     return "\n".join(lines)
+
+
+def _verifier_lines(found: dict) -> list[str]:
+    """The verifier score columns and what made them (name -> the distinct weights that scored)."""
+    if not found:
+        return []
+    lines = ["## Verifier scores", "",
+             "Beside `clip_score`, automatic verifiers scored every image when it was made, on the 8-bit pixels "
+             "saved in `image`: `score_<name>` (float32; `score_<name>_0` / `_1` in pairwise configs). Only their "
+             "order within a prompt is comparable across verifiers. Scored by:", ""]
+    for name, infos in sorted(found.items()):
+        for info in infos:
+            standin = " (an offline stand-in with random weights: its scores mean nothing)" if str(
+                info.get("id", "")).startswith("tiny-") else ""
+            lines.append(f"- `score_{name}`: {md(str(info.get('id')))} revision {md(str(info.get('revision')))}, "
+                         f"recipe version {info.get('version')}, {info.get('dtype')}: {md(str(info.get('score')))}"
+                         f"{standin}")
+    return lines + [""]
 
 
 NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)

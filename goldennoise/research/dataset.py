@@ -115,12 +115,29 @@ def _noise_columns(sample: dict, intern: _Interned) -> dict:
 NUMBERS = ("clip_score", "rank_score", "propensity", "left_clip_score", "right_clip_score")  # None: NaN
 
 
+def _scores(sample: dict, prefix: str = "") -> dict:
+    """A sample's verifier scores as columns: `score_<name>` (`left_score_<name>` ... in the pair table)."""
+    return {f"{prefix}score_{name}": value for name, value in (sample.get("scores") or {}).items()}
+
+
+def _note_verifiers(attrs: dict, d: dict) -> None:
+    """Which weights made the table's verifier scores: attrs["verifiers"][name] = the distinct `Verifier.info`s."""
+    for name, info in (d.get("verifiers") or {}).items():
+        seen = attrs.setdefault("verifiers", {}).setdefault(name, [])
+        if info not in seen:
+            seen.append(info)
+
+
+def _numeric(column: str) -> bool:
+    return column in NUMBERS or column.removeprefix("left_").removeprefix("right_").startswith("score_")
+
+
 def _compact(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     for column in CATEGORICAL:
         if column in frame:
             frame[column] = frame[column].astype("category")
-    for column in NUMBERS:
+    for column in [c for c in frame.columns if _numeric(c)]:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
@@ -149,7 +166,8 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     columns = list(dict.fromkeys(c for f in frames for c in f.columns))
     out = {}
     for column in columns:
-        parts = [f[column] if column in f else pd.Series([None] * len(f)) for f in frames]
+        missing = (lambda n: pd.Series(np.full(n, np.nan))) if _numeric(column) else (lambda n: pd.Series([None] * n))
+        parts = [f[column] if column in f else missing(len(f)) for f in frames]
         if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
             # one dtype for the categories (a chunk of only None infers another than a chunk of text)
             parts = [p.astype(pd.CategoricalDtype(p.cat.categories.astype(object))) for p in parts]
@@ -171,6 +189,7 @@ def sample_table(source, campaign=...) -> pd.DataFrame:
     def rows_of(d: dict, attrs: dict) -> list[dict]:
         if d["kind"] != "judgement":
             return []
+        _note_verifiers(attrs, d)
         base = {**_base(d), "verdict": d["verdict"], "n_golden": len(d["golden_seeds"]),
                 "prefiltered": d.get("prefilter") is not None, "second_opinion_of": d.get("second_opinion_of")}
         out = []
@@ -181,7 +200,7 @@ def sample_table(source, campaign=...) -> pd.DataFrame:
             out.append({**base, "seed": int(sample["seed"]), "position": position, "golden": bool(sample["golden"]),
                         "clip_score": sample.get("clip_score"), "image_path": sample.get("image_path"),
                         "slot": sample.get("slot") or "shown", "propensity": 1.0 if sample.get("propensity") is None
-                        else sample["propensity"], "rank_score": sample.get("rank_score"),
+                        else sample["propensity"], "rank_score": sample.get("rank_score"), **_scores(sample),
                         **_noise_columns(sample, intern)})
         return out
 
@@ -202,10 +221,11 @@ def candidate_table(source, campaign=...) -> pd.DataFrame:
         base = _base(d)
         out = [{**base, "seed": int(s["seed"]), "shown": True, "golden": bool(s["golden"]), "slot": s.get("slot"),
                 "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
-                "clip_score": s.get("clip_score"), **_noise_columns(s, intern)} for s in d["samples"]]
+                "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, intern)} for s in d["samples"]]
         out += [{**base, "seed": int(s["seed"]), "shown": False, "golden": None, "slot": "hidden",
                  "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
-                 "clip_score": s.get("clip_score"), **_noise_columns(s, intern)} for s in d["prefilter"]["hidden"]]
+                 "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, intern)}
+                for s in d["prefilter"]["hidden"]]
         return out
 
     return _table(source, campaign, rows_of)
@@ -219,10 +239,11 @@ def pair_table(source, campaign=...) -> pd.DataFrame:
         if d["kind"] != "pairwise":
             return []
         left, right = d["samples"]
+        _note_verifiers(attrs, d)
         return [{**_base(d), "left_seed": int(left["seed"]), "right_seed": int(right["seed"]),
                  "winner": d["preference"]["winner"], "left_image": left.get("image_path"),
                  "right_image": right.get("image_path"), "left_clip_score": left.get("clip_score"),
-                 "right_clip_score": right.get("clip_score"),
+                 "right_clip_score": right.get("clip_score"), **_scores(left, "left_"), **_scores(right, "right_"),
                  "left_noise": intern(int(left["seed"]), left.get("noise")),
                  "right_noise": intern(int(right["seed"]), right.get("noise")),
                  "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]

@@ -109,8 +109,15 @@ def _config(row: dict) -> dict:
 # hub ----------------------------------------------------------------------------------------------
 
 
-def features():
-    """(samples, pairwise) `datasets.Features` of the hub configs."""
+def scored(table: pd.DataFrame) -> list[str]:
+    """The verifiers with a score in `table` (sample table `score_<name>`, pair table `left_score_<name>`)."""
+    return sorted(c.removeprefix("left_").removeprefix("score_") for c in table.columns
+                  if c.startswith(("score_", "left_score_")) and table[c].notna().any())
+
+
+def features(verifiers: list[str] = ()):
+    """(samples, pairwise) `datasets.Features` of the hub configs; a float32 `score_<name>` column per verifier
+    (`score_<name>_0` / `_1` in pairwise), as the verifiers computed them."""
     from datasets import ClassLabel, Features, Image, List, Value
 
     s, i, f, b = Value("string"), Value("int64"), Value("float64"), Value("bool")
@@ -124,13 +131,15 @@ def features():
     samples = Features({"image": Image(), "golden": ClassLabel(names=["bad", "golden"]), "seed": i, "prompt": s,
                         **answer, "clip_score": f, "verdict": s, "position": i, "n_shown": i, "slot": s,
                         "propensity": f, "rank_score": f, "second_opinion_of": s, "image_path": s, **config, **noise,
-                        "noise_check": s, "torch_version": s})
+                        "noise_check": s, "torch_version": s,
+                        **{f"score_{n}": Value("float32") for n in verifiers}})
     sides = {f"{k}_{n}": v for n in (0, 1) for k, v in (("noise_sha256", s), ("latents_sha256", s),
                                                          ("noise_provenance", s))}
     pairwise = Features({"caption": s, "image_0": Image(), "image_1": Image(), "label_0": f, "label_1": f,
                          "winner": s, "seed_0": i, "seed_1": i, "clip_score_0": f, "clip_score_1": f, **answer,
                          **config, **{k: v for k, v in noise.items() if not k.endswith(("sha256", "provenance"))},
-                         **sides, "noise_check": s, "torch_version": s})
+                         **sides, "noise_check": s, "torch_version": s,
+                         **{f"score_{n}_{side}": Value("float32") for n in verifiers for side in (0, 1)}})
     return samples, pairwise
 
 
@@ -145,6 +154,7 @@ def sample_rows(table: pd.DataFrame):
                                            "created_at", "visible_ms", "shown_scores", "clip_score", "verdict",
                                            "position", "n_shown", "slot", "propensity", "rank_score",
                                            "second_opinion_of", "image_path", "noise_check", "torch_version")},
+               **{k: v for k, v in row.items() if k.startswith("score_")},
                "image": _image(row["image_file"], f"{row['record_id']}-{row['seed']}.png"),
                "golden": int(bool(row["golden"])), **_config(row), **provenance(row["noise"])}
 
@@ -161,6 +171,8 @@ def pair_rows(table: pd.DataFrame):
                "image_1": _image(row["right_file"], f"{row['record_id']}-1.png"), "label_0": label_0,
                "label_1": label_1, "winner": row["winner"], "seed_0": row["left_seed"], "seed_1": row["right_seed"],
                "clip_score_0": row["left_clip_score"], "clip_score_1": row["right_clip_score"],
+               **{f"{k.removeprefix(side)}_{n}": v for k, v in row.items() for n, side in ((0, "left_"), (1, "right_"))
+                  if k.startswith(f"{side}score_")},
                **{k: row.get(k) for k in ("prompt_id", "prompt_index", "annotator", "record_id", "created_at",
                                            "visible_ms", "shown_scores", "noise_check", "torch_version")},
                **_config(row), **{k[:-2]: v for k, v in left.items()}, **left, **right}
@@ -228,14 +240,15 @@ def summary(data: Checked, groups: dict[str, Group], configs: dict[str, dict], r
             "excluded": len(data.excluded), "pool": data.pool, "repo_id": repo_id, "configs": configs,
             "counts": [count(name, g.samples, g.pairs) for name, g in groups.items()],
             "totals": count("all", data.samples, data.pairs), "campaigns": read_written(data.outputs),
+            "verifiers": {**data.pairs.attrs.get("verifiers", {}), **data.samples.attrs.get("verifiers", {})},
             "campaign_ids": sorted(campaign_ids)}
 
 
 def write_hub(data: Checked, groups: dict[str, Group], root: Path, repo_id: str | None = None) -> None:
     """The Hugging Face dataset folder: parquet per config and the generated card."""
-    sample_features, pair_features = features()
     configs = {}
     for name, g in groups.items():
+        sample_features, pair_features = features(sorted(set(scored(g.samples)) | set(scored(g.pairs))))
         for kind, table, feats, rows in (("samples", g.samples, sample_features, sample_rows),
                                          ("pairwise", g.pairs, pair_features, pair_rows)):
             if table.empty:

@@ -66,7 +66,9 @@ def setting(key: str, default, help: str, rule: Rule, flag: str | None = None, i
 
 
 STRATEGIES = ("random", "sequential", "pool")
-METHODS = ("clip", "selector")
+METHODS = ("clip", "selector")  # or "verifier:<name>", a verifier the campaign scores with
+VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits")  # beside CLIP (digits: the sandbox's)
+STAND_INS = tuple(f"tiny-{v}" for v in VERIFIERS[:4])  # offline stand-ins: the architectures, random weights
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -112,8 +114,8 @@ class Campaign:
     candidates: int = setting("prefilter.candidates", 0, "0: off; else batch_size+1..64 candidates made per "
                               "prompt, the best shown", Rule("int", 0, 64), "--candidates")
     prefilter: str = setting("prefilter.method", "clip", "how candidates are ranked: clip | selector (a seed "
-                             "selector the analysis recommended for this configuration)",
-                             Rule("choice", choices=METHODS), "--prefilter")
+                             "selector the analysis recommended for this configuration) | verifier:NAME (NAME one of "
+                             "scoring.verifiers)", Rule("text", 1, 60, widget="method"), "--prefilter")
     explore: int = setting("prefilter.explore", 1, "of the shown slots, how many are drawn at random from the "
                            "hidden candidates", Rule("int", 0, 64), "--explore")
     overlap: float = setting("annotation.overlap", 0.0, "share of prompts judged by two annotators (the same "
@@ -127,6 +129,11 @@ class Campaign:
                                "an answer counts", Rule("int", 0, 60_000), "--min-view-ms")
     clip: bool = setting("annotation.clip", True, "compute CLIP scores (needed by the clip pre-filter)",
                          Rule("bool"), "--no-clip", invert=True)
+    verifiers: tuple[str, ...] = setting("scoring.verifiers", (), "verifiers scoring every image beside CLIP: "
+                                         "pickscore, hpsv2, imagereward, aesthetic (or their offline stand-ins "
+                                         "tiny-pickscore, ...; random weights), digits (the digits model's); each "
+                                         "needs its weights (a missing one stops the start)",
+                                         Rule("names", 1, 40, widget="verifiers"), "--verifiers")
     annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
                                           "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`
@@ -147,6 +154,20 @@ class Campaign:
             _bad("prefilter.explore", f"must be at most seeds.batch_size ({self.batch_size})", self.explore)
         if self.candidates and self.prefilter == "clip" and not self.clip:
             _bad("prefilter.method", "clip needs annotation.clip = true", self.prefilter)
+        for name in self.verifiers:
+            if name not in VERIFIERS + STAND_INS:
+                _bad("scoring.verifiers", f"names verifiers among {', '.join(VERIFIERS)} (offline stand-ins: "
+                     f"{', '.join(STAND_INS)})", name)
+            if name == "digits" and self.model != "digits":
+                _bad("scoring.verifiers", "digits scores the digits model's images only", name)
+        if len(set(map(verifier_of, self.verifiers))) != len(self.verifiers):
+            _bad("scoring.verifiers", "names each verifier once (a stand-in and its real weights are one verifier)",
+                 list(self.verifiers))
+        if self.prefilter not in METHODS and not (
+                self.prefilter.startswith("verifier:")
+                and self.prefilter.split(":", 1)[1] in {verifier_of(v) for v in self.verifiers}):
+            _bad("prefilter.method", "must be clip, selector or verifier:<name> of a verifier in scoring.verifiers",
+                 self.prefilter)
         if self.show_clip_pick_after and not self.clip:
             _bad("annotation.show_clip_pick_after", "needs annotation.clip = true", self.show_clip_pick_after)
         return self
@@ -215,6 +236,11 @@ class Campaign:
         return "\n".join(lines) + "\n"
 
 
+def verifier_of(name: str) -> str:
+    """The verifier a campaign's scorer name stands for ("tiny-pickscore" is PickScore's offline stand-in)."""
+    return name.removeprefix("tiny-")
+
+
 def _bad(key: str, rule: str, value) -> None:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "…"
     raise CampaignError(f"campaign {key}: {rule}, got {shown}.", key)
@@ -263,7 +289,7 @@ FILE_KEYS = {"guidelines": "file"}  # sections whose text may come from a file n
 def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     key = {k: v for k, v in campaign.definition().items() if k not in ("prompts", "annotators")}
     # Settings added in 0.3 enter the hash only when used: campaigns of 0.2 keep their ids.
-    for name, default in (("guidelines", ""), ("show_clip_pick_after", False)):
+    for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", [])):
         if key[name] == default:
             del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
@@ -320,10 +346,10 @@ def from_mapping(data: dict, base: Path | None = None) -> Campaign:
                 raise CampaignError(f"campaign [{section}]: unknown key {key!r}; known: {', '.join(known)}.",
                                     f"{section}.{key}")
             values[SECTIONS[section][key]] = value
-    if "annotators" in values:
-        if not isinstance(values["annotators"], list):
-            raise CampaignError("campaign annotation.annotators: must be a list of names.", "annotation.annotators")
-        values["annotators"] = tuple(values["annotators"])
+    for name in [n for n, meta in SETTINGS.items() if meta["rule"].kind == "names" and n in values]:
+        if not isinstance(values[name], list):
+            raise CampaignError(f"campaign {SETTINGS[name]['key']}: must be a list of names.", SETTINGS[name]["key"])
+        values[name] = tuple(values[name])
     for name in ("scheduler", "revision"):
         if values.get(name) == "":
             values[name] = None

@@ -91,6 +91,7 @@ class Sample(Block):
     slot: Literal["ranked", "explore", "hidden"] | None = None  # pre-filtering: how it got on screen
     propensity: Annotated[float, Field(ge=0, le=1)] | None = None  # probability it was shown
     rank_score: float | None = None
+    scores: dict[str, float] | None = None  # verifier name -> its score of the image (CLIP's is clip_score)
 
 
 class PromptRef(Block):
@@ -131,7 +132,7 @@ class Preference(Block):
 
 
 class Prefilter(Block):
-    method: Literal["clip", "selector"]
+    method: Annotated[str, StringConstraints(pattern=r"^(clip|selector|verifier:[a-z0-9_-]{1,40})$")]
     candidates: int
     shown: int
     explore: int = 0
@@ -166,6 +167,7 @@ class Shown(Base):
     interaction: list[dict[str, Any]] = Field(default_factory=list, max_length=500)  # keys and clicks
     guidelines_sha256: Hex64 | None = None  # the campaign's guidelines the answer was made under
     feedback: Literal["clip_pick"] | None = None  # shown after each answer of the campaign (never before one)
+    verifiers: dict[str, dict[str, Any]] | None = None  # verifier name -> the model id, revision, version that scored
 
     @model_validator(mode="after")
     def _samples_match_seeds(self):

@@ -69,6 +69,8 @@ def describe(service: Service, caller, screen, provenance: bool = False) -> dict
                            for i, (s, p) in enumerate(zip(batch.seeds, batch.image_paths))])
         if not c.blind or (screen.origin in ("explicit", "request") and service.is_admin(caller)):
             out["clip_scores"] = batch.clip_scores
+            if batch.scores:
+                out["scores"] = batch.scores  # verifier name -> a score per seed
         if provenance:
             out["noise"] = batch.noise
             out["parameters"], out["model"] = batch.parameters, batch.model
@@ -87,6 +89,8 @@ def summary(record) -> dict | None:
         data["preference"] = record.preference.model_dump()
     if getattr(record, "samples", None):
         data["clip_scores"] = [s.clip_score for s in record.samples]
+        if any(s.scores for s in record.samples):
+            data["scores"] = [s.scores for s in record.samples]
     return data
 
 

@@ -78,6 +78,8 @@ def _widget(field, value):
         return gr.Checkbox(value, **common)
     if field.widget == "dropdown":
         return gr.Dropdown(list(field.choices), value=value, **common)
+    if field.widget == "names":
+        return gr.Dropdown(list(field.choices), value=value, multiselect=True, **common)
     if field.widget == "model":
         return gr.Dropdown(list(field.choices), value=value, allow_custom_value=True, **common)
     if field.widget in ("integer", "number"):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from goldennoise.research import selector as seed_selector
 from goldennoise.research.analysis import design, embedding, figures, ipw, pairwise, seeds, stats
+from goldennoise.research.analysis import verifiers as verifier_agreement
 from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_ci, format_p
 
 DRAWS = 1000
@@ -51,7 +52,26 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
         _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)
     if not pairs.empty:
         _pairwise(result, pairs, seed)
+    _verifiers(result, rows, pairs, seed, permutations)
     return result
+
+
+def _verifiers(result, rows, pairs, seed, permutations) -> None:
+    """Which automatic verifier agrees best with the people of this group (when one beside CLIP scored it)."""
+    names = verifier_agreement.present(rows if not rows.empty else None, pairs if not pairs.empty else None)
+    if not any(name != "clip" for name in names):
+        return
+    if rows.empty:
+        boot = ClusterBootstrap(pairs["prompt_id"], None, DRAWS, seed)
+    else:
+        repeat = bool(rows.groupby("seed")["prompt_id"].nunique().max() > 1)
+        boot = ClusterBootstrap(rows["prompt_id"], rows["seed"] if repeat else None, DRAWS, seed)
+    out = verifier_agreement.analyse(rows, pairs if not pairs.empty else None, names, boot, permutations, seed)
+    out["bootstrap"] = boot.described
+    result.parts["verifiers"] = out
+    if not out["table"].empty:
+        result.figures["verifiers"] = (figures.verifiers(out["table"]), "Verifiers vs people")
+    result.summary.append(f"verifiers: {out['verdict']}")
 
 
 def _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations) -> None:

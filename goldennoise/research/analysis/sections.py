@@ -173,8 +173,30 @@ def _pairwise(result, folder) -> list[str]:
                     table(out["answers_table"], "Every pairwise answer", folder, "pairwise_answers")]
 
 
+def _verifiers(result, folder) -> list[str]:
+    out = result.parts.get("verifiers")
+    if not out:
+        return []
+    text = ("Each automatic verifier scored every image when it was made. Within-judgement AUC: the chance that a "
+            "golden seed outscores a bad seed of the same judgement (0.5 = chance; pairs weighted by 1/propensity "
+            "under a pre-filter). Top-1: how often the verifier's best shown seed was golden, beside a random pick "
+            "among the same seeds. Pairs: the share of decided pairwise answers whose winner the verifier scores "
+            f"higher. Intervals: {out['bootstrap']}. p: one-sided permutation tests (scores shuffled within each "
+            "judgement; pairwise preferences flipped), Holm-adjusted across verifiers. Only the order of scores "
+            "counts, so scales do not need to match.")
+    shown = [c for c in ("verifier", "measure", "primary", "primary_ci_low", "primary_ci_high", "p_holm", "auc",
+                         "judgements", "top1", "chance", "difference", "pair_agreement", "pairs")
+             if c in out["table"]]
+    parts = ["<h2>Verifiers vs people</h2>", _p(text), _p(out["verdict"]), _figure(result, "verifiers"),
+             table(out["table"][shown], "Every verifier's agreement with people", folder, "verifiers")]
+    if not out["correlation"].empty:
+        parts.append(table(out["correlation"].round(3).reset_index(names="verifier"),
+                           "Rank correlation between verifiers (within prompt)", folder, "verifier_correlation"))
+    return parts
+
+
 def body(result, folder) -> list[str]:
     parts = []
-    for section in (_rates, _clip, _agreement, _seeds, _noise, _selector, _embedding, _pairwise):
+    for section in (_rates, _clip, _agreement, _seeds, _noise, _selector, _embedding, _pairwise, _verifiers):
         parts += section(result, folder)
     return parts
