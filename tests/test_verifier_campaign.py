@@ -20,7 +20,8 @@ from goldennoise.research import dataset, export
 from goldennoise.store.campaign import Campaign
 
 A = Caller("tab-a")
-SCORERS = ("tiny-pickscore", "tiny-aesthetic")
+SCORERS = ("tiny-pickscore", "tiny-hpsv2", "tiny-imagereward", "tiny-aesthetic")
+NAMES = {"pickscore", "hpsv2", "imagereward", "aesthetic"}
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +53,20 @@ def test_every_image_carries_each_verifiers_score_and_the_record_names_the_weigh
     _, records = answered
     assert len(records) == 3
     for record in records:
-        assert set(record.verifiers) == {"pickscore", "aesthetic"}
+        assert set(record.verifiers) == NAMES and record.verifiers["hpsv2"]["pixels"] == "pil"
         assert record.verifiers["pickscore"]["id"] == "tiny-pickscore" and record.verifiers["pickscore"]["revision"]
         for sample in [*record.samples, *record.prefilter.hidden]:
-            assert set(sample.scores) == {"pickscore", "aesthetic"}
+            assert set(sample.scores) == NAMES
 
 
-def test_a_recorded_score_is_re_made_from_the_saved_png(answered):
+@pytest.mark.parametrize("name", SCORERS)
+def test_a_recorded_score_is_re_made_from_the_saved_png(answered, name):
     outputs, records = answered
-    scorer = verifiers.load("tiny-pickscore", device="cpu")
+    scorer = verifiers.load(name, device="cpu")
     record = records[0]
     images = [Image.open(outputs / s.image_path).convert("RGB") for s in record.samples]
     again = scorer.score(images, record.prompt.text)
-    assert again == pytest.approx([s.scores["pickscore"] for s in record.samples], abs=1e-5)
+    assert again == pytest.approx([s.scores[scorer.name] for s in record.samples], abs=1e-5)
 
 
 def test_the_verifier_prefilter_shows_its_top_ranked_candidates(answered):
@@ -102,7 +104,9 @@ def test_campaign_checks_name_verifiers_and_the_prefilter_needs_one_listed(campa
     with pytest.raises(CampaignError, match="names each verifier once"):
         replace(campaign, verifiers=("pickscore", "tiny-pickscore")).check()
     with pytest.raises(CampaignError, match="prefilter.method: must be clip, selector or verifier"):
-        replace(campaign, prefilter="verifier:hpsv2").check()
+        replace(campaign, prefilter="verifier:digits").check()
+    with pytest.raises(CampaignError, match="CLIP is scored by annotation.clip"):
+        replace(campaign, verifiers=("clip",), prefilter="clip").check()
     with pytest.raises(CampaignError, match="digits scores the digits model's images only"):
         replace(campaign, verifiers=("digits",), prefilter="clip").check()
     hashed = replace(campaign, prompts_sha256="0" * 64)
@@ -128,7 +132,7 @@ def test_the_digits_verifier_ranks_real_digits_of_the_asked_class_first():
 
 @pytest.mark.slow
 def test_a_verifier_without_its_weights_stops_the_app_with_what_to_download(campaign, tmp_path):
-    text = campaign.to_toml().replace('verifiers = ["tiny-pickscore", "tiny-aesthetic"]', 'verifiers = ["pickscore"]')
+    text = campaign.to_toml().replace(f"verifiers = {list(SCORERS)}".replace("'", '"'), 'verifiers = ["pickscore"]')
     text = text.replace('method = "verifier:pickscore"', 'method = "clip"')
     assert 'verifiers = ["pickscore"]' in text
     (tmp_path / "campaign.toml").write_text(text)

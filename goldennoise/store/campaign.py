@@ -155,6 +155,9 @@ class Campaign:
         if self.candidates and self.prefilter == "clip" and not self.clip:
             _bad("prefilter.method", "clip needs annotation.clip = true", self.prefilter)
         for name in self.verifiers:
+            if name in ("clip", "tiny-clip"):
+                _bad("scoring.verifiers", "CLIP is scored by annotation.clip = true (its column is clip_score): "
+                     "leave it out of this list", name)
             if name not in VERIFIERS + STAND_INS:
                 _bad("scoring.verifiers", f"names verifiers among {', '.join(VERIFIERS)} (offline stand-ins: "
                      f"{', '.join(STAND_INS)})", name)
