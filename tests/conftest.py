@@ -40,3 +40,12 @@ def browser():
 
     with chromium() as shared:
         yield shared
+
+
+@pytest.fixture(scope="session")
+def postgresql_url():
+    """One PostgreSQL server for the session (tests/pg.py); each test resets its tables with tests.pg.reset."""
+    from tests.pg import postgresql
+
+    with postgresql() as url:
+        yield url

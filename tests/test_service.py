@@ -489,3 +489,22 @@ def test_guidelines_are_part_of_the_campaign_and_of_every_record(tmp_path, campa
     changed = replace(guided, guidelines="Golden: any readable digit.")
     assert service.switch(A, {"guidelines": changed.guidelines}).id != service.store.read().records[0].campaign
     service.close_all()
+
+
+def test_a_second_replica_follows_a_switch_of_a_campaign_with_list_settings(tmp_path, campaign):
+    """Two services on one store (replicas): a switch on one, made on a campaign whose list settings travel through
+    the store's JSON (verifiers, annotators, guidelines), is followed by the other at its next request."""
+    rich = replace(campaign, verifiers=("tiny-aesthetic",), annotators=("ada", "bob"), guidelines="Sharp digits.")
+    one = started(tmp_path, rich, follow_seconds=0.0)
+    two = started(tmp_path, rich, follow_seconds=0.0)
+    try:
+        assert one.settings()["id"] == two.settings()["id"]
+        one.join(A, "ada")
+        switched = one.switch(A, {"height": 128, "width": 128}).campaign
+        assert two.settings()["id"] == switched.id  # followed, not "could not follow"
+        assert two.campaign == switched and two.campaign.verifiers == ("tiny-aesthetic",)
+        screen = two.join(B, "bob")
+        assert screen.batch.campaign == switched.id and set(screen.batch.scores) == {"aesthetic"}
+    finally:
+        one.close_all()
+        two.close_all()

@@ -39,7 +39,7 @@ from goldennoise.generation import gpu
 from goldennoise.generation.pipeline import GenerationParams, check_params, check_seeds, size_multiple
 from goldennoise.ids import utc_now
 from goldennoise.store import queue
-from goldennoise.store.campaign import SETTINGS, Campaign
+from goldennoise.store.campaign import SETTINGS, Campaign, from_definition
 from goldennoise.store.live import history_row
 from goldennoise.store.names import identity
 from goldennoise.store.prompts import Prompt, load_prompts, prompt_id
@@ -219,10 +219,8 @@ class Service:
             return  # a switch is on its way in this process
         try:
             if definition.get("id") != self.runtime.id:
-                fields = {k: (tuple(v) if k == "annotators" else v) for k, v in definition.items()
-                          if k in SETTINGS or k == "prompts_sha256"}
-                self._swap(runtime_for(Campaign(**fields), self.store, self.outputs, "auto", self.device_list,
-                                       self.load_options, max_batch_seconds=self.max_batch_seconds))
+                self._swap(runtime_for(from_definition(definition), self.store, self.outputs, "auto",
+                                       self.device_list, self.load_options, max_batch_seconds=self.max_batch_seconds))
                 log.info("following the campaign switch to %s", self.runtime.id)
             self._store_epoch = epoch
         except UserError as error:
@@ -260,7 +258,9 @@ class Service:
         return self.switch(caller, {"prompts": str(target)}, progress)
 
     def settings(self) -> dict:
-        """The running campaign's settings as annotators may see them (no server paths)."""
+        """The running campaign's settings as annotators may see them (no server paths); a switch made on another
+        replica is followed first."""
+        self._follow()
         runtime = self._runtime()
         c = runtime.campaign
         values = {name: getattr(c, name) for name in SETTINGS}

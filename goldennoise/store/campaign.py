@@ -361,6 +361,15 @@ def from_mapping(data: dict, base: Path | None = None) -> Campaign:
     return Campaign(**values).check()
 
 
+def from_definition(data: dict) -> Campaign:
+    """The Campaign a stored definition (`Campaign.definition()` through JSON) describes: its list settings back to
+    tuples; keys this version does not know (the id, a newer setting) are left out."""
+    values = {k: v for k, v in data.items() if k in SETTINGS or k == "prompts_sha256"}
+    for name in [n for n, meta in SETTINGS.items() if meta["rule"].kind == "names" and n in values]:
+        values[name] = tuple(values[name] or ())
+    return Campaign(**values)
+
+
 def read_guidelines(path: str | Path) -> str:
     """The text of a guidelines file named on the command line (CampaignError naming guidelines.file)."""
     return _read_text_file("guidelines", str(path), None)

@@ -239,11 +239,12 @@ def take(conn, campaign: str, mode: str, prompt_id: str, who: str, session: str,
     key = and_(leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == prompt_id)
     mine = (leases.c.session == session) & leases.c.revoked.is_(False)
     conn.execute(delete(leases).where(key, (leases.c.expires <= now) | mine) if not force else delete(leases).where(key))
-    inserted = conn.execute(insert(leases, conn).on_conflict_do_nothing(),
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that did nothing, which reads as "held"
+    inserted = conn.execute(insert(leases, conn).on_conflict_do_nothing().returning(leases.c.prompt_id),
                             {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "session": session,
                              "annotator": who, "expires": now + lease_seconds, "taken": now,
-                             "revoked": False}).rowcount
-    if not inserted:
+                             "revoked": False}).first()
+    if inserted is None:
         return False
     others = conn.execute(select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
         leases.c.annotator == who, leases.c.expires > now, leases.c.session != session,
@@ -272,14 +273,15 @@ def renew(conn, session: str, now: float, lease_seconds: float = LEASE_SECONDS) 
 
 
 def release(conn, campaign: str, mode: str, prompt_id: str, session: str) -> int:
-    return conn.execute(delete(leases).where(leases.c.campaign == campaign, leases.c.mode == mode,
-                                             leases.c.prompt_id == prompt_id, leases.c.session == session,
-                                             leases.c.revoked.is_(False))).rowcount
+    return len(conn.execute(delete(leases).where(leases.c.campaign == campaign, leases.c.mode == mode,
+                                                 leases.c.prompt_id == prompt_id, leases.c.session == session,
+                                                 leases.c.revoked.is_(False)).returning(leases.c.prompt_id)).all())
 
 
 def release_session(conn, session: str) -> int:
     """A tab closed: free what it held (a revoked hold keeps its grace: the tab was not told)."""
-    return conn.execute(delete(leases).where(leases.c.session == session, leases.c.revoked.is_(False))).rowcount
+    return len(conn.execute(delete(leases).where(leases.c.session == session, leases.c.revoked.is_(False))
+                            .returning(leases.c.prompt_id)).all())
 
 
 def state_of(conn, campaign: str, mode: str, prompt_id: str):

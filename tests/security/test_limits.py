@@ -83,7 +83,8 @@ def test_a_memory_limited_app_answers_clearly_and_keeps_serving(tmp_path, bytes_
     log = open(tmp_path / "app.log", "w")
     app = subprocess.Popen([sys.executable, "-m", "goldennoise.cli", "app", "--model", "tiny-flux", "--prompts",
                             str(tmp_path / "p.txt"), "--outputs", str(tmp_path / "out"), "--port", str(port),
-                            "--height", "4096", "--width", "4096", "--batch-size", "64", "--no-prefetch"],
+                            "--height", "4096", "--width", "4096", "--batch-size", "64", "--no-prefetch",
+                            "--max-batch-seconds", "0"],  # the memory path, not the time limit, is tested here
                            env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limited(5.0))
     url = f"http://127.0.0.1:{port}/"
     try:
