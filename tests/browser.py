@@ -72,8 +72,21 @@ def chromium():
             browser.close()
 
 
+OPENED: list = []  # every context a test opened: closed after the test (tests/conftest.py), so that pages left
+# open do not keep polling the app through the next tests and slow the whole module down
+
+
+def close_opened() -> None:
+    while OPENED:
+        try:
+            OPENED.pop().close()
+        except Exception:  # noqa: BLE001 - already closed by the test
+            pass
+
+
 def open_page(browser, url: str, width: int = 1366, height: int = 768):
     context = browser.new_context(viewport={"width": width, "height": height})
+    OPENED.append(context)
     page = context.new_page()
     page.goto(url)
     page.wait_for_selector("#gn-start")
@@ -116,7 +129,9 @@ def ticked(page) -> list[int]:
 
 
 def message(page, view: str = "gn-message") -> str:
-    return page.inner_text(f"#{view}")
+    """The status line's text (not Gradio's pending-request timer, which shares the box while a request runs)."""
+    line = page.locator(f"#{view} .gn-msg")
+    return line.first.inner_text() if line.count() else page.inner_text(f"#{view}")
 
 
 def records(outputs: Path) -> list[dict]:

@@ -33,6 +33,17 @@ def params() -> GenerationParams:
     return GenerationParams(num_inference_steps=4, guidance_scale=0.0, height=128, width=128, max_sequence_length=64)
 
 
+@pytest.fixture(autouse=True)
+def _close_browser_pages():
+    """Pages a browser test opened are closed when it ends (their timers would poll the app through later tests)."""
+    yield
+    import sys
+
+    opened = sys.modules.get("tests.browser")
+    if opened is not None:
+        opened.close_opened()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for every browser test (Playwright's sync API allows one per thread)."""
