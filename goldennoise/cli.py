@@ -155,8 +155,14 @@ def quiet_torchvision() -> None:
         def filter(self, record) -> bool:
             return "requires torchvision" not in record.getMessage()
 
-    for name in ("transformers", "transformers.image_processing_utils", "transformers.models.auto"):
-        logging.getLogger(name).addFilter(Drop())
+    from transformers.utils import logging as transformers_logging  # small: the library's logging set-up only
+
+    transformers_logging.get_logger()  # makes the library's own handler, where its records are written
+    drop = Drop()
+    for handler in logging.getLogger("transformers").handlers:  # records of every transformers module pass here
+        handler.addFilter(drop)
+    for name in ("transformers", "transformers.utils.import_utils", "transformers.image_processing_utils"):
+        logging.getLogger(name).addFilter(drop)
 
 
 def cmd_generate(args) -> int:

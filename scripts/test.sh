@@ -2,7 +2,8 @@
 # Install GoldenNoise with its test extra into .venv (CPU torch) and run the tests.
 # Debian chromium (browser tests) and postgresql (the store's replica tests) are installed when missing
 # (needs root or sudo).
-# Quick subset while working: bash scripts/test.sh -m "not slow"
+# Quick subset while working: bash scripts/test.sh -m "not slow". Without arguments: everything but the
+# fresh-virtualenv install (marker `release`; bash scripts/test.sh -m release), about 15 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/pip-install.sh -e ".[test]"
@@ -14,4 +15,7 @@ if [ ${#NEEDED[@]} -gt 0 ]; then
   $SUDO apt-get update -q && $SUDO apt-get install -y -q "${NEEDED[@]}"
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
+if [ $# -eq 0 ]; then
+  set -- -m "not release"
+fi
 exec .venv/bin/python -m pytest -q "$@"

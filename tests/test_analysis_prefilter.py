@@ -11,6 +11,7 @@ assertions hold with a wide margin (checked on 8 datasets: rate error 0.17 naive
 
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,11 @@ def test_inverse_propensity_weights_bring_rates_and_clip_agreement_toward_the_un
 
 
 def test_report_says_which_claims_were_corrected(prefiltered):
-    result = analysis.run(prefiltered, with_selector=True)
+    with warnings.catch_warnings(record=True) as caught:  # and no numeric warning on the way (an overflow was)
+        warnings.simplefilter("always")
+        result = analysis.run(prefiltered, with_selector=True)
+    numeric = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert numeric == []
     html = result["report"].read_text()
     assert "Claims corrected for pre-filtering" in html and "1/propensity" in html
     assert "by exploration" in html and "ranked by CLIP score" in html

@@ -486,3 +486,15 @@ def test_the_larger_view_closes_on_a_tap_beside_the_picture(served):
     page.keyboard.press("f")
     page.locator("#gn-lightbox img").click()  # the picture itself ticks
     assert len(ticked(page)) == 1
+
+
+def test_a_first_run_says_the_model_is_a_placeholder_and_where_records_go(served):
+    """What a newcomer meets on the README's run with a random-weights model: a note on the screen, and in the
+    terminal the outputs folder, the CLI's sharing flags (not `share=True`) and no torchvision noise."""
+    url, outputs, browser = served
+    page = open_page(browser, url)
+    start_labelling(page, "newcomer")
+    assert "placeholder model: random weights" in page.locator(".gn-placeholder").first.inner_text()
+    log = (outputs.parent / "app.log").read_text()
+    assert f"outputs folder {outputs.resolve()}" in log and "--share --auth" in log
+    assert "share=True" not in log and "torchvision" not in log

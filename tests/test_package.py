@@ -48,6 +48,7 @@ def _env(tmp: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.release  # ~2.5 min; CI's clean clone runs the same install: bash scripts/test.sh -m release
 def test_fresh_virtualenv_command_and_facade_script(tmp_path):
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
