@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -83,22 +83,40 @@ class Pool:
 class Prompts:
     """A campaign's prompt list, read from the store by place or id (a million prompts are not held in memory)."""
 
+    CACHED = 4096  # prompts kept after a lookup (a row never changes once written: its place and text are fixed)
+
     def __init__(self, store: RecordStore, campaign_id: str, source: str):
         self.store, self.campaign_id, self.source = store, campaign_id, source
         self.count = store.listed_count(campaign_id)  # the list's own prompts (not those made on request)
+        self._cache: OrderedDict[tuple, Prompt] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _make(self, row) -> Prompt:
         return Prompt(row.text, row.prompt_id, row.idx, row.source)
 
-    def at(self, index: int) -> Prompt:
-        rows = self.store.prompt_rows(self.campaign_id, table.c.idx == index)
+    def _lookup(self, key: tuple, where) -> Prompt | None:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        rows = self.store.prompt_rows(self.campaign_id, where)
         if not rows:
+            return None
+        prompt = self._make(rows[0])
+        with self._lock:
+            self._cache[("idx", prompt.index)] = self._cache[("id", prompt.id)] = prompt
+            while len(self._cache) > 2 * self.CACHED:
+                self._cache.popitem(last=False)
+        return prompt
+
+    def at(self, index: int) -> Prompt:
+        prompt = self._lookup(("idx", index), table.c.idx == index)
+        if prompt is None:
             raise CampaignError(f"prompt {index}: not in campaign {self.campaign_id}.", "prompt")
-        return self._make(rows[0])
+        return prompt
 
     def by_id(self, prompt_id: str) -> Prompt | None:
-        rows = self.store.prompt_rows(self.campaign_id, table.c.prompt_id == prompt_id)
-        return self._make(rows[0]) if rows else None
+        return self._lookup(("id", prompt_id), table.c.prompt_id == prompt_id)
 
     def __len__(self) -> int:
         return self.count
