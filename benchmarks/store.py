@@ -87,6 +87,7 @@ def build(folder: Path, answers: int, store: str | None) -> Path:
     (folder / "campaign.toml").write_text(CAMPAIGN.format(pool=POOL))
     records = RecordStore(folder / "outputs", store)
     resolved, prompts = runtime.resolve(campaigns.load(folder / "campaign.toml"), records, folder / "outputs")
+    (folder / "campaign_id.txt").write_text(resolved.id)  # measure() checks that the app runs this campaign
     if not answers:
         return folder / "campaign.toml"
     model = models.load_model("tiny-flux")
@@ -189,6 +190,11 @@ def measure(campaign: Path, store: str | None, label: str, heavy: bool) -> dict:
         time.sleep(1.0)
         out["rss_mb"] = rss_mb(process.pid)
         client = Client(url, verbose=False)
+        built = campaign.parent / "campaign_id.txt"
+        running = client.predict(api_name="/campaign")["id"]
+        if not built.exists() or built.read_text() != running:  # else the answers were not the app's own
+            raise RuntimeError(f"the app runs campaign {running}, the store's answers are of "
+                               f"{built.read_text() if built.exists() else 'an unknown campaign'}: rebuild the folder")
         began = time.perf_counter()
         screen = client.predict(annotator="newcomer", api_name="/start")["screen"]
         out["first_screen_ms"] = (time.perf_counter() - began) * 1000
@@ -207,6 +213,8 @@ def measure(campaign: Path, store: str | None, label: str, heavy: bool) -> dict:
         began = time.perf_counter()
         rows = veteran.predict(api_name="/history")["rows"]
         out["history_ms"], out["history_rows"] = (time.perf_counter() - began) * 1000, len(rows)
+        if label.split()[-1] != "0" and not rows:
+            raise RuntimeError("ann-0's History is empty: the app does not serve the store's answers")
         out["rss_after_mb"] = rss_mb(process.pid)
     finally:
         process.terminate()
