@@ -42,6 +42,26 @@ def judge_seeds(pipe, noises: torch.Tensor, guidance_scale: float, num_inference
     return judge.p_requested(torch.cat(images), list(DIGITS) * seeds).reshape(seeds, len(DIGITS))
 
 
+def sample(pipe, noises: torch.Tensor, digits: list[int], guidances: list[float]) -> torch.Tensor:
+    """Images (N, 1, 8, 8) in [0, 1] from `noises` (N, C, 8, 8), one step per entry of `guidances` at that guidance.
+
+    The pipeline's own sampler written out, so a method can change the guidance of one
+    step (the first-step boost that re-denoise is compared with); with a constant
+    schedule it equals `pipe(..., output_type="pt")` (tested).
+    """
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    out = []
+    for start in range(0, len(noises), CHUNK):
+        x = noises[start:start + CHUNK].to(pipe.unet.device, pipe.unet.dtype)
+        labels = torch.tensor(digits[start:start + CHUNK], device=pipe.unet.device)
+        scheduler.set_timesteps(len(guidances))
+        with torch.no_grad():
+            for t, w in zip(scheduler.timesteps, guidances):
+                x = scheduler.step(pipe.velocity(x, t, labels, float(w)), t, x).prev_sample
+        out.append(data.to_unit(x.float()).cpu())
+    return torch.cat(out)
+
+
 def judge_raw_noise(noises: torch.Tensor) -> np.ndarray:
     """p(requested digit) for the noise itself shown as an image (the control), (S, 10)."""
     return judge.probabilities(data.to_grid(data.to_unit(noises.float())))  # every digit asked of one image

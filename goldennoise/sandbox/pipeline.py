@@ -87,7 +87,7 @@ class DigitsPipeline(DiffusionPipeline):
             return latents.to(device=device, dtype=dtype)
         return randn_tensor((batch_size, num_channels, size, size), generator=generator, device=device, dtype=dtype)
 
-    def _velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, guidance_scale: float) -> torch.Tensor:
         """v_uncond + w (v_cond - v_uncond); one UNet call on the doubled batch unless w makes a branch unneeded."""
         timestep = t.expand(x.shape[0]).float()  # float32 even for a bf16 UNet: 1000 * sigma needs the precision
         if guidance_scale == 1:
@@ -126,7 +126,7 @@ class DigitsPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         # 4. Euler steps along the guided velocity.
         for t in self.progress_bar(self.scheduler.timesteps):
-            velocity = self._velocity(x, t, labels, float(guidance_scale))
+            velocity = self.velocity(x, t, labels, float(guidance_scale))
             x = self.scheduler.step(velocity, t, x, return_dict=False)[0]
         # 5. To images in [0, 1], grey to RGB, upscaled nearest-neighbour (integer factors: exact copies).
         images = data.to_unit(x.float()).repeat(1, 3, 1, 1)
