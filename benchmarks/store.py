@@ -93,7 +93,7 @@ def build(folder: Path, answers: int, store: str | None) -> Path:
     model = models.load_model("tiny-flux")
     params = GenerationParams(2, 0.0, 64, 64, 256)
     seeds_all = list(range(POOL))
-    _, _, _, blocks = prepare(model, seeds_all, params)
+    _, _, _, blocks, _ = prepare(model, seeds_all, params)
     block_of = dict(zip(seeds_all, blocks))
     info = model.info()
     template = {"created_at": "2026-12-02T00:00:00.000Z", "campaign": resolved.id, "model": info,

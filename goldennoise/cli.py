@@ -268,7 +268,8 @@ def cmd_simulate(args) -> int:
                                 repeats=args.repeats, seed_strategy=args.seed_strategy, pool_size=args.pool_size,
                                 batch_size=args.batch_size, overlap=args.overlap, guidance=args.guidance,
                                 steps=args.steps, judge=args.judge, seed=args.seed, store=args.store,
-                                verifiers=args.verifiers)
+                                verifiers=args.verifiers, noise_source=args.noise_source,
+                                noise_share=args.noise_share)
         found = {} if args.no_analysis else simulate.analyse(Path(args.outputs), sim.campaign, args.store)
         pool = simulate.pool_truth(0, args.pool_size, args.guidance, args.steps) \
             if args.pool_truth and args.seed_strategy == "pool" else None
@@ -395,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--verifiers", default=("digits",), metavar="NAME,NAME",
                      type=lambda text: tuple(v.strip() for v in text.split(",") if v.strip()),
                      help="verifiers scoring every image (default digits: the sandbox's own; '' for none)")
+    sim.add_argument("--noise-source", choices=("seed", "redenoise"), default="seed",
+                     help="redenoise: a share of each batch starts from NPNet's re-denoised noise (default seed)")
+    sim.add_argument("--noise-share", type=float, default=0.5, help="that share (default 0.5)")
     sim.add_argument("--no-analysis", action="store_true", help="write the records only")
     sim.add_argument("--pool-truth", action="store_true", help="also judge every pool seed x every digit (slower)")
     sim.set_defaults(func=cmd_simulate)

@@ -53,10 +53,18 @@ class Simulation:
     campaign: str
     answers: int = 0
     skips: int = 0
-    truth: list = field(default_factory=list)  # (seed, digit, prompt id, judge says golden, recorded golden)
+    truth: list = field(default_factory=list)  # (seed, digit, prompt id, judge says golden, recorded golden, source)
 
     def true_rate(self) -> float:
         return float(np.mean([t[3] for t in self.truth])) if self.truth else float("nan")
+
+    def source_rates(self) -> dict[str, tuple[float, int]]:
+        """Per noise source ("seed" for plain candidates): the judge's golden rate and the candidates judged."""
+        out = {}
+        for name in sorted({t[5] for t in self.truth}):
+            chosen = [t[3] for t in self.truth if t[5] == name]
+            out[name] = (float(np.mean(chosen)), len(chosen))
+        return out
 
     def observed_rate(self) -> float:
         return float(np.mean([t[4] for t in self.truth])) if self.truth else float("nan")
@@ -147,8 +155,9 @@ def simulate(outputs: str | Path, annotators: int = 2, error: float = 0.05, disa
                 golden = [s for s, ok in zip(screen.batch.seeds, says) if ok]
                 done = service.answer(caller, "batch", screen.batch.batch_id, golden=golden, visible_ms=speed_ms)
                 result.answers += 1
-                result.truth += [(s, digit, screen.prompt.id, bool(t), bool(o))
-                                 for s, t, o in zip(screen.batch.seeds, truth, says)]
+                sources = [((block or {}).get("source") or {}).get("name", "seed") for block in screen.batch.noise]
+                result.truth += [(s, digit, screen.prompt.id, bool(t), bool(o), source)
+                                 for s, t, o, source in zip(screen.batch.seeds, truth, says, sources)]
                 screens[person.name] = done.screen
                 if progress is not None:
                     progress(min(1.0, result.answers / max(1.0, total)), f"{result.answers} answers")
@@ -187,7 +196,12 @@ def report(sim: Simulation, analysis: dict, pool: dict | None) -> list[str]:
     lines.append(f"selector AUC on unseen seeds: {selector if selector is None else f'{selector:.3f}'} "
                  f"({'recommended' if analysis.get('recommended') else 'not recommended'}); attainable with these "
                  f"annotators (the judge's own labels): {ceiling:.3f}")
-    lines += [line.strip() for line in analysis.get("summary", []) if line.strip().startswith("verifiers:")]
+    rates = sim.source_rates()
+    if len(rates) > 1:
+        lines.append("noise sources, truth (judge): " + " | ".join(f"{name} {rate:.3f} over {n} candidates"
+                                                                   for name, (rate, n) in rates.items()))
+    lines += [line.strip() for line in analysis.get("summary", [])
+              if line.strip().startswith(("verifiers:", "noise source"))]
     return lines
 
 

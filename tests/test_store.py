@@ -76,7 +76,7 @@ def test_fingerprint_values_are_numbers(draw):
 def test_records_are_stored_exactly_and_in_a_third_of_the_space(tmp_path, tiny_model, params):
     from goldennoise.generation.pipeline import prepare
 
-    _, _, _, blocks = prepare(tiny_model, [11, 12, 13, 14], params)  # real provenance blocks of a real pipeline
+    _, _, _, blocks, _ = prepare(tiny_model, [11, 12, 13, 14], params)  # real provenance blocks of a real pipeline
     record = factory.judgement(0, noise=blocks)
     record_line = line(record).encode()
     blob = codec.encode_data(schema.dump(record))

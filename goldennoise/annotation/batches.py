@@ -21,7 +21,7 @@ from pathlib import Path
 from goldennoise.annotation.runtime import Runtime
 from goldennoise.errors import CampaignError, GenerationError
 from goldennoise.generation import batch as generation
-from goldennoise.generation import prefilter, seeds
+from goldennoise.generation import noises, prefilter, seeds
 from goldennoise.generation.batch import Batch
 from goldennoise.generation.pipeline import GenerationParams
 from goldennoise.ids import new_id
@@ -81,7 +81,7 @@ class Batches:
     def explicit(self, prompt: Prompt, chosen: list[int], params: GenerationParams, origin: str) -> Batch:
         """A batch of given seeds and parameters (an administrator's or a script's), made now, never stored as the
         prompt's batch (kept a while, so that other tabs of this process may be offered it)."""
-        made = self._generate(prompt, chosen, params, background=False)
+        made = self._generate(prompt, chosen, params, background=False, plain=True)
         with self._lock:
             self.made[made.batch_id] = (prompt, made, origin)
             while len(self.made) > CACHE_BATCHES:
@@ -141,20 +141,31 @@ class Batches:
         except BaseException as error:  # the waiting request shows it; a failed prefetch is retried in the foreground
             future.set_exception(error)
 
-    def _generate(self, prompt: Prompt, chosen: list[int], params: GenerationParams, background: bool) -> Batch:
-        """Generate in chunks sized by the budget, each on whichever worker is free."""
+    def sources(self, prompt: Prompt, chosen: list[int]) -> list[dict | None]:
+        """Per candidate: None (its seed's draw) or the campaign's noise source with its probability (`noises`)."""
+        c = self.runtime.campaign
+        source = noises.Source(c.noise_source, c.noise_share, c.noise_guidance_scale, c.noise_inversion_guidance_scale)
+        return [None if p is None else {**source.to_dict(), "share": p}
+                for p in noises.assign(source, chosen, prompt.index)]
+
+    def _generate(self, prompt: Prompt, chosen: list[int], params: GenerationParams, background: bool,
+                  plain: bool = False) -> Batch:
+        """Generate in chunks sized by the budget, each on whichever worker is free. `plain`: every candidate from
+        its seed's draw (explicit seeds), whatever the campaign's noise source."""
         runtime, batch_id, made = self.runtime, new_id(), None
         if not runtime.workers:
             raise CampaignError("No model is loaded in this app (every batch was made ahead); nothing can be "
                                 "generated here.", "campaign")
         remaining = list(chosen)
+        sources = [None] * len(chosen) if plain else self.sources(prompt, chosen)
         while remaining:
             with runtime.pool.take(background) as worker:
                 size = runtime.budget.chunk_size(len(remaining), params.height, params.width,
                                                  params.num_inference_steps)
                 chunk, remaining = remaining[:size], remaining[size:]
+                chunk_sources, sources = sources[:size], sources[size:]
                 self.generation_calls += 1
-                raw = generation.run_device(worker, prompt.text, chunk, params)
+                raw = generation.run_device(worker, prompt.text, chunk, params, chunk_sources)
             runtime.budget.observe(len(chunk), params.height, params.width, params.num_inference_steps, raw["seconds"])
             try:
                 part = generation.finish(worker, raw, self.outputs, prompt.text, prompt.id, chunk, params, runtime.id,

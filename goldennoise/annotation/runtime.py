@@ -221,6 +221,13 @@ def runtime_for(campaign: Campaign, store: RecordStore, outputs: str | Path, loa
     elif not complete and load == "never":
         raise CampaignError(f"campaign {resolved.id}: {store.batch_count(resolved.id)} of {prompts.count} batches "
                             "are pre-generated and no model is loaded; run `goldennoise generate` first.", "campaign")
+    if workers and resolved.noise_source == "redenoise":
+        from goldennoise.generation import redenoise  # lazy: only campaigns with a noise source
+
+        name = type(workers[0].model.pipe).__name__
+        if name in redenoise.REFUSED:
+            raise CampaignError(f"campaign noise.source: redenoise does not handle {redenoise.REFUSED[name]} yet "
+                                f"({name}); use noise.source = \"seed\" with this model.", "noise.source")
     placeholder = models.placeholder_warning(models.resolve(resolved.model, resolved.revision))
     if placeholder:
         warnings.insert(0, placeholder)

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from goldennoise.generation import gpu, images, latents, scoring
+from goldennoise.generation import gpu, images, latents, noises, scoring
 from goldennoise.generation.models import LoadedModel
 from goldennoise.generation.pipeline import GenerationParams
 from goldennoise.ids import new_id, utc_now
@@ -85,17 +85,25 @@ class Worker:
         gpu.uninstall(self.key)
 
 
-def run_device(worker: Worker, prompt: str, seeds: list[int], params: GenerationParams) -> dict:
-    """The device part of a batch (the caller holds the worker): CPU images, noise blocks, scores, seconds."""
-    return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict())
+def run_device(worker: Worker, prompt: str, seeds: list[int], params: GenerationParams,
+               sources: list[dict | None] | None = None) -> dict:
+    """The device part of a batch (the caller holds the worker): CPU images, noise blocks, made noises, scores,
+    seconds. `sources`: per seed None or a noise source (see `noises`)."""
+    if sources is None or not any(sources):
+        return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict())
+    return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict(), list(sources))
 
 
 def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, seeds: list[int],
            params: GenerationParams, group: str, batch_id: str, campaign: str | None = None) -> Batch:
-    """The CPU part: CLIP scores (when not scored on the device), PNG files, the Batch record."""
+    """The CPU part: CLIP scores (when not scored on the device), PNG files, made noises kept, the Batch record."""
     from PIL import Image
 
     start = time.perf_counter()
+    store = noises.NoiseStore(outputs)
+    for sha, noise in (made.get("made") or {}).items():
+        if store.put(noise) != sha:  # the device's hash of the tensor and ours of its bytes must agree
+            raise RuntimeError(f"a made noise does not hash to its record's {sha[:12]}…; nothing was recorded.")
     pil_images = [Image.fromarray(array) for array in made["images"]]
     scores = made["scores"]
     if worker.clip is not None and scores is None:
@@ -123,8 +131,9 @@ def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, see
 
 
 def make_batch(worker: Worker, outputs, prompt: str, prompt_id: str, seeds: list[int], params: GenerationParams,
-               group: str, batch_id: str | None = None, campaign: str | None = None) -> Batch:
+               group: str, batch_id: str | None = None, campaign: str | None = None,
+               sources: list[dict | None] | None = None) -> Batch:
     """Generate, score and save one batch; only the device work holds `worker.lock`."""
     with worker.lock:
-        made = run_device(worker, prompt, seeds, params)
+        made = run_device(worker, prompt, seeds, params, sources)
     return finish(worker, made, outputs, prompt, prompt_id, seeds, params, group, batch_id or new_id(), campaign)

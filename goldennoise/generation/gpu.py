@@ -4,8 +4,8 @@ ZeroGPU attaches a GPU only inside a function decorated with `spaces.GPU`,
 forbids CUDA initialisation anywhere else, and pickles the function's arguments
 to the GPU worker. So: models are loaded at start-up in the main thread and
 *installed* here by worker key; `run` is one module-level function that takes
-only small, picklable arguments (a worker key, the prompt, the seeds and a dict
-of parameters), looks the pipeline up, generates and scores on the device (CLIP,
+only small, picklable arguments (a worker key, the prompt, the seeds, a dict
+of parameters and the seeds' noise sources), looks the pipeline up, generates and scores on the device (CLIP,
 and the campaign's verifiers on the 8-bit pixels that are saved),
 and returns CPU data (uint8 images as numpy, floats, dicts). Its ZeroGPU duration
 is computed from the batch. Where ZeroGPU is not active, `run` is the same
@@ -50,18 +50,18 @@ def uninstall(key: str) -> None:
     _WORKERS.pop(key, None)
 
 
-def duration(key: str, prompt: str, seeds: list[int], params: dict) -> int:
+def duration(key: str, prompt: str, seeds: list[int], params: dict, sources: list | None = None) -> int:
     """Seconds of GPU a batch may need (ZeroGPU's `duration`), from its size and steps."""
     megapixels = params["height"] * params["width"] / 1e6
     work = len(seeds) * megapixels * params["num_inference_steps"]
     return int(min(MAX_SECONDS, BASE_SECONDS + SECONDS_PER_MEGAPIXEL_STEP * work))
 
 
-def _run(key: str, prompt: str, seeds: list[int], params: dict) -> dict:
+def _run(key: str, prompt: str, seeds: list[int], params: dict, sources: list | None = None) -> dict:
     if key not in _WORKERS:
         raise CampaignError("The campaign was switched while this batch waited; nothing was generated. Go on.")
     model, clip, verifiers = _WORKERS[key]
-    made = pipeline.generate(model, prompt, seeds, GenerationParams(**params))
+    made = pipeline.generate(model, prompt, seeds, GenerationParams(**params), sources)
     scores = None
     if clip is not None and clip.device != "cpu":
         scores = scoring.clip_scores(clip, made.images, prompt)  # on the device, no PIL round-trip
@@ -74,6 +74,7 @@ def _run(key: str, prompt: str, seeds: list[int], params: dict) -> dict:
                        if verifier.device != "cpu"}
     return {"images": np.ascontiguousarray(pixels.permute(0, 2, 3, 1).cpu().numpy()), "noise": made.noise,
             "scores": scores, "seconds": made.seconds, "verifier_scores": verifier_scores,
+            "made": {sha: noise.numpy() for sha, noise in made.made.items()},
             "verifier_seconds": time.perf_counter() - start}
 
 

@@ -48,6 +48,7 @@ import torch
 from goldennoise.errors import NoiseMismatch, UnsupportedPipeline, UserError
 from goldennoise.generation import tiny
 from goldennoise.generation.hub import folder_fingerprint
+from goldennoise.generation.noises import NoiseStore
 
 GENERATOR_DEVICE = "cpu"
 DRAW_DTYPE = "float32"
@@ -197,19 +198,33 @@ def _sample(tensor: torch.Tensor, count: int) -> list[float]:
     return [float(v) for v in flat[_positions(flat.size, min(count, flat.size))]]
 
 
-def provenance(seed: int, noise: torch.Tensor, lay: Layout, dtype: torch.dtype) -> dict:
-    """The record's noise block for one seed: enough to re-make and verify its initial latents."""
-    initial = to_initial(to_passed(noise, lay.family, dtype), lay.family, lay.scale)
+def provenance(seed: int, noise: torch.Tensor, lay: Layout, dtype: torch.dtype, source: dict | None = None,
+               made: torch.Tensor | None = None) -> dict:
+    """The record's noise block for one seed: enough to re-make and verify its initial latents.
+
+    With a `source` (see `noises`), the latents come from `made` (that source's noise
+    from this draw, kept by its hash): the block names the source and `source_sha256`,
+    and its latents hash and fingerprint are of `made`'s latents; the draw's own hash
+    and fingerprint stay, so the seed is still checked.
+    """
+    start = noise if made is None else made
+    initial = to_initial(to_passed(start, lay.family, dtype), lay.family, lay.scale)
     dtype_text = str(dtype).removeprefix("torch.")
     x = noise.double()
+    order = ORDER[lay.family].format(dtype=dtype_text)
+    extra = {}
+    if made is not None:
+        order = order.replace("randn float32 (cpu generator)", f"{source['name']}(randn float32 (cpu generator))")
+        extra = {"source": dict(source), "source_sha256": tensor_sha256(made.float())}
     return {
         "generator": GENERATOR_DEVICE, "dtype": DRAW_DTYPE, "shape": list(noise.shape),
         "family": lay.family, "packing": lay.packing, "scale": lay.scale, "pipeline_dtype": dtype_text,
-        "order": ORDER[lay.family].format(dtype=dtype_text),
+        "order": order,
         "sha256": tensor_sha256(noise),
         "latents_shape": list(initial.shape), "latents_sha256": tensor_sha256(initial),
         "fingerprint": {"draw": _sample(noise, FINGERPRINT_DRAW), "mean": float(x.mean()), "std": float(x.std()),
                         "latents": _sample(initial, FINGERPRINT_LATENTS)},
+        **extra,
     }
 
 
@@ -234,15 +249,50 @@ def _as_dict(block) -> dict:
     return block if isinstance(block, dict) else block.model_dump()
 
 
-def verify(seed: int, block, noise: torch.Tensor | None = None, configuration: dict | None = None) -> Verification:
+def verify(seed: int, block, noise: torch.Tensor | None = None, configuration: dict | None = None,
+           store: NoiseStore | None = None) -> Verification:
     """Check a noise block against its record's `configuration` (`check_block`), then a re-made draw (made now if
     not given) against the block.
 
     Exact when the draw's sha256 matches; else (another CPU's kernels) within the
-    fingerprint's tolerance; else NoiseMismatch.
+    fingerprint's tolerance; else NoiseMismatch. A block with a `source` also needs the
+    outputs folder's `store`: the kept noise must hash to `source_sha256`, have the
+    draw's shape, and give exactly the recorded latents.
     """
     unchecked = check_block(seed, block, configuration)
-    return replace(_verify_hashes(seed, _as_dict(block), noise), unchecked=unchecked)
+    block = _as_dict(block)
+    if block.get("source") is not None:
+        return replace(_verify_made(seed, block, noise, store), unchecked=unchecked)
+    return replace(_verify_hashes(seed, block, noise), unchecked=unchecked)
+
+
+def made_noise(seed: int, block: dict, store: NoiseStore | None) -> torch.Tensor:
+    """The kept noise of a block with a source, checked against the block's hash and shape."""
+    if store is None:
+        raise NoiseMismatch(f"seed {seed}: its noise was made by {block['source'].get('name')!r} and is kept under "
+                            "the outputs folder (noises/); verify it with that folder.")
+    try:
+        made = torch.from_numpy(store.get(block["source_sha256"]))
+    except NoiseMismatch as error:
+        raise NoiseMismatch(f"seed {seed}: {error}") from None
+    if list(made.shape) != list(block["shape"]):
+        raise NoiseMismatch(f"seed {seed}: the kept noise has shape {list(made.shape)}, the record {block['shape']}.")
+    return made
+
+
+def _verify_made(seed: int, block: dict, noise: torch.Tensor | None, store: NoiseStore | None) -> Verification:
+    noise = initial_noise(seed, tuple(block["shape"])) if noise is None else noise
+    if tensor_sha256(noise) == block["sha256"]:
+        result = Verification("exact")
+    else:  # the draw on another CPU's kernels: its fingerprint
+        result = _within_tolerance(seed, noise, block, draw_only=True)
+    made = made_noise(seed, block, store)
+    initial = to_initial(to_passed(made, block["family"], _dtype(block["pipeline_dtype"])), block["family"],
+                         block["scale"])
+    if tensor_sha256(initial) != block["latents_sha256"] or list(initial.shape) != block.get("latents_shape"):
+        raise NoiseMismatch(f"seed {seed}: the kept {block['source'].get('name')} noise does not give the recorded "
+                            "initial latents (packing, scale or dtype edited).")
+    return result
 
 
 def _verify_hashes(seed: int, block: dict, noise: torch.Tensor | None) -> Verification:
@@ -265,7 +315,7 @@ def _verify_hashes(seed: int, block: dict, noise: torch.Tensor | None) -> Verifi
     return _within_tolerance(seed, noise, block)
 
 
-def _within_tolerance(seed: int, noise: torch.Tensor, block: dict) -> Verification:
+def _within_tolerance(seed: int, noise: torch.Tensor, block: dict, draw_only: bool = False) -> Verification:
     fp = block["fingerprint"]
     got = np.array(_sample(noise, FINGERPRINT_DRAW))
     want = np.array(fp["draw"])
@@ -276,6 +326,8 @@ def _within_tolerance(seed: int, noise: torch.Tensor, block: dict) -> Verificati
         raise NoiseMismatch(f"seed {seed}: the re-made noise differs from its record (largest difference "
                             f"{worst:.3g} at the fingerprint's positions; allowed {DRAW_TOLERANCE}): wrong seed, "
                             "shape or record.")
+    if draw_only:
+        return Verification("tolerance", worst)
     dtype = _dtype(block["pipeline_dtype"])
     initial = to_initial(to_passed(noise, block["family"], dtype), block["family"], block["scale"])
     if list(initial.shape) != list(block["latents_shape"]):
@@ -290,26 +342,30 @@ def _within_tolerance(seed: int, noise: torch.Tensor, block: dict) -> Verificati
     return Verification("tolerance", worst)
 
 
-def remake_noise(seed: int, block, configuration: dict | None = None) -> torch.Tensor:
-    """The float32 draw `(1, C, h, w)` of a record's noise block, verified (see `verify`)."""
+def remake_noise(seed: int, block, configuration: dict | None = None, store: NoiseStore | None = None) -> torch.Tensor:
+    """The float32 noise `(1, C, h, w)` a record's block started from, verified (see `verify`): the seed's draw, or
+    for a block with a source, the kept noise made from it (`store`: the outputs folder's)."""
     noise = initial_noise(seed, tuple(_field(block, "shape")))
-    verify(seed, block, noise, configuration)
+    verify(seed, block, noise, configuration, store)
+    if _field(block, "source") is not None:
+        return made_noise(seed, _as_dict(block), store)
     return noise
 
 
 def remake_latents(seed: int, block, dtype: torch.dtype | str | None = None, stage: str = "initial",
-                   configuration: dict | None = None) -> torch.Tensor:
+                   configuration: dict | None = None, store: NoiseStore | None = None) -> torch.Tensor:
     """The exact tensor the pipeline started from (stage "initial") or was passed (stage "passed").
 
     `dtype` defaults to the recorded pipeline dtype; another dtype gives the same
     construction in that dtype (e.g. to run the recorded noise on a float32 pipeline).
-    `configuration` (the record's, see `check_block`) also checks the block against it.
+    `configuration` (the record's, see `check_block`) also checks the block against it;
+    `store` (`noises.NoiseStore` of the outputs folder) is needed for a block with a source.
     """
     block = _as_dict(block)
     if block.get("family") is None:
         raise UserError("noise: this record (schema 1) does not name its pipeline family; use remake_noise and "
                         "pack it yourself as its 'packing' says.", "noise")
-    noise = remake_noise(seed, block, configuration)
+    noise = remake_noise(seed, block, configuration, store)
     dtype = _dtype(dtype) if isinstance(dtype, str) else dtype or _dtype(block["pipeline_dtype"])
     passed = to_passed(noise, block["family"], dtype)
     if stage == "passed":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -106,30 +106,66 @@ class Generated:
     images: torch.Tensor  # (N, 3, H, W) in [0, 1], on the pipeline's device
     noise: list[dict]  # one provenance block per seed (latents.provenance)
     seconds: float
+    made: dict[str, torch.Tensor] = field(default_factory=dict)  # source_sha256 -> a made float32 noise, to keep
 
 
-def prepare(model: LoadedModel, seeds: list[int], params: GenerationParams):
-    """(pipe, generators, passed latents, provenance blocks) for a batch: all CPU work before the device."""
+def make_sources(pipe, prompt: str, draws: list[torch.Tensor], sources: list[dict | None], lay: latents.Layout,
+                 params: GenerationParams) -> tuple[list[dict | None], list[torch.Tensor | None]]:
+    """Per seed: the source's full parameters and its made noise (None, None for a plain seed)."""
+    from goldennoise.generation import redenoise  # lazy: only campaigns with a noise source use it
+
+    full, made = [None] * len(draws), [None] * len(draws)
+    groups: dict[tuple, list[int]] = {}  # the source's own parameters -> the seeds made with them, in one call
+    for i, source in enumerate(sources):
+        if source:
+            if source.get("name") != "redenoise":
+                raise UserError(f"sources: {source.get('name')!r} is not a noise source (redenoise).", "sources")
+            key = tuple(source.get(k) for k in ("guidance_scale", "inversion_guidance_scale"))
+            groups.setdefault(key, []).append(i)
+    for (guidance, inversion), chosen in groups.items():
+        given = {k: v for k, v in (("guidance_scale", guidance), ("inversion_guidance_scale", inversion))
+                 if v is not None}
+        method = redenoise.Redenoise.for_family(lay.family, num_inference_steps=max(2, params.num_inference_steps),
+                                                **given)
+        out = redenoise.redenoise(pipe, torch.cat([draws[i] for i in chosen]), prompt, method,
+                                  params.max_sequence_length or 512)
+        for row, i in enumerate(chosen):
+            full[i] = {"name": "redenoise", "share": float(sources[i]["share"]), **method.to_dict()}
+            made[i] = out[row:row + 1].contiguous()
+    return full, made
+
+
+def prepare(model: LoadedModel, seeds: list[int], params: GenerationParams, prompt: str = "",
+            sources: list[dict | None] | None = None):
+    """(pipe, generators, passed latents, provenance blocks, made noises) for a batch: all work before sampling.
+
+    `sources`: per seed None (its draw) or {"name", "share", ...} (see `noises`)."""
     pipe = with_scheduler(model.pipe, params.scheduler)
     lay = latents.layout(pipe, params.height, params.width, params.num_inference_steps)
     dtype = getattr(torch, model.dtype)
     generators = [latents.generator(seed) for seed in seeds]
     draws = [latents.draw(gen, lay.draw_shape) for gen in generators]  # advances each generator past the draw
-    passed = torch.cat([latents.to_passed(d, lay.family, dtype) for d in draws])
-    blocks = [latents.provenance(seed, d, lay, dtype) for seed, d in zip(seeds, draws)]
-    return pipe, generators, passed, blocks
+    full, made = make_sources(pipe, prompt, draws, sources or [None] * len(seeds), lay, params)
+    passed = torch.cat([latents.to_passed(d if m is None else m, lay.family, dtype) for d, m in zip(draws, made)])
+    blocks = [latents.provenance(seed, d, lay, dtype, f, m) for seed, d, f, m in zip(seeds, draws, full, made)]
+    kept = {b["source_sha256"]: m for b, m in zip(blocks, made) if m is not None}
+    return pipe, generators, passed, blocks, kept
 
 
-def generate(model: LoadedModel, prompt: str, seeds: list[int], params: GenerationParams) -> Generated:
-    """Generate one image per seed for `prompt` from latents made here.
+def generate(model: LoadedModel, prompt: str, seeds: list[int], params: GenerationParams,
+             sources: list[dict | None] | None = None) -> Generated:
+    """Generate one image per seed for `prompt` from latents made here (from the seed's draw, or per `sources`
+    from a noise made from it).
 
     Raises UserError for bad parameters and GenerationError when out of memory.
     """
     check_params(params, size_multiple(model.pipe))
     seeds = check_seeds(seeds)
+    if sources is not None and len(sources) != len(seeds):
+        raise UserError(f"sources: one per seed ({len(seeds)}), got {len(sources)}.", "sources")
     start = time.perf_counter()
     try:
-        pipe, generators, passed, blocks = prepare(model, seeds, params)
+        pipe, generators, passed, blocks, kept = prepare(model, seeds, params, prompt, sources)
         start = time.perf_counter()
         with torch.inference_mode():
             images = pipe(**_call_kwargs(pipe, prompt, params, passed, generators)).images
@@ -142,4 +178,4 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
         raise GenerationError(f"Out of memory generating {len(seeds)} image(s) at {params.width}x{params.height}; nothing "
                               f"was recorded. An administrator can make the campaign's batches smaller (e.g. "
                               f"{smaller}) or its images smaller.", "batch_size") from None
-    return Generated(images, blocks, time.perf_counter() - start)
+    return Generated(images, blocks, time.perf_counter() - start, kept)

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from goldennoise.generation.latents import check_block, initial_noise, verify
+from goldennoise.generation.latents import check_block, initial_noise, made_noise, verify
+from goldennoise.generation.noises import NoiseStore
 from goldennoise.store.configuration import configuration as store_configuration
 from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
 from goldennoise.store import schema
@@ -39,7 +40,7 @@ CHUNK = 20_000  # records turned into rows at a time: a million answers never si
 CATEGORICAL = ("record_id", "created_at", "annotator", "campaign", "configuration", "configuration_label",
                "model_id", "revision", "pipeline_class", "dtype", "scheduler", "prompt_id", "prompt", "seed_strategy",
                "batch_id", "verdict", "second_opinion_of", "slot", "noise_shape", "family", "packing",
-               "pipeline_dtype", "noise_sha256", "latents_sha256", "image_path", "winner", "left_image",
+               "pipeline_dtype", "noise_sha256", "latents_sha256", "noise_source", "image_path", "winner", "left_image",
                "right_image", "torch_version")
 
 
@@ -87,7 +88,8 @@ class _Interned:
         if block is None:
             return None
         fp = block.get("fingerprint") or {}
-        key = (seed, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in block.items() if k != "fingerprint"),
+        key = (seed, tuple((k, tuple(v) if isinstance(v, list) else tuple(sorted(v.items())) if isinstance(v, dict)
+                            else v) for k, v in block.items() if k != "fingerprint"),
                tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fp.items()))  # the whole block, exactly
         return self.blocks.setdefault(key, block)
 
@@ -109,10 +111,12 @@ def _noise_columns(sample: dict, intern: _Interned) -> dict:
     return {"noise_shape": "x".join(map(str, n["shape"])) if n else None, "family": n.get("family") if n else None,
             "packing": n.get("packing") if n else None, "pipeline_dtype": n.get("pipeline_dtype") if n else None,
             "noise_sha256": n.get("sha256") if n else None, "latents_sha256": n.get("latents_sha256") if n else None,
+            "noise_source": ((n.get("source") or {}).get("name") or "seed") if n else None,
+            "source_share": (n.get("source") or {}).get("share") if n else None,
             "noise": intern(int(sample["seed"]), n)}
 
 
-NUMBERS = ("clip_score", "rank_score", "propensity", "left_clip_score", "right_clip_score")  # None: NaN
+NUMBERS = ("clip_score", "rank_score", "propensity", "left_clip_score", "right_clip_score", "source_share")  # None: NaN
 
 
 def _scores(sample: dict, prefix: str = "") -> dict:
@@ -282,18 +286,19 @@ class Verified:
 
 
 def noises(table: pd.DataFrame, verified: Verified | None = None, column: str = "noise",
-           seed_column: str = "seed") -> Iterator[np.ndarray]:
-    """Each row's float32 draw `(1, C, h, w)`, re-made from its record and verified (against the row's
-    configuration too), one at a time."""
+           seed_column: str = "seed", store: NoiseStore | None = None) -> Iterator[np.ndarray]:
+    """Each row's float32 noise `(1, C, h, w)`, re-made from its record and verified (against the row's
+    configuration too), one at a time: the seed's draw, or for a candidate from a noise source the kept noise
+    (`store`: the outputs folder's `NoiseStore`)."""
     for seed, block, config in zip(table[seed_column], table[column], configurations(table)):
         check_block(int(seed), block, config)
         noise = initial_noise(int(seed), tuple(block["shape"]))
-        result = verify(int(seed), block, noise)
+        result = verify(int(seed), block, noise, store=store)
         if verified is not None:
             verified.counts[result.status] += 1
-        yield noise.numpy()
+        yield (noise if block.get("source") is None else made_noise(int(seed), block, store)).numpy()
 
 
-def load_noises(table: pd.DataFrame, verified: Verified | None = None) -> np.ndarray:
-    """All rows' draws stacked `(n, 1, C, h, w)` (for small tables; `noises` streams)."""
-    return np.stack(list(noises(table, verified)))
+def load_noises(table: pd.DataFrame, verified: Verified | None = None, store: NoiseStore | None = None) -> np.ndarray:
+    """All rows' noises stacked `(n, 1, C, h, w)` (for small tables; `noises` streams)."""
+    return np.stack(list(noises(table, verified, store=store)))

@@ -333,6 +333,8 @@ def write_npz(group: Group, root: Path, checker: Checker) -> None:
             {"row": i, "record_id": r["record_id"], "annotator": r["annotator"], "prompt_id": r["prompt_id"],
              "prompt": r["prompt"], "seed": int(r["seed"]), "golden": bool(r["golden"]),
              "noise_sha256": r["noise"]["sha256"], "latents_sha256": r["noise"].get("latents_sha256"),
+             "noise_source": (r["noise"].get("source") or {}).get("name", "seed"),
+             "source_sha256": r["noise"].get("source_sha256"),
              "noise_check": r["noise_check"], **_index_columns(r, r["noise"])} for i, r in enumerate(part)])
 
 

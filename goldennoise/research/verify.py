@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.errors import NoiseMismatch, UserError
-from goldennoise.generation.latents import initial_noise, verify
+from goldennoise.generation.latents import initial_noise, made_noise, verify
+from goldennoise.generation.noises import NoiseStore
 from goldennoise.ids import slug
 from goldennoise.research import dataset
 from goldennoise.store.records import RecordStore
@@ -53,7 +54,8 @@ class Checker:
     """Verifies (seed, noise block, configuration) triples, each distinct one once; remembers why a mismatch failed
     and what the configuration check could not check (`unchecked`: reason -> distinct noises)."""
 
-    def __init__(self):
+    def __init__(self, store: NoiseStore | None = None):
+        self.store = store  # the outputs folder's kept noises, for candidates from a noise source
         self._seen: dict[str, tuple[str, str | None]] = {}  # key -> (status, reason)
         self._passed: set[str] = set()  # keys of (seed, block) that verified under their configuration
         self.unchecked: Counter = Counter()
@@ -72,7 +74,7 @@ class Checker:
         key = self._key(seed, block, configuration)
         if key not in self._seen:
             try:
-                result = verify(int(seed), block, configuration=configuration)
+                result = verify(int(seed), block, configuration=configuration, store=self.store)
                 self._seen[key] = (result.status, None)
                 self._passed.add(self._key(seed, block))
                 self.unchecked.update(result.unchecked)
@@ -83,11 +85,14 @@ class Checker:
         return self._seen[key]
 
     def noise(self, seed: int, block: dict) -> np.ndarray:
-        """The float32 draw `(1, C, h, w)` of a block that `check` passed."""
+        """The float32 noise `(1, C, h, w)` a block that `check` passed started from: its seed's draw, or the kept
+        noise of its source."""
         if self._key(seed, block) not in self._passed:
             status, reason = self.check(seed, block)
             if status not in ("exact", "tolerance"):
                 raise NoiseMismatch(reason or f"seed {seed}: no verified noise")
+        if block.get("source") is not None:
+            return made_noise(int(seed), block, self.store).numpy()
         return initial_noise(int(seed), tuple(block["shape"])).numpy()
 
 
@@ -101,7 +106,7 @@ def check_outputs(outputs: str | Path, checker: Checker | None = None, store=Non
     """Counts per campaign ({campaign: Counter(status)}), mismatches, and the store's warnings; the records are
     streamed from the store (a million of them are never in memory at once)."""
     records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
-    checker = checker or Checker()
+    checker = checker or Checker(NoiseStore(outputs))
     counts: dict[str, Counter] = defaultdict(Counter)
     mismatches = []
     for data in records.iter_data(kinds=("judgement", "pairwise", "skip")):  # retractions have no noise
@@ -246,7 +251,7 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
     candidates = dataset.candidate_table(records, chosen)
     if samples.empty and pairs.empty:
         raise UserError(f"{outputs.name or outputs}: no live judgements or pairwise answers to export.", "outputs")
-    checker, bad = Checker(), {}
+    checker, bad = Checker(NoiseStore(outputs)), {}
     if not samples.empty:
         samples["noise_check"] = _check_column(samples, checker, "seed", "noise", bad)
     if not candidates.empty:

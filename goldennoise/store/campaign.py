@@ -70,6 +70,7 @@ METHODS = ("clip", "selector")  # or "verifier:<name>", a verifier the campaign 
 VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits")  # beside CLIP (digits: the sandbox's)
 STAND_INS = tuple(f"tiny-{v}" for v in VERIFIERS[:4])  # offline stand-ins: the architectures, random weights
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+NOISE_SOURCES = ("seed", "redenoise")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,18 @@ class Campaign:
                                          "tiny-pickscore, ...; random weights), digits (the digits model's); each "
                                          "needs its weights (a missing one stops the start)",
                                          Rule("names", 1, 40, widget="verifiers"), "--verifiers")
+    noise_source: str = setting("noise.source", "seed", "seed: every candidate starts from its seed's draw; "
+                                "redenoise: a share of the candidates start from NPNet's re-denoised noise of their "
+                                "seed (kept under outputs/noises/), mixed in at random positions, the annotator not "
+                                "told", Rule("choice", choices=NOISE_SOURCES), "--noise-source")
+    noise_share: float = setting("noise.share", 0.5, "share of each batch's candidates drawn from the noise source "
+                                 "(the rest are plain seeds, for comparison)", Rule("float", 0, 1), "--noise-share")
+    noise_guidance_scale: float | None = setting("noise.guidance_scale", None, "redenoise: the guidance of its "
+                                                 "denoising step (empty: 4, or for FLUX.1 the prompt alone)",
+                                                 Rule("float", 0, 100, optional=True), "--noise-guidance")
+    noise_inversion_guidance_scale: float | None = setting(
+        "noise.inversion_guidance_scale", None, "redenoise: the guidance of its inverse step (empty: 1, or for FLUX.1 "
+        "0, the empty prompt)", Rule("float", 0, 100, optional=True), "--noise-inversion-guidance")
     annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
                                           "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`
@@ -171,6 +184,9 @@ class Campaign:
                 and self.prefilter.split(":", 1)[1] in {verifier_of(v) for v in self.verifiers}):
             _bad("prefilter.method", "must be clip, selector or verifier:<name> of a verifier in scoring.verifiers",
                  self.prefilter)
+        if self.noise_source != "seed" and self.candidates:
+            _bad("noise.source", "cannot be combined with a pre-filter yet (prefilter.candidates = 0): the pre-filter "
+                 "would choose between the sources and the comparison would be biased", self.noise_source)
         if self.show_clip_pick_after and not self.clip:
             _bad("annotation.show_clip_pick_after", "needs annotation.clip = true", self.show_clip_pick_after)
         return self
@@ -291,8 +307,10 @@ FILE_KEYS = {"guidelines": "file"}  # sections whose text may come from a file n
 @functools.lru_cache(maxsize=64)  # every record carries the id: hash the definition once per campaign
 def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     key = {k: v for k, v in campaign.definition().items() if k not in ("prompts", "annotators")}
-    # Settings added in 0.3 enter the hash only when used: campaigns of 0.2 keep their ids.
-    for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", [])):
+    # Settings added after 0.2 enter the hash only when used: older campaigns keep their ids.
+    for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", []),
+                          ("noise_source", "seed"), ("noise_share", 0.5), ("noise_guidance_scale", None),
+                          ("noise_inversion_guidance_scale", None)):
         if key[name] == default:
             del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, TypeAdapter,
-                      WithJsonSchema, model_validator)
+                      WithJsonSchema, model_serializer, model_validator)
 
 SCHEMA_VERSION = 3
 SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
@@ -63,8 +63,20 @@ class Fingerprint(Block):
     latents: Floats
 
 
+class NoiseSource(Block):
+    """A noise made from the seed's draw instead of the draw itself (generation/noises.py), and how."""
+
+    name: Literal["redenoise"]
+    share: Annotated[float, Field(ge=0, le=1)]  # the probability this candidate had of getting the source
+    guidance_scale: float
+    inversion_guidance_scale: float
+    num_inference_steps: int
+    embedded_guidance: float
+
+
 class Noise(Block):
-    """How one seed's initial latents were made: enough to re-make and verify them from the seed alone."""
+    """How one seed's initial latents were made: enough to re-make and verify them from the seed alone (and, with a
+    `source`, from the kept noise whose hash `source_sha256` names)."""
 
     generator: Literal["cpu"]
     dtype: Literal["float32"]  # of the draw
@@ -78,6 +90,23 @@ class Noise(Block):
     latents_shape: list[int] | None = None
     latents_sha256: Hex64 | None = None  # of the initial latents in pipeline_dtype (what prepare_latents returns)
     fingerprint: Fingerprint | None = None
+    source: NoiseSource | None = None  # None: the seed's draw itself
+    source_sha256: Hex64 | None = None  # of the made float32 noise, kept as <outputs>/noises/<aa>/<sha256>.npz
+
+    @model_validator(mode="after")
+    def _source_has_its_hash(self):
+        if (self.source is None) != (self.source_sha256 is None):
+            raise ValueError("noise: a source and its source_sha256 come together")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _seed_blocks_as_before(self, handler):
+        """A seed's own draw writes no source keys: its line is what it was before sources existed."""
+        data = handler(self)
+        if self.source is None:
+            data.pop("source", None)
+            data.pop("source_sha256", None)
+        return data
 
 
 class Sample(Block):

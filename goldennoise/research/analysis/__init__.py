@@ -8,6 +8,8 @@ asked. Every noise is re-made from its seed and verified first; a record whose
 noise does not match is excluded and named. The modules, in the order of a run:
 
 - `data`: the store as tables, noises verified and featurized one at a time;
+- `sources`: candidates from a noise source (redenoise) against plain seeds in the
+  same judgements; every other analysis then uses the plain candidates only;
 - `group`: every analysis of one group, in report order, with `design` (the
   design table, caveats drawn from the data, words for the controls);
 - `stats` (rates, CLIP agreement, kappa, noise statistics), `selection` (CLIP

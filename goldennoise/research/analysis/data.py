@@ -22,6 +22,7 @@ import pandas as pd
 from goldennoise.errors import NoiseMismatch, UserError
 from goldennoise.generation.features import noise_features
 from goldennoise.generation.latents import check_block, initial_noise, verify
+from goldennoise.generation.noises import NoiseStore
 from goldennoise.research import dataset
 from goldennoise.store.records import RecordStore
 
@@ -35,6 +36,7 @@ class Data:
     verified: dataset.Verified = field(default_factory=dataset.Verified)
     excluded: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    noise_store: NoiseStore | None = None  # the outputs folder's kept noises (candidates from a noise source)
 
 
 def load(outputs: Path, campaign: str | None, store=None) -> Data:
@@ -51,7 +53,8 @@ def load(outputs: Path, campaign: str | None, store=None) -> Data:
                         "answers yet. Judge some batches first.", "outputs")
     if not samples.empty:
         samples["weight"] = 1.0 / samples["propensity"].astype(float).clip(lower=1e-6)
-    return Data(samples, pairs, dataset.candidate_table(records, chosen), warnings=records.warnings())
+    return Data(samples, pairs, dataset.candidate_table(records, chosen), warnings=records.warnings(),
+                noise_store=NoiseStore(outputs))
 
 
 def verify_and_featurize(data: Data, progress=None) -> None:
@@ -60,24 +63,26 @@ def verify_and_featurize(data: Data, progress=None) -> None:
     if samples.empty:
         return
     has_noise = samples["noise"].notna()
-    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256", "configuration"])
+    # a candidate from a noise source shares its seed's draw hash with the plain one: its latents hash tells them apart
+    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256", "latents_sha256",
+                                                   "configuration"])
     rows: dict[str, list] = defaultdict(list)
     names: dict[str, list[str]] = {}
     done, failed = set(), {}
-    for count, (seed, shape, sha, config_id, block, config) in enumerate(zip(
-            distinct["seed"], distinct["noise_shape"], distinct["noise_sha256"], distinct["configuration"],
-            distinct["noise"], dataset.configurations(distinct))):
+    for count, (seed, shape, sha, latents_sha, config_id, block, config) in enumerate(zip(
+            distinct["seed"], distinct["noise_shape"], distinct["noise_sha256"], distinct["latents_sha256"],
+            distinct["configuration"], distinct["noise"], dataset.configurations(distinct))):
         if progress is not None and count % 50 == 0:
             progress(0.05 + 0.45 * count / max(1, len(distinct)), desc=f"Re-making noises ({count}/{len(distinct)})")
         try:
             unchecked = check_block(int(seed), block, config)  # before the draw: an edited shape allocates nothing
             noise = initial_noise(int(seed), tuple(block["shape"]))
-            data.verified.counts[verify(int(seed), block, noise).status] += 1
+            data.verified.counts[verify(int(seed), block, noise, store=data.noise_store).status] += 1
         except NoiseMismatch as error:
-            failed[(int(seed), shape, sha, config_id)] = str(error)
+            failed[(int(seed), shape, sha, latents_sha, config_id)] = str(error)
             continue
         data.verified.unchecked.update(unchecked)
-        if (int(seed), shape) not in done:
+        if block.get("source") is None and (int(seed), shape) not in done:  # features: the seeds' own draws
             features = noise_features(noise.numpy())  # one noise at a time: memory stays bounded
             names.setdefault(shape, list(features))
             rows[shape].append([int(seed), *features.values()])
@@ -87,7 +92,7 @@ def verify_and_featurize(data: Data, progress=None) -> None:
         data.features[shape] = table.set_index("seed")
     if failed:
         keys = zip(samples["seed"].astype(int), samples["noise_shape"], samples["noise_sha256"],
-                   samples["configuration"])
+                   samples["latents_sha256"], samples["configuration"])
         bad_records: dict[str, str] = {}
         for record_id, key in zip(samples["record_id"], keys):
             if key in failed:

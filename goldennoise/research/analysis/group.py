@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.research import selector as seed_selector
-from goldennoise.research.analysis import design, embedding, figures, ipw, pairwise, seeds, stats
+from goldennoise.research.analysis import design, embedding, figures, ipw, pairwise, seeds, sources, stats
 from goldennoise.research.analysis import verifiers as verifier_agreement
 from goldennoise.research.analysis.inference import ClusterBootstrap, codes, format_ci, format_p
 
@@ -47,6 +47,9 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
     result = GroupResult(key, f"{key} ({'; '.join(labels)})",
                          configuration=source["configuration"].iloc[0] if source["configuration"].nunique() == 1
                          else None)
+    if not rows.empty and sources.present(rows):
+        _sources(result, rows, seed)
+        rows = rows[rows["noise_source"].astype(object) == "seed"].reset_index(drop=True)  # the seeds' own noises
     design.describe(result, rows, pairs, candidates)
     if not rows.empty:
         _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)
@@ -54,6 +57,18 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
         _pairwise(result, pairs, seed)
     _verifiers(result, rows, pairs, seed, permutations)
     return result
+
+
+def _sources(result, rows, seed) -> None:
+    """Candidates from a noise source against plain seeds in the same judgements (`sources`)."""
+    out = sources.analyse(rows, DRAWS, seed)
+    result.parts["sources"] = out
+    kept = int((rows["noise_source"].astype(object) == "seed").sum())
+    result.caveats.append(f"{len(rows) - kept} judged candidates started from a noise source, not their seed's "
+                          f"draw: they are compared with plain seeds under 'Noise sources' and left out of every "
+                          f"other analysis, which uses the {kept} plain candidates.")
+    for source in out["sources"]:
+        result.summary.append(f"noise source {sources.verdict(source)}")
 
 
 def _verifiers(result, rows, pairs, seed, permutations) -> None:

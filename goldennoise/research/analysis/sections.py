@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 
 from goldennoise.research.analysis.inference import format_ci, format_p
+from goldennoise.research.analysis.sources import verdict
 from goldennoise.research.analysis.html import figure as _figure
 from goldennoise.research.analysis.html import table
 
@@ -195,8 +196,36 @@ def _verifiers(result, folder) -> list[str]:
     return parts
 
 
+def _sources(result, folder) -> list[str]:
+    out = result.parts.get("sources")
+    if not out:
+        return []
+    import pandas as pd  # lazy as the rest of the analysis
+
+    text = ("Some candidates of each batch started from another noise than their seed's draw, chosen at random "
+            "positions and not shown as such. Unit: the candidate; rates per arm among the judgements that had both; "
+            f"the difference's 95% interval comes from a bootstrap {out['bootstrap']}; p is one-sided, the arm labels "
+            "shuffled within each judgement (the campaign's own randomisation). Verifiers: among pairs of one source "
+            "and one plain candidate of a judgement that people split, how often the verifier ranks them as people "
+            "did (0.5 = chance). A gain over plain seeds at the same guidance is not yet a gain over simply guiding "
+            "harder: on the digits sandbox re-denoise gains exactly what a first-step guidance boost gains, which "
+            "needs no new noise (benchmarks/noise_loop.py puts every method beside that control).")
+    table_rows = pd.DataFrame(out["sources"]).round(4)
+    parts = ["<h2>Noise sources</h2>", _p(text)] + [_p(line) for line in (verdict(s) for s in out["sources"])]
+    parts.append(table(table_rows, "Each noise source against plain seeds", folder, "noise_sources"))
+    for name, frame in out["per_prompt"].items():
+        parts.append(table(frame, f"{name} against plain seeds per prompt, largest difference first", folder,
+                           f"noise_sources_{name}_per_prompt", ranked_by="difference"))
+    for name, agreements in out["verifiers"].items():
+        if agreements:
+            frame = pd.DataFrame([{"verifier": v, **a} for v, a in agreements.items()]).round(4)
+            parts.append(table(frame, f"Verifiers on {name} vs plain pairs people split", folder,
+                               f"noise_sources_{name}_verifiers"))
+    return parts
+
+
 def body(result, folder) -> list[str]:
     parts = []
-    for section in (_rates, _clip, _agreement, _seeds, _noise, _selector, _embedding, _pairwise, _verifiers):
+    for section in (_sources, _rates, _clip, _agreement, _seeds, _noise, _selector, _embedding, _pairwise, _verifiers):
         parts += section(result, folder)
     return parts

@@ -21,6 +21,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -124,7 +126,7 @@ def _kappa_fast(a: np.ndarray, b: np.ndarray) -> float:
 
 def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per pair of annotators: prompts and seeds both judged, % agreement, Cohen's kappa with a bootstrap interval."""
-    from scipy.stats import bootstrap
+    from scipy.stats import DegenerateDataWarning, bootstrap
 
     last = rows.sort_values("created_at").drop_duplicates(["prompt_id", "seed", "annotator"], keep="last")
     wide = last.pivot_table(index=["prompt_id", "seed"], columns="annotator", values="golden", aggfunc="first")
@@ -151,8 +153,11 @@ def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFr
                     take = np.concatenate([rows_of[k] for k in np.asarray(index, dtype=int)])
                     return _kappa_fast(a[take], b[take])
 
-                res = bootstrap((np.arange(len(prompts)),), statistic, vectorized=False, n_resamples=draws,
-                                method="percentile", random_state=np.random.default_rng(seed))
+                with warnings.catch_warnings():
+                    # draws where a rater is constant give NaN (counted and left out below), which scipy warns of
+                    warnings.simplefilter("ignore", DegenerateDataWarning)
+                    res = bootstrap((np.arange(len(prompts)),), statistic, vectorized=False, n_resamples=draws,
+                                    method="percentile", random_state=np.random.default_rng(seed))
                 draws_ = np.asarray(res.bootstrap_distribution, dtype=float)
                 if np.isfinite(draws_).sum() >= 10:
                     row["kappa_ci_low"], row["kappa_ci_high"] = np.nanpercentile(draws_, [2.5, 97.5])

@@ -1,0 +1,111 @@
+"""Noises that are not `randn(seed)`: which candidates get one, and where they are kept.
+
+A campaign may draw a share of its candidates from another noise source than the
+seed (`[noise] source = "redenoise"`, `share = 0.5`): those candidates start from a
+noise made from their seed's draw (`generation.redenoise`) instead of the draw itself.
+Which candidates of a batch get it is drawn per prompt, exactly round(share x n) of
+the n candidates, positions at random from a generator seeded by the prompt's index
+and the batch's first seed (so re-making the batch gives the same choice); each
+such candidate records the source, its parameters and its probability (`share`).
+
+A made noise is not bit-reproducible from the seed alone on another machine (it
+passes through the model), so it is kept once, by the sha256 of its float32
+little-endian bytes, as a compressed exact `.npz` under `<outputs>/noises/`; the
+record's noise block names that hash (`source_sha256`) and `latents.verify` checks
+the file against it. An altered or missing file is a NoiseMismatch naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from goldennoise.errors import NoiseMismatch
+
+FOLDER = "noises"
+SOURCES = ("seed", "redenoise")
+
+
+def sha256_of(noise: np.ndarray) -> str:
+    """sha256 of a float32 array's little-endian bytes (as `latents.tensor_sha256` of a float32 tensor)."""
+    return hashlib.sha256(np.ascontiguousarray(noise, dtype="<f4").tobytes()).hexdigest()
+
+
+class NoiseStore:
+    """Made noises by content hash: `<outputs>/noises/<first two hex>/<sha256>.npz` (one float32 array, `noise`)."""
+
+    def __init__(self, outputs: str | Path):
+        self.folder = Path(outputs) / FOLDER
+
+    def path(self, sha256: str) -> Path:
+        return self.folder / sha256[:2] / f"{sha256}.npz"
+
+    def put(self, noise) -> str:
+        """Keep `noise` (a float32 tensor or array) unless it is kept already; return its sha256."""
+        array = np.ascontiguousarray(np.asarray(noise, dtype=np.float32))
+        sha = sha256_of(array)
+        path = self.path(sha)
+        if path.exists():
+            return sha
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, noise=array)
+        # write then rename: a reader never sees half a file, and two writers of one noise write the same bytes
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+        return sha
+
+    def get(self, sha256: str) -> np.ndarray:
+        """The kept noise whose bytes hash to `sha256`, or NoiseMismatch (missing, unreadable or altered)."""
+        path = self.path(sha256)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                array = data["noise"]
+        except FileNotFoundError:
+            raise NoiseMismatch(f"the made noise {sha256[:12]}… is not under {self.folder} (it is kept beside the "
+                                "records: copy the outputs folder's noises/ with them).") from None
+        except (OSError, ValueError, KeyError) as error:
+            raise NoiseMismatch(f"the made noise file {path.name} cannot be read ({error}).") from None
+        if array.dtype != np.float32 or sha256_of(array) != sha256:
+            raise NoiseMismatch(f"the made noise file {path.name} was altered: its values no longer hash to its name.")
+        return array
+
+
+@dataclass(frozen=True)
+class Source:
+    """A campaign's noise source: the name, the share of candidates it makes, and the source's own parameters."""
+
+    name: str = "seed"
+    share: float = 0.5
+    guidance_scale: float | None = None  # None: the family's default (redenoise.Redenoise.for_family)
+    inversion_guidance_scale: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.name != "seed" and self.share > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def assign(source: Source, seeds: list[int], prompt_index: int) -> list[float | None]:
+    """Per candidate: the probability it had of getting the source when it got it, else None (a plain seed).
+
+    Exactly round(share x n) of the n candidates get it, drawn by a generator seeded by
+    the prompt's index and the first seed, so the same batch always gets the same choice."""
+    n = len(seeds)
+    if not source.active or n == 0:
+        return [None] * n
+    k = int(round(source.share * n))
+    rng = np.random.default_rng([int(prompt_index), int(seeds[0]) & 0xFFFFFFFF, int(seeds[0]) >> 32])
+    chosen = set(rng.choice(n, size=k, replace=False).tolist())
+    return [k / n if i in chosen else None for i in range(n)]

@@ -1,0 +1,130 @@
+"""Noise sources against plain seeds: do people mark candidates that started from another noise golden more often?
+
+A campaign with `[noise] source = "redenoise"` gives exactly round(share x n) of each
+batch's n candidates the source, at random positions the annotator is not told
+(`generation.noises`). So within every judgement the two arms were randomised, and
+the comparison is a randomised experiment:
+
+- rates per arm (unit: the candidate) and their difference, source minus plain, with a
+  95% interval bootstrapping whole prompts (a prompt's judgements move together);
+- p: one-sided permutation test of "the source is no better", the arm labels shuffled
+  within each judgement (the campaign's own randomisation), 1,000 permutations;
+- per prompt: each prompt's difference (prompts that had both arms);
+- per verifier that scored the images (CLIP included): among pairs of one source and
+  one plain candidate of the same judgement that people split (one golden, one not),
+  how often the verifier ranks them as people did (0.5 = chance), with the same
+  prompt bootstrap.
+The seeds' own analyses (per-seed rates, noise statistics, the selector) use the plain
+candidates only: a source candidate's noise is not its seed's draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from goldennoise.research.analysis.inference import ClusterBootstrap, codes
+
+PERMUTATIONS = 1000
+
+
+def present(rows: pd.DataFrame) -> bool:
+    """True when some judged candidate of `rows` started from a noise source."""
+    return "noise_source" in rows and bool((rows["noise_source"].astype(object) != "seed").any())
+
+
+def _difference(golden: np.ndarray, arm: np.ndarray, weights: np.ndarray | float = 1.0) -> float:
+    w = np.broadcast_to(np.asarray(weights, dtype=float), golden.shape)
+    a, b = w[arm].sum(), w[~arm].sum()
+    if a == 0 or b == 0:
+        return float("nan")
+    return float(np.dot(w[arm], golden[arm]) / a - np.dot(w[~arm], golden[~arm]) / b)
+
+
+def _permutation_p(golden: np.ndarray, arm: np.ndarray, groups: np.ndarray, observed: float, seed: int) -> float:
+    """One-sided p of a difference at least `observed`, the arm labels shuffled within each group."""
+    rng = np.random.default_rng(seed)
+    by_group = np.argsort(groups, kind="stable")
+    labels = arm[by_group]
+    hits = 0
+    for _ in range(PERMUTATIONS):
+        order = np.lexsort((rng.random(len(arm)), groups))  # each group's rows, in a random order
+        shuffled = np.empty_like(arm)
+        shuffled[order] = labels
+        hits += _difference(golden, shuffled) >= observed - 1e-12
+    return (hits + 1) / (PERMUTATIONS + 1)
+
+
+def _verifier_agreement(rows: pd.DataFrame, column: str, arm: np.ndarray, boot: ClusterBootstrap) -> dict | None:
+    """Discordant cross-arm pairs within a judgement: the share the verifier orders as people did."""
+    pairs = []  # (row of the golden candidate, row of the bad one)
+    frame = rows.reset_index(drop=True)
+    golden = frame["golden"].to_numpy(bool)
+    for _, index in frame.groupby("record_id", observed=True).indices.items():
+        for i in index:
+            for j in index:
+                if golden[i] and not golden[j] and arm[i] != arm[j]:
+                    pairs.append((i, j))
+    if not pairs:
+        return None
+    scores = frame[column].to_numpy(float)
+    good, bad = np.array(pairs).T
+    agree = np.where(scores[good] > scores[bad], 1.0, np.where(scores[good] == scores[bad], 0.5, 0.0))
+    valid = np.isfinite(scores[good]) & np.isfinite(scores[bad])
+    if not valid.any():
+        return None
+    agree, good = agree[valid], good[valid]
+    low, high = boot.interval(lambda m: float(np.average(agree, weights=m[good])) if m[good].sum() else np.nan)
+    return {"agreement": float(agree.mean()), "ci_low": low, "ci_high": high, "pairs": int(len(agree))}
+
+
+def analyse(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
+    """The comparison of every noise source in `rows` (a group's judged candidates, both arms) with plain seeds."""
+    frame = rows.reset_index(drop=True)
+    sources = sorted(set(frame["noise_source"].astype(object)) - {"seed"})
+    boot = ClusterBootstrap(frame["prompt_id"], None, draws, seed)
+    out = {"bootstrap": boot.described, "sources": [], "per_prompt": {}, "verifiers": {}}
+    golden = frame["golden"].to_numpy(float)
+    groups = codes(frame["record_id"])
+    mixed = frame.groupby("record_id", observed=True)["noise_source"].transform(
+        lambda s: (s.astype(object) == "seed").any() and (s.astype(object) != "seed").any()).to_numpy(bool)
+    for name in sources:
+        use = mixed & frame["noise_source"].astype(object).isin(["seed", name]).to_numpy()
+        sub, arm = frame[use], (frame["noise_source"].astype(object) == name).to_numpy()[use]
+        y, g = golden[use], groups[use]
+        diff = _difference(y, arm)
+        sub_boot = ClusterBootstrap(sub["prompt_id"], None, draws, seed)
+        low, high = sub_boot.interval(lambda m: _difference(y, arm, m))
+        share = sub.loc[arm, "source_share"].astype(float) if "source_share" in sub else pd.Series(dtype=float)
+        out["sources"].append({
+            "source": name, "rate": float(y[arm].mean()), "plain_rate": float(y[~arm].mean()),
+            "difference": diff, "ci_low": low, "ci_high": high, "p": _permutation_p(y, arm, g, diff, seed),
+            "candidates": int(arm.sum()), "plain_candidates": int((~arm).sum()),
+            "judgements": int(sub["record_id"].nunique()), "prompts": int(sub["prompt_id"].nunique()),
+            "share": float(share.mean()) if len(share) else float("nan")})
+        per_prompt = (sub.assign(arm=np.where(arm, name, "seed"))
+                      .groupby(["prompt_id", "arm"], observed=True)["golden"].mean().unstack())
+        if name in per_prompt and "seed" in per_prompt:
+            per_prompt = per_prompt.dropna()
+            out["per_prompt"][name] = pd.DataFrame({
+                "prompt_id": per_prompt.index.astype(str), f"{name} rate": per_prompt[name].round(3).to_numpy(),
+                "plain rate": per_prompt["seed"].round(3).to_numpy(),
+                "difference": (per_prompt[name] - per_prompt["seed"]).round(3).to_numpy()}
+            ).sort_values("difference", ascending=False, kind="stable").reset_index(drop=True)
+        columns = [c for c in sub.columns if c == "clip_score" or str(c).startswith("score_")]
+        table = {}
+        for column in columns:
+            agreement = _verifier_agreement(sub, column, arm, sub_boot)
+            if agreement is not None:
+                table["clip" if column == "clip_score" else column.removeprefix("score_")] = agreement
+        out["verifiers"][name] = table
+    return out
+
+
+def verdict(source: dict) -> str:
+    """One plain sentence for the summary and the report."""
+    significant = source["p"] < 0.05 and source["ci_low"] > 0
+    return (f"{source['source']}: golden {source['rate']:.3f} vs plain seeds {source['plain_rate']:.3f} in the same "
+            f"judgements, difference {source['difference']:+.3f} [{source['ci_low']:+.3f}, {source['ci_high']:+.3f}] "
+            f"(prompts resampled), permutation p {source['p']:.3g} over {source['prompts']} prompts: "
+            + ("people preferred it." if significant else "no evidence people preferred it."))

@@ -1,0 +1,128 @@
+"""A campaign whose batches mix re-denoised noises with plain seeds, on the digits sandbox with a known truth.
+
+Simulated annotators (the judge, no errors) answer through the annotation service; the
+records must name each candidate's source and kept noise, `verify` must pass every noise
+and reject an altered kept file, plain candidates must be recorded exactly as in a
+seed-only campaign, and the analysis must find the gain the judge knows is there, and
+none when re-denoise is replaced by the identity.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from goldennoise import simulate
+from goldennoise.generation import models, pipeline
+from goldennoise.generation import redenoise as rd
+from goldennoise.generation.noises import NoiseStore
+from goldennoise.generation.pipeline import GenerationParams
+from goldennoise.research import analysis
+from goldennoise.research import verify as verifying
+from goldennoise.store.records import RecordStore
+
+pytestmark = pytest.mark.slow
+SETTINGS = dict(annotators=1, error=0.0, repeats=8, batch_size=6, overlap=0.0, noise_source="redenoise",
+                noise_share=0.5, verifiers=("digits",))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("mixed")
+    sim = simulate.simulate(outputs, **SETTINGS)
+    return outputs, sim, analysis.run(outputs, with_selector=False)
+
+
+def judgements(outputs):
+    return [d for d in RecordStore(outputs).iter_data(kinds=("judgement",))]
+
+
+def test_records_name_each_candidates_source_and_plain_ones_are_recorded_as_before(mixed):
+    outputs, sim, _ = mixed
+    records = judgements(outputs)
+    assert len(records) == 80
+    store = NoiseStore(outputs)
+    seed_only = pipeline.generate(models.load_model("digits"), "a handwritten 1", [5], GenerationParams(10, 0.75, 256, 256))
+    plain_keys = set(seed_only.noise[0])
+    for record in records:
+        blocks = [s["noise"] for s in record["samples"]]
+        sourced = [b for b in blocks if "source" in b]
+        assert len(sourced) == 3  # round(0.5 x 6), at positions drawn per prompt
+        for block in sourced:
+            assert block["source"]["name"] == "redenoise" and block["source"]["share"] == 0.5
+            assert block["source"]["guidance_scale"] == 4.0 and block["source"]["inversion_guidance_scale"] == 1.0
+            assert store.path(block["source_sha256"]).exists()
+        for block in blocks:
+            if "source" not in block:
+                assert set(block) == plain_keys
+    positions = {tuple(i for i, s in enumerate(r["samples"]) if "source" in s["noise"]) for r in records}
+    assert len(positions) > 5  # not always the same slots
+
+
+def test_verify_passes_every_noise_and_rejects_an_altered_kept_one(mixed, tmp_path):
+    outputs, _, _ = mixed
+    checked = verifying.check_outputs(outputs)
+    counts = next(iter(checked["counts"].values()))
+    assert counts["exact"] == 480 and not checked["mismatches"]
+    copy = tmp_path / "copy"
+    shutil.copytree(outputs, copy)
+    record = judgements(copy)[0]
+    block = next(s["noise"] for s in record["samples"] if "source" in s["noise"])
+    path = NoiseStore(copy).path(block["source_sha256"])
+    with np.load(path) as data:
+        noise = data["noise"].copy()
+    noise[0, 0, 0, 0] += 1e-4
+    np.savez_compressed(path, noise=noise)
+    checked = verifying.check_outputs(copy)
+    # kept once by content: every record whose candidate started from that noise (same seed and digit) is named
+    sharing = {r["record_id"] for r in judgements(copy)
+               if any(s["noise"].get("source_sha256") == block["source_sha256"] for s in r["samples"])}
+    assert record["record_id"] in sharing
+    assert {m["record_id"] for m in checked["mismatches"]} == sharing
+    assert all("altered" in m["reason"] for m in checked["mismatches"])
+    path.unlink()
+    assert "not under" in verifying.check_outputs(copy)["mismatches"][0]["reason"]
+
+
+def test_the_analysis_finds_the_gain_the_judge_knows_and_keeps_seed_figures_to_plain_candidates(mixed):
+    outputs, sim, result = mixed
+    truth = sim.source_rates()
+    assert truth["redenoise"][0] > truth["seed"][0] + 0.05
+    group = result["results"][0]
+    found = group.parts["sources"]["sources"][0]
+    assert found["source"] == "redenoise" and found["candidates"] == 240 and found["plain_candidates"] == 240
+    assert found["difference"] > 0 and found["ci_low"] > 0 and found["p"] < 0.05
+    assert abs(found["rate"] - truth["redenoise"][0]) < 1e-9  # no annotator error: recorded = the judge's truth
+    assert group.parts["rates"]["overall"]["rows"] == 240  # the seeds' analyses: plain candidates only
+    assert any("noise source redenoise" in line and "people preferred it" in line for line in result["summary"])
+    report = result["report"].read_text(encoding="utf-8")
+    assert "<h2>Noise sources</h2>" in report and "first-step guidance boost" in report
+
+
+def test_the_npz_export_carries_the_noise_each_candidate_started_from(mixed, tmp_path):
+    from goldennoise.generation import latents
+    from goldennoise.research import export
+
+    outputs, _, _ = mixed
+    export.export(outputs, tmp_path / "out", formats="npz")
+    folder = next((tmp_path / "out" / "npz").iterdir())
+    with np.load(folder / "noises.npz") as data:
+        noises, seeds = data["noises"], data["seeds"]
+    index = [json.loads(line) for line in (folder / "index.jsonl").read_text().splitlines()]
+    assert len(index) == 480 and {row["noise_source"] for row in index} == {"seed", "redenoise"}
+    store = NoiseStore(outputs)
+    for row in index[:24]:
+        expected = (latents.initial_noise(int(seeds[row["row"]]), (1, 1, 8, 8)).numpy() if row["noise_source"] == "seed"
+                    else store.get(row["source_sha256"]))
+        assert np.array_equal(noises[row["row"]], expected[0])
+
+
+def test_with_the_identity_in_place_of_redenoise_the_analysis_finds_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(rd, "redenoise", lambda pipe, noises, prompt, params, *rest: noises.float().clone())
+    sim = simulate.simulate(tmp_path, **SETTINGS)
+    found = analysis.run(tmp_path, with_selector=False)["results"][0].parts["sources"]["sources"][0]
+    assert abs(sim.source_rates()["redenoise"][0] - sim.source_rates()["seed"][0]) < 0.05
+    assert not (found["p"] < 0.05 and found["ci_low"] > 0)
