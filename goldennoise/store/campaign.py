@@ -138,15 +138,18 @@ class Campaign:
     noise_source: str = setting("noise.source", "seed", "seed: every candidate starts from its seed's draw; "
                                 "redenoise: a share of the candidates start from NPNet's re-denoised noise of their "
                                 "seed (kept under outputs/noises/), mixed in at random positions, the annotator not "
-                                "told", Rule("choice", choices=NOISE_SOURCES), "--noise-source")
+                                "told (the noise settings are not in the Settings tab, which annotators see)", Rule("choice", choices=NOISE_SOURCES), "--noise-source", form=False)
     noise_share: float = setting("noise.share", 0.5, "share of each batch's candidates drawn from the noise source "
-                                 "(the rest are plain seeds, for comparison)", Rule("float", 0, 1), "--noise-share")
+                                 "(the rest are plain seeds, for comparison)", Rule("float", 0, 1), "--noise-share",
+                                 form=False)
     noise_guidance_scale: float | None = setting("noise.guidance_scale", None, "redenoise: the guidance of its "
                                                  "denoising step (empty: 4, or for FLUX.1 the prompt alone)",
-                                                 Rule("float", 0, 100, optional=True), "--noise-guidance")
+                                                 Rule("float", 0, 100, optional=True), "--noise-guidance",
+                                                 form=False)
     noise_inversion_guidance_scale: float | None = setting(
         "noise.inversion_guidance_scale", None, "redenoise: the guidance of its inverse step (empty: 1, or for FLUX.1 "
-        "0, the empty prompt)", Rule("float", 0, 100, optional=True), "--noise-inversion-guidance")
+        "0, the empty prompt)", Rule("float", 0, 100, optional=True), "--noise-inversion-guidance",
+        form=False)
     annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
                                           "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`

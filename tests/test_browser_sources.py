@@ -1,0 +1,39 @@
+"""The Workbench of a campaign whose batches mix re-denoised noises with plain seeds: shown, recorded, not revealed."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from tests.browser import app, error_badges, needs_chromium, open_page, records, seeds_on_screen, shot, \
+    start_labelling, wait_batch
+
+pytestmark = [needs_chromium, pytest.mark.slow, pytest.mark.browser]
+
+
+def test_re_denoised_candidates_are_shown_and_recorded_without_being_revealed(tmp_path, browser):
+    prompts = [f"a handwritten {d}" for d in range(10)]
+    with app(tmp_path, prompts, "--model", "digits", "--noise-source", "redenoise", "--min-view-ms", "0") as (url, out):
+        page = open_page(browser, url)
+        first = start_labelling(page, "blind")
+        shown = seeds_on_screen(page)
+        html = page.content()
+        sources = [img for img in page.eval_on_selector_all("#gn-screen img", "is => is.map(i => i.src)")]
+        pngs = [urllib.request.urlopen(src, timeout=10).read() for src in sources if src.startswith("http")]
+        shot(page, "workbench-redenoise")
+        page.keyboard.press("1")
+        time.sleep(0.2)
+        page.keyboard.press("Enter")
+        wait_batch(page, first)
+        assert error_badges(page) == 0
+    (record,) = [r for r in records(out) if r["kind"] == "judgement"]
+    assert record["batch_id"] == first and record["seeds"] == shown
+    made = [s["noise"]["source"]["name"] for s in record["samples"] if s["noise"].get("source")]
+    assert made == ["redenoise"] * 2  # half of the batch of 4 started from re-denoised noise
+    assert record["golden_seeds"] == [shown[0]]
+    # nothing the annotator receives names the source: the page, the image addresses, the PNGs' own text
+    for text in [html, *sources]:
+        assert "redenoise" not in text.lower() and "source_sha256" not in text
+    assert len(pngs) == 4 and all(b"redenoise" not in png for png in pngs)
