@@ -126,3 +126,28 @@ def test_with_the_identity_in_place_of_redenoise_the_analysis_finds_nothing(tmp_
     found = analysis.run(tmp_path, with_selector=False)["results"][0].parts["sources"]["sources"][0]
     assert abs(sim.source_rates()["redenoise"][0] - sim.source_rates()["seed"][0]) < 0.05
     assert not (found["p"] < 0.05 and found["ci_low"] > 0)
+
+
+def test_the_npnet_export_writes_npnets_own_pairs_filtered_by_people(mixed, tmp_path):
+    from goldennoise.generation import latents
+    from goldennoise.research import export
+    from tests.test_export import npnet_load
+
+    outputs, sim, _ = mixed
+    export.export(outputs, tmp_path / "out", formats="npnet")
+    root = tmp_path / "out" / "npnet"
+    (passed,) = [p for p in root.iterdir() if p.name.endswith("-redenoise")]
+    (every,) = [p for p in root.iterdir() if p.name.endswith("-redenoise-all")]
+    golden = sum(1 for t in sim.truth if t[5] == "redenoise" and t[4])
+    original, optimized, prompts = npnet_load(passed / "npz", passed / "prompts.txt")
+    assert len(original) == golden and len(npnet_load(every / "npz", every / "prompts.txt")[0]) == 240
+    index = {row["file"]: row for row in map(json.loads, open(passed / "index.jsonl", encoding="utf-8"))}
+    store = NoiseStore(outputs)
+    for name, row in list(index.items())[:20]:
+        content = np.load(passed / name)
+        assert row["golden"] and row["method"]["name"] == "redenoise"
+        np.testing.assert_array_equal(content["arr_0"], latents.initial_noise(row["seed"], (1, 1, 8, 8)).numpy())
+        np.testing.assert_array_equal(content["arr_1"], store.get(row["source_sha256"]))
+        assert not np.array_equal(content["arr_0"], content["arr_1"])
+    text = (passed / "README.md").read_text()
+    assert f"{golden} marked golden" in text and "The filter was human" in text

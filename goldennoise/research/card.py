@@ -281,6 +281,27 @@ def _verifier_lines(found: dict) -> list[str]:
     return lines + [""]
 
 
+def redenoise_readme(judged: int, passed: int, everything: bool) -> str:
+    """The card of an NPNet dataset made from a campaign's re-denoised candidates (`export.write_redenoise`)."""
+    kept = (f"All {judged} pairs, whatever people said: `index.jsonl` gives each one's human label (`golden`)."
+            if everything else f"The {passed} of {judged} pairs whose re-denoised image people marked golden.")
+    return f"""# NPNet's dataset, filtered by people (GoldenNoise)
+
+Pairs (x_T, x'_T) as NPNet's re-denoise sampling makes them: `arr_0` the seed's float32 draw x_T,
+`arr_1` its re-denoised noise x'_T (one denoising step with guidance, inverted without it; the
+parameters are each row's `method` in `index.jsonl`), `arr_2` the prompt's number in `prompts.txt`.
+Point NPNet's `NoiseDataset(pick=True, data_dir=".../npz", prompt_path=".../prompts.txt")` at this folder.
+
+{kept}
+
+**The filter was human.** NPNet keeps a pair when a reward model (HPSv2) scores the image of x'_T above
+the image of x_T. Here annotators saw the image of x'_T among plain seeds' images of the same prompt,
+not told which was which, and the pair passes when they marked it golden: a judgement of the
+re-denoised image on its own, not a comparison with the image of the same seed's x_T (which was
+never shown). Counts: {judged} re-denoised candidates judged, {passed} marked golden.
+"""
+
+
 NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)
 
 One folder per campaign and generation configuration. In each:
@@ -298,5 +319,7 @@ Point NPNet's `NoiseDataset(pick=True, data_dir=".../npz", prompt_path=".../prom
 
 These are **human-preference pairs**: the winner is another seed's noise that people preferred under the
 same prompt, not a re-denoised target noise of the loser as in NPNet's original data. Ties and "both bad"
-pairwise answers make no pair.
+pairwise answers make no pair. Where a campaign mixed re-denoised candidates in (`[noise] source =
+"redenoise"`), a pair's noise is the one its image started from, and `<folder>-redenoise/` (the pairs
+people marked golden) and `<folder>-redenoise-all/` hold NPNet's own (x_T, x'_T) pairs, each with its card.
 """

@@ -42,6 +42,7 @@ import pandas as pd
 
 from goldennoise.errors import UserError
 from goldennoise.generation.images import confined
+from goldennoise.generation.latents import initial_noise
 from goldennoise.research import card, dataset
 from goldennoise.research.verify import Checked, Checker, Group, checked
 from goldennoise.store.campaign import read_written
@@ -394,7 +395,47 @@ def npnet_prompt_numbers(pairs: list[dict]) -> dict[tuple, int]:
     return {key: k for k, key in enumerate(keys)}
 
 
+def redenoise_pairs(group: Group) -> list[dict]:
+    """Candidates that started from a re-denoised noise: (their seed's draw, the re-denoised noise, the people's
+    label), NPNet's (x_T, x'_T) with a human judgement in place of its reward model."""
+    s = group.samples
+    if s.empty or "noise_source" not in s:
+        return []
+    rows = s[s["noise_check"].isin(VERIFIED) & (s["noise_source"].astype(object) == "redenoise")]
+    return rows.to_dict("records")
+
+
+def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
+    """`<name>-redenoise/` (the pairs people marked golden: NPNet's dataset, human-filtered) and
+    `<name>-redenoise-all/` (every pair, its label in index.jsonl), each loadable by NPNet's NoiseDataset."""
+    rows = redenoise_pairs(group)
+    for name, part in _by_shape(group.name, rows, "noise") if rows else []:
+        passed = [r for r in part if r["golden"]]
+        for folder, chosen in ((f"{name}-redenoise", passed), (f"{name}-redenoise-all", part)):
+            if not chosen:
+                continue
+            prompts = npnet_prompt_numbers(chosen)
+            index = []
+            for n, r in enumerate(chosen):
+                number = prompts[(r["prompt_id"], r["prompt"])]
+                draw = initial_noise(int(r["seed"]), tuple(r["noise"]["shape"])).numpy()
+                np.savez(safe_path(root, folder, "npz", f"{n}.npz"), draw, checker.noise(r["seed"], r["noise"]),
+                         np.array(number, dtype=np.int64))
+                index.append({"file": f"npz/{n}.npz", "npnet_index": number,
+                              "prompt_index": _int_or_none(r.get("prompt_index")), "prompt_id": r["prompt_id"],
+                              "record_id": r["record_id"], "annotator": r["annotator"], "seed": int(r["seed"]),
+                              "golden": bool(r["golden"]), "method": r["noise"]["source"],
+                              "noise_sha256": r["noise"]["sha256"], "source_sha256": r["noise"]["source_sha256"],
+                              **_index_columns(r, r["noise"])})
+            lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
+            safe_path(root, folder, "prompts.txt").write_text("".join(lines), encoding="utf-8")
+            _write_jsonl(safe_path(root, folder, "index.jsonl"), index)
+            safe_path(root, folder, "README.md").write_text(card.redenoise_readme(
+                len(part), len(passed), folder.endswith("-all")), encoding="utf-8")
+
+
 def write_npnet(group: Group, root: Path, checker: Checker) -> None:
+    write_redenoise(group, root, checker)
     pairs = preference_pairs(group)
     for name, part in _by_shape(group.name, pairs, "winner_noise") if pairs else []:
         prompts = npnet_prompt_numbers(part)  # (prompt id, text) -> `index` in prompts.txt and arr_2
