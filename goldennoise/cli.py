@@ -1,4 +1,4 @@
-"""The `goldennoise` command: app, generate, analyze, export, push, verify, migrate, simulate, schema.
+"""The `goldennoise` command: app, generate, analyze, export, push, verify, migrate, simulate, train, schema.
 
 Each subcommand parses its arguments here and calls the library; nothing runs at
 import. `goldennoise <command> --help` lists every option, its choices and the
@@ -257,6 +257,28 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """A noise-prompt network from a campaign's re-denoised candidates, with its held-out card."""
+    from goldennoise.errors import UserError
+    from goldennoise.research import train
+
+    try:
+        card = train.train(args.outputs, args.out, args.campaign_id, args.labels, args.epochs, store=args.store)
+    except UserError as error:
+        print(f"goldennoise train: {error}", file=sys.stderr)
+        return 2
+    held = card.get("held_out")
+    print(f"noise model written: {args.out} (sha256 {card['sha256'][:12]}…); {card['pairs']['training']} training "
+          f"pairs ({args.labels}) of {card['pairs']['judged']} judged, {card['seconds']} s")
+    if held:
+        print(f"held out ({held['pairs']} pairs, {held['prompts']} prompts and their seeds never seen): error "
+              f"{held['network_error']:.5f} vs the identity's {held['identity_error']:.5f}; predicted change's "
+              f"cosine with the true one {held['change_cosine']:.3f}")
+    print(f"serve it: [noise] source = \"model\", checkpoint = \"{args.out}\" (or --noise-source model "
+          f"--noise-checkpoint {args.out})")
+    return 0
+
+
 def cmd_simulate(args) -> int:
     """A digits campaign answered by simulated annotators; the truth beside what the analysis found."""
     from goldennoise import simulate
@@ -269,7 +291,7 @@ def cmd_simulate(args) -> int:
                                 batch_size=args.batch_size, overlap=args.overlap, guidance=args.guidance,
                                 steps=args.steps, judge=args.judge, seed=args.seed, store=args.store,
                                 verifiers=args.verifiers, noise_source=args.noise_source,
-                                noise_share=args.noise_share)
+                                noise_share=args.noise_share, noise_checkpoint=args.noise_checkpoint)
         found = {} if args.no_analysis else simulate.analyse(Path(args.outputs), sim.campaign, args.store)
         pool = simulate.pool_truth(0, args.pool_size, args.guidance, args.steps) \
             if args.pool_truth and args.seed_strategy == "pool" else None
@@ -361,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "recommended: different models' noises are not comparable)")
         p.set_defaults(func=func)
 
+    trainer = _parser("train", "Train a noise-prompt network (NPNet style) on a campaign's re-denoised candidates "
+                      "that people marked golden, and report it on prompts and seeds it never saw.", sub)
+    trainer.add_argument("outputs")
+    trainer.add_argument("--out", required=True, help="the checkpoint to write (.safetensors)")
+    trainer.add_argument("--campaign-id", default=None, help="the campaign (default: the only one with pairs)")
+    trainer.add_argument("--labels", choices=("golden", "all", "shuffled"), default="golden",
+                         help="golden: the pairs people marked golden (default); all; shuffled: as many, at random")
+    trainer.add_argument("--epochs", type=int, default=300)
+    add_store_option(trainer)
+    trainer.set_defaults(func=cmd_train)
     verify = _parser("verify", "Re-make every recorded noise from its seed and check it against its record.", sub)
     verify.add_argument("outputs")
     add_store_option(verify)
@@ -396,8 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--verifiers", default=("digits",), metavar="NAME,NAME",
                      type=lambda text: tuple(v.strip() for v in text.split(",") if v.strip()),
                      help="verifiers scoring every image (default digits: the sandbox's own; '' for none)")
-    sim.add_argument("--noise-source", choices=("seed", "redenoise"), default="seed",
-                     help="redenoise: a share of each batch starts from NPNet's re-denoised noise (default seed)")
+    sim.add_argument("--noise-source", choices=("seed", "redenoise", "model"), default="seed",
+                     help="redenoise: a share of each batch starts from NPNet's re-denoised noise; model: from a "
+                     "trained noise model's (--noise-checkpoint) (default seed)")
+    sim.add_argument("--noise-checkpoint", default=None, help="the noise model (goldennoise train)")
     sim.add_argument("--noise-share", type=float, default=0.5, help="that share (default 0.5)")
     sim.add_argument("--no-analysis", action="store_true", help="write the records only")
     sim.add_argument("--pool-truth", action="store_true", help="also judge every pool seed x every digit (slower)")

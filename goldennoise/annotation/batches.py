@@ -144,7 +144,8 @@ class Batches:
     def sources(self, prompt: Prompt, chosen: list[int]) -> list[dict | None]:
         """Per candidate: None (its seed's draw) or the campaign's noise source with its probability (`noises`)."""
         c = self.runtime.campaign
-        source = noises.Source(c.noise_source, c.noise_share, c.noise_guidance_scale, c.noise_inversion_guidance_scale)
+        source = noises.Source(c.noise_source, c.noise_share, c.noise_guidance_scale, c.noise_inversion_guidance_scale,
+                               c.noise_checkpoint)
         return [None if p is None else {**source.to_dict(), "share": p}
                 for p in noises.assign(source, chosen, prompt.index)]
 

@@ -228,6 +228,14 @@ def runtime_for(campaign: Campaign, store: RecordStore, outputs: str | Path, loa
         if name in redenoise.REFUSED:
             raise CampaignError(f"campaign noise.source: redenoise does not handle {redenoise.REFUSED[name]} yet "
                                 f"({name}); use noise.source = \"seed\" with this model.", "noise.source")
+    if workers and resolved.noise_source == "model":
+        from goldennoise.generation import noise_model  # lazy: only campaigns with a noise model
+
+        _, info = noise_model.load(resolved.noise_checkpoint)
+        name = type(workers[0].model.pipe).__name__
+        if info["pipeline_class"] != name:
+            raise CampaignError(f"campaign noise.checkpoint: trained for a {info['pipeline_class']}, this campaign's "
+                                f"model is a {name}.", "noise.checkpoint")
     placeholder = models.placeholder_warning(models.resolve(resolved.model, resolved.revision))
     if placeholder:
         warnings.insert(0, placeholder)

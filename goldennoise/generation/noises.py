@@ -29,7 +29,7 @@ import numpy as np
 from goldennoise.errors import NoiseMismatch
 
 FOLDER = "noises"
-SOURCES = ("seed", "redenoise")
+SOURCES = ("seed", "redenoise", "model")
 
 
 def sha256_of(noise: np.ndarray) -> str:
@@ -88,6 +88,7 @@ class Source:
     share: float = 0.5
     guidance_scale: float | None = None  # None: the family's default (redenoise.Redenoise.for_family)
     inversion_guidance_scale: float | None = None
+    checkpoint: str | None = None  # model: the noise model's file (`noise_model`)
 
     @property
     def active(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -111,26 +112,34 @@ class Generated:
 
 def make_sources(pipe, prompt: str, draws: list[torch.Tensor], sources: list[dict | None], lay: latents.Layout,
                  params: GenerationParams) -> tuple[list[dict | None], list[torch.Tensor | None]]:
-    """Per seed: the source's full parameters and its made noise (None, None for a plain seed)."""
-    from goldennoise.generation import redenoise  # lazy: only campaigns with a noise source use it
+    """Per seed: the source's full description and its made noise (None, None for a plain seed)."""
+    from goldennoise.generation import noise_model, redenoise  # lazy: only campaigns with a noise source use them
 
     full, made = [None] * len(draws), [None] * len(draws)
-    groups: dict[tuple, list[int]] = {}  # the source's own parameters -> the seeds made with them, in one call
+    groups: dict[tuple, list[int]] = {}  # a source and its parameters -> the seeds made with it, in one call
     for i, source in enumerate(sources):
         if source:
-            if source.get("name") != "redenoise":
-                raise UserError(f"sources: {source.get('name')!r} is not a noise source (redenoise).", "sources")
-            key = tuple(source.get(k) for k in ("guidance_scale", "inversion_guidance_scale"))
+            if source.get("name") not in ("redenoise", "model"):
+                raise UserError(f"sources: {source.get('name')!r} is not a noise source (redenoise, model).",
+                                "sources")
+            key = tuple(source.get(k) for k in ("name", "guidance_scale", "inversion_guidance_scale", "checkpoint"))
             groups.setdefault(key, []).append(i)
-    for (guidance, inversion), chosen in groups.items():
-        given = {k: v for k, v in (("guidance_scale", guidance), ("inversion_guidance_scale", inversion))
-                 if v is not None}
-        method = redenoise.Redenoise.for_family(lay.family, num_inference_steps=max(2, params.num_inference_steps),
-                                                **given)
-        out = redenoise.redenoise(pipe, torch.cat([draws[i] for i in chosen]), prompt, method,
-                                  params.max_sequence_length or 512)
+    for (name, guidance, inversion, checkpoint), chosen in groups.items():
+        batch = torch.cat([draws[i] for i in chosen])
+        length = params.max_sequence_length or 512
+        if name == "model":
+            net, info = noise_model.load(checkpoint)
+            out = noise_model.apply(net, pipe, batch, [prompt] * len(chosen), length)
+            described = {"name": "model", "checkpoint": Path(checkpoint).name, "checkpoint_sha256": info["sha256"]}
+        else:
+            given = {k: v for k, v in (("guidance_scale", guidance), ("inversion_guidance_scale", inversion))
+                     if v is not None}
+            method = redenoise.Redenoise.for_family(lay.family, num_inference_steps=max(2, params.num_inference_steps),
+                                                    **given)
+            out = redenoise.redenoise(pipe, batch, prompt, method, length)
+            described = {"name": "redenoise", **method.to_dict()}
         for row, i in enumerate(chosen):
-            full[i] = {"name": "redenoise", "share": float(sources[i]["share"]), **method.to_dict()}
+            full[i] = {**described, "share": float(sources[i]["share"])}
             made[i] = out[row:row + 1].contiguous()
     return full, made
 

@@ -70,7 +70,7 @@ METHODS = ("clip", "selector")  # or "verifier:<name>", a verifier the campaign 
 VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits")  # beside CLIP (digits: the sandbox's)
 STAND_INS = tuple(f"tiny-{v}" for v in VERIFIERS[:4])  # offline stand-ins: the architectures, random weights
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-NOISE_SOURCES = ("seed", "redenoise")
+NOISE_SOURCES = ("seed", "redenoise", "model")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,8 @@ class Campaign:
     noise_source: str = setting("noise.source", "seed", "seed: every candidate starts from its seed's draw; "
                                 "redenoise: a share of the candidates start from NPNet's re-denoised noise of their "
                                 "seed (kept under outputs/noises/), mixed in at random positions, the annotator not "
-                                "told (the noise settings are not in the Settings tab, which annotators see)", Rule("choice", choices=NOISE_SOURCES), "--noise-source", form=False)
+                                "told (the noise settings are not in the Settings tab, which annotators see); "
+                                "model: the same with a trained noise model (noise.checkpoint)", Rule("choice", choices=NOISE_SOURCES), "--noise-source", form=False)
     noise_share: float = setting("noise.share", 0.5, "share of each batch's candidates drawn from the noise source "
                                  "(the rest are plain seeds, for comparison)", Rule("float", 0, 1), "--noise-share",
                                  form=False)
@@ -150,6 +151,9 @@ class Campaign:
         "noise.inversion_guidance_scale", None, "redenoise: the guidance of its inverse step (empty: 1, or for FLUX.1 "
         "0, the empty prompt)", Rule("float", 0, 100, optional=True), "--noise-inversion-guidance",
         form=False)
+    noise_checkpoint: str | None = setting("noise.checkpoint", None, "model: the noise model's safetensors file "
+                                           "(`goldennoise train`); relative to where the app runs",
+                                           Rule("text", 1, 4096, optional=True), "--noise-checkpoint", form=False)
     annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
                                           "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`
@@ -187,6 +191,8 @@ class Campaign:
                 and self.prefilter.split(":", 1)[1] in {verifier_of(v) for v in self.verifiers}):
             _bad("prefilter.method", "must be clip, selector or verifier:<name> of a verifier in scoring.verifiers",
                  self.prefilter)
+        if (self.noise_source == "model") != (self.noise_checkpoint is not None):
+            _bad("noise.checkpoint", "is needed by noise.source = \"model\" and by nothing else", self.noise_checkpoint)
         if self.noise_source != "seed" and self.candidates:
             _bad("noise.source", "cannot be combined with a pre-filter yet (prefilter.candidates = 0): the pre-filter "
                  "would choose between the sources and the comparison would be biased", self.noise_source)
@@ -313,7 +319,7 @@ def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     # Settings added after 0.2 enter the hash only when used: older campaigns keep their ids.
     for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", []),
                           ("noise_source", "seed"), ("noise_share", 0.5), ("noise_guidance_scale", None),
-                          ("noise_inversion_guidance_scale", None)):
+                          ("noise_inversion_guidance_scale", None), ("noise_checkpoint", None)):
         if key[name] == default:
             del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]

@@ -66,12 +66,27 @@ class Fingerprint(Block):
 class NoiseSource(Block):
     """A noise made from the seed's draw instead of the draw itself (generation/noises.py), and how."""
 
-    name: Literal["redenoise"]
+    name: Literal["redenoise", "model"]
     share: Annotated[float, Field(ge=0, le=1)]  # the probability this candidate had of getting the source
-    guidance_scale: float
-    inversion_guidance_scale: float
-    num_inference_steps: int
-    embedded_guidance: float
+    guidance_scale: float | None = None  # redenoise: its steps' parameters
+    inversion_guidance_scale: float | None = None
+    num_inference_steps: int | None = None
+    embedded_guidance: float | None = None
+    checkpoint: Short | None = None  # model: the noise model's file name, and its content's hash
+    checkpoint_sha256: Hex64 | None = None
+
+    @model_validator(mode="after")
+    def _what_makes_it(self):
+        needed = (("guidance_scale", "inversion_guidance_scale", "num_inference_steps") if self.name == "redenoise"
+                  else ("checkpoint_sha256",))
+        missing = [n for n in needed if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"noise source {self.name}: needs {', '.join(missing)}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _only_what_it_has(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 class Noise(Block):
