@@ -183,7 +183,9 @@ def report(sim: Simulation, analysis: dict, pool: dict | None) -> list[str]:
     """Truth beside what the analysis found, one line each."""
     lines = [f"simulated campaign {sim.campaign}: {sim.answers} judgements, {sim.skips} skips",
              f"golden rate: truth (judge) {sim.true_rate():.3f} | recorded {sim.observed_rate():.3f} | analysis "
-             f"{analysis.get('rate', float('nan')):.3f}"]
+             f"{analysis.get('rate', float('nan')):.3f}"
+             + (" (the analysis's: plain candidates only; the truth and the recorded rate: every candidate)"
+                if len(sim.source_rates()) > 1 else "")]
     if pool:
         lines.append(f"seeds (judge over the whole pool x 10 digits): overdispersion {pool['overdispersion']:.2f}, "
                      f"split-half {pool['split_half']:.2f}")

@@ -137,3 +137,24 @@ def test_an_administrators_switch_leaves_no_session_broken(own_app):
         reply = c.predict(batch_id=screen["batch_id"], golden_seeds=[], api_name="/submit_selection")
         assert reply["record"]["campaign"] == switched["id"]
     assert ada.predict(api_name="/campaign")["model"] == "tiny-sd"
+
+
+def test_annotators_of_a_campaign_with_a_noise_source_are_not_told_which_candidates_it_made(tmp_path):
+    (tmp_path / "p.txt").write_text("".join(f"a handwritten {d}\n" for d in range(4)))
+    service = make_service(tmp_path / "out", Campaign(name="blind-noise", model="digits", prompts=str(tmp_path / "p.txt"),
+                                                      min_view_ms=0, noise_source="redenoise", noise_share=0.5),
+                           auth=["ada:pw-a", "boss:pw-c:admin"])
+    try:
+        with serving(service) as url:
+            ada, boss = client(url, "ada"), client(url, "boss")
+            ada.predict(api_name="/start")
+            made = ada.predict(api_name="/generate_batch")
+            assert len(made["seeds"]) == 4 and "noise" not in made and made["parameters"]
+            assert not any(k.startswith("noise") for k in ada.predict(api_name="/campaign"))
+            boss.predict(api_name="/start")
+            blocks = boss.predict(api_name="/generate_batch")["noise"]
+            assert sum(1 for b in blocks if b.get("source")) == 2  # administrators see the provenance
+            settings = boss.predict(api_name="/campaign")
+            assert settings["noise_source"] == "redenoise" and settings["noise_share"] == 0.5
+    finally:
+        service.close_all()

@@ -151,3 +151,4 @@ def test_the_npnet_export_writes_npnets_own_pairs_filtered_by_people(mixed, tmp_
         assert not np.array_equal(content["arr_0"], content["arr_1"])
     text = (passed / "README.md").read_text()
     assert f"{golden} marked golden" in text and "The filter was human" in text
+

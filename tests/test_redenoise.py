@@ -217,3 +217,34 @@ def test_on_the_sandbox_redenoise_beats_plain_seeds_only_as_much_as_a_first_step
     assert not beats(plain) and not beats(random) and not beats(wrong)  # identity, same-size change, shuffled
     low, high = _paired_interval(gained, boosted)
     assert low <= 0 <= high  # no better than the boost
+
+
+def test_a_v_prediction_model_is_turned_into_eps_and_zero_terminal_snr_is_refused(pipes):
+    from diffusers import DDIMScheduler
+
+    pipe = pipes["tiny-sd"]
+    original = pipe.scheduler
+    x = draws(pipe, [31])
+    try:
+        eps_out = rd.redenoise(pipe, x, PROMPT, rd.Redenoise(4.0, 1.0, 10))
+        pipe.scheduler = type(original).from_config(original.config, prediction_type="v_prediction")
+        v_out = rd.redenoise(pipe, x, PROMPT, rd.Redenoise(4.0, 1.0, 10))
+        assert not torch.allclose(eps_out, v_out)  # the same output read as v moves the noise differently
+        # by hand: v at t0 -> eps = sqrt(a0) v + sqrt(1 - a0) x, the DDIM pair as before
+        t0, _, a0, a1 = rd.ddim_levels(pipe.scheduler.config, 10)
+        cond, uncond = pipe.encode_prompt([PROMPT], "cpu", 1, True)
+
+        def eps(z, inverse):
+            w = 1.0 if inverse else 4.0
+            with torch.no_grad():
+                u, c = pipe.unet(torch.cat([z, z]), torch.tensor(t0), encoder_hidden_states=torch.cat([uncond, cond])
+                                 ).sample.chunk(2)
+            return math.sqrt(a0) * (u + w * (c - u)) + math.sqrt(1 - a0) * z
+
+        assert torch.allclose(v_out, rd.ddim_pair(eps, x, a0, a1), atol=2e-5)
+        pipe.scheduler = DDIMScheduler.from_config(original.config, rescale_betas_zero_snr=True,
+                                                   timestep_spacing="trailing")
+        with pytest.raises(UserError, match="zero-terminal-SNR"):
+            rd.redenoise(pipe, x, PROMPT, rd.Redenoise(4.0, 1.0, 10))
+    finally:
+        pipe.scheduler = original

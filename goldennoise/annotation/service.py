@@ -257,14 +257,18 @@ class Service:
         target.write_text(text, encoding="utf-8")
         return self.switch(caller, {"prompts": str(target)}, progress)
 
-    def settings(self) -> dict:
-        """The running campaign's settings as annotators may see them (no server paths); a switch made on another
-        replica is followed first."""
+    def settings(self, admin: bool = False) -> dict:
+        """The running campaign's settings as annotators may see them (no server paths, and not the noise source:
+        which candidates start from another noise is kept from them); with `admin`, the noise settings too (the
+        checkpoint by file name). A switch made on another replica is followed first."""
         self._follow()
         runtime = self._runtime()
         c = runtime.campaign
-        values = {name: getattr(c, name) for name in SETTINGS}
+        values = {name: getattr(c, name) for name in SETTINGS
+                  if admin or not SETTINGS[name]["key"].startswith("noise.")}
         values.update(model=c.public_model, prompts=Path(c.prompts).name, annotators=list(c.annotators))
+        if admin and c.noise_checkpoint:
+            values["noise_checkpoint"] = Path(c.noise_checkpoint).name
         return {"id": c.id, **values, "prompt_count": len(runtime.prompts),
                 "batches_ready": self.store.batch_count(c.id), "warnings": list(runtime.warnings)}
 

@@ -101,8 +101,9 @@ def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, see
 
     start = time.perf_counter()
     store = noises.NoiseStore(outputs)
+    draws = {block["source_sha256"]: block["sha256"] for block in made["noise"] if block.get("source_sha256")}
     for sha, noise in (made.get("made") or {}).items():
-        if store.put(noise) != sha:  # the device's hash of the tensor and ours of its bytes must agree
+        if store.put(noise, draws[sha]) != sha:  # the device's hash of the tensor and ours of its bytes must agree
             raise RuntimeError(f"a made noise does not hash to its record's {sha[:12]}…; nothing was recorded.")
     pil_images = [Image.fromarray(array) for array in made["images"]]
     scores = made["scores"]

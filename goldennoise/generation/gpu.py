@@ -53,7 +53,8 @@ def uninstall(key: str) -> None:
 def duration(key: str, prompt: str, seeds: list[int], params: dict, sources: list | None = None) -> int:
     """Seconds of GPU a batch may need (ZeroGPU's `duration`), from its size and steps."""
     megapixels = params["height"] * params["width"] / 1e6
-    work = len(seeds) * megapixels * params["num_inference_steps"]
+    sourced = sum(1 for source in sources or [] if source)  # re-denoise: two more model calls per such seed
+    work = (len(seeds) * params["num_inference_steps"] + 2 * sourced) * megapixels
     return int(min(MAX_SECONDS, BASE_SECONDS + SECONDS_PER_MEGAPIXEL_STEP * work))
 
 

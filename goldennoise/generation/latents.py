@@ -50,6 +50,8 @@ from goldennoise.generation import tiny
 from goldennoise.generation.hub import folder_fingerprint
 from goldennoise.generation.noises import NoiseStore
 
+SOURCES = ("redenoise", "model")  # what a block's `source` may name
+
 GENERATOR_DEVICE = "cpu"
 DRAW_DTYPE = "float32"
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed accepts 64-bit values; keep them signed (int64 everywhere)
@@ -271,8 +273,11 @@ def made_noise(seed: int, block: dict, store: NoiseStore | None) -> torch.Tensor
     if store is None:
         raise NoiseMismatch(f"seed {seed}: its noise was made by {block['source'].get('name')!r} and is kept under "
                             "the outputs folder (noises/); verify it with that folder.")
+    if (block["source"] or {}).get("name") not in SOURCES:
+        raise NoiseMismatch(f"seed {seed}: {str((block['source'] or {}).get('name'))[:40]!r} is not a noise source "
+                            f"GoldenNoise makes ({', '.join(SOURCES)}).")
     try:
-        made = torch.from_numpy(store.get(block["source_sha256"]))
+        made = torch.from_numpy(store.get(block.get("source_sha256"), block["sha256"]))
     except NoiseMismatch as error:
         raise NoiseMismatch(f"seed {seed}: {error}") from None
     if list(made.shape) != list(block["shape"]):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,16 +47,21 @@ class NoiseStore:
     def path(self, sha256: str) -> Path:
         return self.folder / sha256[:2] / f"{sha256}.npz"
 
-    def put(self, noise) -> str:
-        """Keep `noise` (a float32 tensor or array) unless it is kept already; return its sha256."""
+    def put(self, noise, draw_sha256: str) -> str:
+        """Keep `noise` (a float32 tensor or array), made from the draw whose sha256 is `draw_sha256`, unless it is
+        kept already (and intact); return its sha256."""
         array = np.ascontiguousarray(np.asarray(noise, dtype=np.float32))
         sha = sha256_of(array)
         path = self.path(sha)
         if path.exists():
-            return sha
+            try:
+                self.get(sha)
+                return sha
+            except NoiseMismatch:  # a damaged file of that name: written again below
+                pass
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, noise=array)
+        np.savez_compressed(buffer, noise=array, draw_sha256=np.array(draw_sha256))
         # write then rename: a reader never sees half a file, and two writers of one noise write the same bytes
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
             handle.write(buffer.getvalue())
@@ -64,12 +70,16 @@ class NoiseStore:
         os.replace(handle.name, path)
         return sha
 
-    def get(self, sha256: str) -> np.ndarray:
-        """The kept noise whose bytes hash to `sha256`, or NoiseMismatch (missing, unreadable or altered)."""
+    def get(self, sha256: str, draw_sha256: str | None = None) -> np.ndarray:
+        """The kept noise whose bytes hash to `sha256`, or NoiseMismatch (a malformed hash; missing, unreadable or
+        altered; made from another draw than the one whose sha256 is `draw_sha256`, when given)."""
+        if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+            raise NoiseMismatch(f"{str(sha256)[:20]!r} is not the sha256 of a kept noise.")
         path = self.path(sha256)
         try:
             with np.load(path, allow_pickle=False) as data:
                 array = data["noise"]
+                made_from = str(data["draw_sha256"]) if "draw_sha256" in data else None
         except FileNotFoundError:
             raise NoiseMismatch(f"the made noise {sha256[:12]}… is not under {self.folder} (it is kept beside the "
                                 "records: copy the outputs folder's noises/ with them).") from None
@@ -77,6 +87,10 @@ class NoiseStore:
             raise NoiseMismatch(f"the made noise file {path.name} cannot be read ({error}).") from None
         if array.dtype != np.float32 or sha256_of(array) != sha256:
             raise NoiseMismatch(f"the made noise file {path.name} was altered: its values no longer hash to its name.")
+        if not np.isfinite(array).all():
+            raise NoiseMismatch(f"the made noise file {path.name} holds values that are not finite.")
+        if draw_sha256 is not None and made_from != draw_sha256:
+            raise NoiseMismatch(f"the made noise {sha256[:12]}… was made from another seed's draw than this record's.")
         return array
 
 
@@ -101,12 +115,12 @@ class Source:
 def assign(source: Source, seeds: list[int], prompt_index: int) -> list[float | None]:
     """Per candidate: the probability it had of getting the source when it got it, else None (a plain seed).
 
-    Exactly round(share x n) of the n candidates get it, drawn by a generator seeded by
+    Exactly round(share x n) of the n candidates get it (halves rounded up, as the campaign checks), drawn by a generator seeded by
     the prompt's index and the first seed, so the same batch always gets the same choice."""
     n = len(seeds)
     if not source.active or n == 0:
         return [None] * n
-    k = int(round(source.share * n))
+    k = min(n, int(source.share * n + 0.5))
     rng = np.random.default_rng([int(prompt_index), int(seeds[0]) & 0xFFFFFFFF, int(seeds[0]) >> 32])
     chosen = set(rng.choice(n, size=k, replace=False).tolist())
     return [k / n if i in chosen else None for i in range(n)]

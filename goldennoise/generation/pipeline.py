@@ -138,6 +138,13 @@ def make_sources(pipe, prompt: str, draws: list[torch.Tensor], sources: list[dic
                                                     **given)
             out = redenoise.redenoise(pipe, batch, prompt, method, length)
             described = {"name": "redenoise", **method.to_dict()}
+            transformer = getattr(pipe, "transformer", None)
+            if not (transformer is not None and getattr(transformer.config, "guidance_embeds", False)):
+                del described["embedded_guidance"]  # only a guidance-embedding model (FLUX.1-dev) uses it
+        if not torch.isfinite(out).all():
+            raise GenerationError(f"The {name} noise source gave values that are not finite (this model's scheduler "
+                                  "or checkpoint does not suit it); nothing was recorded. Use noise.source = \"seed\".",
+                                  "noise.source")
         for row, i in enumerate(chosen):
             full[i] = {**described, "share": float(sources[i]["share"])}
             made[i] = out[row:row + 1].contiguous()
@@ -175,7 +182,8 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
     start = time.perf_counter()
     try:
         pipe, generators, passed, blocks, kept = prepare(model, seeds, params, prompt, sources)
-        start = time.perf_counter()
+        if not kept:  # the draws' CPU work is not the batch's time; a noise source's model calls are
+            start = time.perf_counter()
         with torch.inference_mode():
             images = pipe(**_call_kwargs(pipe, prompt, params, passed, generators)).images
     except Exception as error:

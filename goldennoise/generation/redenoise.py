@@ -19,7 +19,7 @@ draw `(N, C, h, w)`, the model asked in the pipeline's dtype:
 
 | family | step and inverse | guided / inverted condition |
 |--------|------------------|-----------------------------|
-| sd     | DDIM (the pipeline's betas, whatever sampler it uses afterwards): eps-prediction, x0 = (x - sqrt(1-a) eps) / sqrt(a) | CFG at w / CFG at the inversion guidance (1: conditional only) |
+| sd     | DDIM (the pipeline's betas, whatever sampler it uses afterwards): x0 = (x - sqrt(1-a) eps) / sqrt(a), a v- or sample-prediction output turned into eps at t0; a zero-terminal-SNR schedule is refused | CFG at w / CFG at the inversion guidance (1: conditional only) |
 | flux1  | flow-matching Euler on the pipeline's own first sigmas (shift included): x1 = x + (s1 - s0) v, inverse x' = x1 - (s1 - s0) v' | FLUX.1-schnell has no classifier-free guidance: the prompt (guidance 1) / the empty prompt (inversion guidance 0) by default, so the null prompt plays the unguided branch; other values are true CFG against the empty prompt (FluxPipeline's `true_cfg_scale`); a guidance-embedding model (FLUX.1-dev) gets `embedded_guidance` in both |
 | pixel  | flow-matching Euler (the digits sandbox) | CFG at w / CFG at the inversion guidance |
 
@@ -134,7 +134,7 @@ def _prompts(prompt: str | list[str], count: int) -> list[str]:
 
 
 def _pixel(pipe, noises: torch.Tensor, prompts: list[str], params: Redenoise) -> torch.Tensor:
-    device, dtype = pipe.unet.device, pipe.unet.dtype
+    device, dtype = pipe._execution_device, pipe.unet.dtype
     labels = pipe.encode_prompt(prompts, 1, device)
     sigma0, sigma1 = flow_sigmas(pipe, params.num_inference_steps)
     t = torch.tensor(sigma0 * 1000, device=device)  # the model is asked at t0 both times, as NPNet does
@@ -147,24 +147,35 @@ def _pixel(pipe, noises: torch.Tensor, prompts: list[str], params: Redenoise) ->
 
 
 def _sd(pipe, noises: torch.Tensor, prompts: list[str], params: Redenoise) -> torch.Tensor:
-    device, dtype = pipe.unet.device, pipe.unet.dtype
+    device, dtype = pipe._execution_device, pipe.unet.dtype  # the execution device: offloaded modules sit on "meta"
     t0, _, alpha0, alpha1 = ddim_levels(pipe.scheduler.config, params.num_inference_steps)
+    if not 0 < alpha0 < 1 or not 0 < alpha1 < 1:
+        raise UserError(f"noise source redenoise: this scheduler's first level has cumulative alpha {alpha0:g} (a "
+                        "zero-terminal-SNR schedule): DDIM cannot invert from it. Use noise.source = \"seed\".", "noise")
+    prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
+    if prediction not in ("epsilon", "v_prediction", "sample"):
+        raise UserError(f"noise source redenoise: prediction type {prediction!r} is not handled.", "noise")
     cond, uncond = pipe.encode_prompt(prompts, device, 1, True)
     timestep = torch.tensor(t0, device=device)
 
     def eps(x, inverse):
         w = params.inversion_guidance_scale if inverse else params.guidance_scale
-        x = x.to(device, dtype)
-        both = pipe.unet(torch.cat([x, x]), timestep, encoder_hidden_states=torch.cat([uncond, cond])).sample
-        e_uncond, e_cond = both.float().chunk(2)
-        return (e_uncond + w * (e_cond - e_uncond)).cpu()
+        z = x.to(device, dtype)
+        both = pipe.unet(torch.cat([z, z]), timestep, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        out_uncond, out_cond = both.float().cpu().chunk(2)
+        out = out_uncond + w * (out_cond - out_uncond)
+        if prediction == "v_prediction":  # the model is asked at t0 both times: eps = sqrt(a0) v + sqrt(1 - a0) x
+            return math.sqrt(alpha0) * out + math.sqrt(1 - alpha0) * x
+        if prediction == "sample":
+            return (x - math.sqrt(alpha0) * out) / math.sqrt(1 - alpha0)
+        return out
 
     return ddim_pair(eps, noises, alpha0, alpha1)
 
 
 def _flux1(pipe, noises: torch.Tensor, prompts: list[str], params: Redenoise,
            max_sequence_length: int = 512) -> torch.Tensor:
-    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    device, dtype = pipe._execution_device, pipe.transformer.dtype
     n, c, h, width = noises.shape
     embeds, pooled, text_ids = pipe.encode_prompt(prompts, None, device, 1, max_sequence_length=max_sequence_length)
     null, null_pooled, _ = pipe.encode_prompt([""] * n, None, device, 1, max_sequence_length=max_sequence_length)

@@ -184,7 +184,10 @@ def body(summary: dict) -> str:
         "# GoldenNoise judgements", "",
         "People judged the images that a text-to-image diffusion model made from different initial noises "
         "(seeds) for the same prompt, and marked the **golden** ones. Every row carries the exact provenance of "
-        "its noise, so the noise can be re-made from the seed alone and checked against its hashes.", "",
+        "its noise, so the noise can be re-made from the seed alone and checked against its hashes (a row whose "
+        "`noise_source` is not `seed` started from a noise made from its seed's draw, e.g. NPNet's re-denoising, "
+        "named by `source_sha256` and kept in the campaign's outputs folder under `noises/` and in the `npz` "
+        "export; the golden rate pools both kinds: compare them by `noise_source`).", "",
         "```python", "from datasets import load_dataset", "",
         f'ds = load_dataset("{summary.get("repo_id") or "path/to/this/folder"}", "{first}", split="train")',
         'splits = ds.train_test_split(test_size=0.2, stratify_by_column="golden", seed=0)', "```", "",
@@ -306,7 +309,8 @@ NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)
 
 One folder per campaign and generation configuration. In each:
 - `npz/<n>.npz`: `arr_0` the loser noise, `arr_1` the winner noise (float32, (1, C, h, w): the unpacked
-  float32 draw of each seed, before packing, casting or scaling), `arr_2` the prompt's number (int64): the
+  float32 noise each image started from, before packing, casting or scaling: the seed's draw, or for a
+  candidate from a noise source its kept noise; `index.jsonl` names which and gives each array's sha256), `arr_2` the prompt's number (int64): the
   campaign's prompt index, the `prompt_index` of every other export, unless pooled campaigns make it
   ambiguous, then prompts are numbered 0, 1, ... (`index.jsonl` has both `npnet_index` and `prompt_index`);
 - `prompts.txt`: one line per prompt, `{"index": i, "caption": "..."}`, a Python literal as NPNet's

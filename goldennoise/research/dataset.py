@@ -40,7 +40,8 @@ CHUNK = 20_000  # records turned into rows at a time: a million answers never si
 CATEGORICAL = ("record_id", "created_at", "annotator", "campaign", "configuration", "configuration_label",
                "model_id", "revision", "pipeline_class", "dtype", "scheduler", "prompt_id", "prompt", "seed_strategy",
                "batch_id", "verdict", "second_opinion_of", "slot", "noise_shape", "family", "packing",
-               "pipeline_dtype", "noise_sha256", "latents_sha256", "noise_source", "image_path", "winner", "left_image",
+               "pipeline_dtype", "noise_sha256", "latents_sha256", "noise_source", "left_noise_source",
+               "right_noise_source", "image_path", "winner", "left_image",
                "right_image", "torch_version")
 
 
@@ -106,12 +107,18 @@ def _base(d: dict) -> dict:
             "batch_id": d.get("batch_id"), "torch_version": str((d.get("versions") or {}).get("torch") or "") or None}
 
 
+def _source_of(sample: dict) -> str | None:
+    """"seed" for a candidate from its seed's draw, else its noise source's name (None without a noise block)."""
+    n = sample.get("noise")
+    return ((n.get("source") or {}).get("name") or "seed") if n else None
+
+
 def _noise_columns(sample: dict, intern: _Interned) -> dict:
     n = sample.get("noise")
     return {"noise_shape": "x".join(map(str, n["shape"])) if n else None, "family": n.get("family") if n else None,
             "packing": n.get("packing") if n else None, "pipeline_dtype": n.get("pipeline_dtype") if n else None,
             "noise_sha256": n.get("sha256") if n else None, "latents_sha256": n.get("latents_sha256") if n else None,
-            "noise_source": ((n.get("source") or {}).get("name") or "seed") if n else None,
+            "noise_source": _source_of(sample),
             "source_share": (n.get("source") or {}).get("share") if n else None,
             "noise": intern(int(sample["seed"]), n)}
 
@@ -250,6 +257,7 @@ def pair_table(source, campaign=...) -> pd.DataFrame:
                  "right_clip_score": right.get("clip_score"), **_scores(left, "left_"), **_scores(right, "right_"),
                  "left_noise": intern(int(left["seed"]), left.get("noise")),
                  "right_noise": intern(int(right["seed"]), right.get("noise")),
+                 "left_noise_source": _source_of(left), "right_noise_source": _source_of(right),
                  "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]
 
     return _table(source, campaign, rows_of)

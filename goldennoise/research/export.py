@@ -100,6 +100,8 @@ def provenance(block: dict | None, suffix: str = "") -> dict:
             f"family{suffix}": b.get("family"), f"packing{suffix}": b.get("packing"), f"scale{suffix}": b.get("scale"),
             f"pipeline_dtype{suffix}": b.get("pipeline_dtype"), f"noise_order{suffix}": b.get("order"),
             f"noise_sha256{suffix}": b.get("sha256"), f"latents_sha256{suffix}": b.get("latents_sha256"),
+            f"noise_source{suffix}": ((b.get("source") or {}).get("name") or "seed") if block else None,
+            f"source_sha256{suffix}": b.get("source_sha256"),
             f"noise_provenance{suffix}": json.dumps(block, sort_keys=True) if block else None}
 
 
@@ -126,7 +128,8 @@ def features(verifiers: list[str] = ()):
               "pipeline_class": s, "dtype": s, "height": i, "width": i, "num_inference_steps": i, "guidance_scale": f,
               "scheduler": s, "max_sequence_length": i, "seed_strategy": s}
     noise = {"noise_shape": List(i), "latents_shape": List(i), "family": s, "packing": s, "scale": f,
-             "pipeline_dtype": s, "noise_order": s, "noise_sha256": s, "latents_sha256": s, "noise_provenance": s}
+             "pipeline_dtype": s, "noise_order": s, "noise_sha256": s, "latents_sha256": s, "noise_source": s,
+             "source_sha256": s, "noise_provenance": s}
     answer = {"prompt_id": s, "prompt_index": i, "annotator": s, "record_id": s, "created_at": s, "visible_ms": i,
               "shown_scores": b}
     samples = Features({"image": Image(), "golden": ClassLabel(names=["bad", "golden"]), "seed": i, "prompt": s,
@@ -135,6 +138,7 @@ def features(verifiers: list[str] = ()):
                         "noise_check": s, "torch_version": s,
                         **{f"score_{n}": Value("float32") for n in verifiers}})
     sides = {f"{k}_{n}": v for n in (0, 1) for k, v in (("noise_sha256", s), ("latents_sha256", s),
+                                                         ("noise_source", s), ("source_sha256", s),
                                                          ("noise_provenance", s))}
     pairwise = Features({"caption": s, "image_0": Image(), "image_1": Image(), "label_0": f, "label_1": f,
                          "winner": s, "seed_0": i, "seed_1": i, "clip_score_0": f, "clip_score_1": f, **answer,
@@ -269,7 +273,8 @@ def write_hub(data: Checked, groups: dict[str, Group], root: Path, repo_id: str 
 def flat(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """A table without dict or path-object columns: provenance flattened, shapes as "1x4x8x8"."""
     sides = {"pairwise": (("left_noise", "left_"), ("right_noise", "right_"))}.get(kind, (("noise", ""),))
-    replaced = {"noise", "left_noise", "right_noise", "image_file", "left_file", "right_file", *provenance(None)}
+    replaced = {"noise", "left_noise", "right_noise", "image_file", "left_file", "right_file",
+                *(prefix + name for _, prefix in sides for name in provenance(None))}
     out = table.drop(columns=[c for c in table.columns if c in replaced])
     for column, prefix in sides:
         cols = pd.DataFrame([provenance(b) for b in table[column]], index=table.index)
@@ -434,6 +439,11 @@ def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
                 len(part), len(passed), folder.endswith("-all")), encoding="utf-8")
 
 
+def _array_sha256(block: dict) -> str:
+    """The sha256 of the float32 array a block's image started from: its kept noise's, else its seed's draw's."""
+    return block.get("source_sha256") or block["sha256"]
+
+
 def write_npnet(group: Group, root: Path, checker: Checker) -> None:
     write_redenoise(group, root, checker)
     pairs = preference_pairs(group)
@@ -448,8 +458,11 @@ def write_npnet(group: Group, root: Path, checker: Checker) -> None:
                 pair.get("prompt_index")), "prompt_id": pair["prompt_id"],
                           "source": pair["source"], "record_id": pair["record_id"], "annotator": pair["annotator"],
                           "winner_seed": pair["winner_seed"], "loser_seed": pair["loser_seed"],
-                          "winner_noise_sha256": pair["winner_noise"]["sha256"],
-                          "loser_noise_sha256": pair["loser_noise"]["sha256"],
+                          # the arrays' own hashes: a candidate from a noise source started from its kept noise
+                          "winner_noise_sha256": _array_sha256(pair["winner_noise"]),
+                          "loser_noise_sha256": _array_sha256(pair["loser_noise"]),
+                          "winner_noise_source": (pair["winner_noise"].get("source") or {}).get("name", "seed"),
+                          "loser_noise_source": (pair["loser_noise"].get("source") or {}).get("name", "seed"),
                           **_index_columns(pair, pair["winner_noise"])})
         lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
         safe_path(root, name, "prompts.txt").write_text("".join(lines), encoding="utf-8")

@@ -193,6 +193,10 @@ class Campaign:
                  self.prefilter)
         if (self.noise_source == "model") != (self.noise_checkpoint is not None):
             _bad("noise.checkpoint", "is needed by noise.source = \"model\" and by nothing else", self.noise_checkpoint)
+        if self.noise_source != "seed" and not 1 <= int(self.noise_share * self.batch_size + 0.5) < self.batch_size:
+            _bad("noise.share", f"must give every batch of {self.batch_size} at least one candidate from the source "
+                 f"and one plain seed to compare it with (share x batch size, rounded, in 1..{self.batch_size - 1})",
+                 self.noise_share)
         if self.noise_source != "seed" and self.candidates:
             _bad("noise.source", "cannot be combined with a pre-filter yet (prefilter.candidates = 0): the pre-filter "
                  "would choose between the sources and the comparison would be biased", self.noise_source)

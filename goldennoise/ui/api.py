@@ -71,9 +71,12 @@ def describe(service: Service, caller, screen, provenance: bool = False) -> dict
             out["clip_scores"] = batch.clip_scores
             if batch.scores:
                 out["scores"] = batch.scores  # verifier name -> a score per seed
+        # a candidate's noise block names its source (and its latents differ from the seed's draw): annotators of a
+        # campaign with a noise source must not learn which candidates those are
         if provenance:
-            out["noise"] = batch.noise
             out["parameters"], out["model"] = batch.parameters, batch.model
+            if c.noise_source == "seed" or service.is_admin(caller):
+                out["noise"] = batch.noise
     return out
 
 
@@ -109,7 +112,7 @@ def _settings_endpoint(service: Service, name: str, fields: tuple[str, ...], doc
         values = {k: v for k, v in bound.arguments.items() if v is not None}
         caller = caller_of(request)
         runtime = service.switch(caller, campaign_settings.changes(service.campaign, values))
-        return {"id": runtime.id, "prompts": len(runtime.prompts), "settings": service.settings()}
+        return {"id": runtime.id, "prompts": len(runtime.prompts), "settings": service.settings(admin=True)}
 
     endpoint.__signature__ = signature
     endpoint.__annotations__ = {p.name: p.annotation for p in params} | {"return": dict}
@@ -148,7 +151,8 @@ def register(service: Service) -> None:
                        mode: str = "batch", request: gr.Request = None) -> dict:
         """The batch of the prompt this client holds; or (administrators) of an explicit prompt, seeds and
         generation parameters (num_inference_steps, guidance_scale, height, width, ...). Returns seeds, image
-        paths and URLs, CLIP scores (not to annotators of a blind campaign) and each seed's noise provenance."""
+        paths and URLs, CLIP scores (not to annotators of a blind campaign) and each seed's noise provenance (in a
+        campaign with a noise source, to administrators only)."""
         begin = time.perf_counter()
         caller = caller_of(request)
         made = service.make_batch(caller, prompt, seeds, parameters, mode)
@@ -206,8 +210,9 @@ def register(service: Service) -> None:
 
     @_guard
     def campaign(request: gr.Request = None) -> dict:
-        """The running campaign's settings (read-only for annotators; no server paths)."""
-        return service.settings()
+        """The running campaign's settings (read-only for annotators; no server paths; the noise source for
+        administrators only)."""
+        return service.settings(service.is_admin(caller_of(request)))
 
     init_model = _settings_endpoint(service, "init_model", campaign_settings.MODEL_FIELDS,
                                     "Administrators: load a model with its generation parameters (a campaign switch; "

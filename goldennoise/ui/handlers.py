@@ -65,7 +65,7 @@ class Browser:
         c = self.service.campaign
         guide = (f"### Guidelines\n\n{c.guidelines}" if c.guidelines else
                  "*This campaign has no written guidelines: tick the images you find best for the prompt.*")
-        return {self.ui.summary: render.campaign_summary(self.service.settings(), is_admin),
+        return {self.ui.summary: render.campaign_summary(self.service.settings(is_admin), is_admin),
                 self.ui.guidelines: guide, self.ui.guide: guide, **self._settings(is_admin)}
 
     # Arriving and starting -------------------------------------------------------------------

@@ -81,6 +81,10 @@ def verify_and_featurize(data: Data, progress=None) -> None:
         except NoiseMismatch as error:
             failed[(int(seed), shape, sha, latents_sha, config_id)] = str(error)
             continue
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # a block too broken to re-make
+            failed[(int(seed), shape, sha, latents_sha, config_id)] = (f"seed {seed}: cannot re-make the noise "
+                                                                       f"({error.__class__.__name__})")
+            continue
         data.verified.unchecked.update(unchecked)
         if block.get("source") is None and (int(seed), shape) not in done:  # features: the seeds' own draws
             features = noise_features(noise.numpy())  # one noise at a time: memory stays bounded

@@ -50,6 +50,13 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
     if not rows.empty and sources.present(rows):
         _sources(result, rows, seed)
         rows = rows[rows["noise_source"].astype(object) == "seed"].reset_index(drop=True)  # the seeds' own noises
+    if not pairs.empty and "left_noise_source" in pairs:
+        plain = ((pairs["left_noise_source"].astype(object) == "seed")
+                 & (pairs["right_noise_source"].astype(object) == "seed")).to_numpy()
+        if not plain.all():
+            result.caveats.append(f"{int((~plain).sum())} of {len(pairs)} pairwise answers had a candidate from a noise "
+                                  "source: the pairwise analysis of seeds uses the others only.")
+            pairs = pairs[plain].reset_index(drop=True)
     design.describe(result, rows, pairs, candidates)
     if not rows.empty:
         _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)

@@ -212,6 +212,7 @@ def _sources(result, folder) -> list[str]:
             "needs no new noise (benchmarks/noise_loop.py puts every method beside that control).")
     table_rows = pd.DataFrame(out["sources"]).round(4)
     parts = ["<h2>Noise sources</h2>", _p(text)] + [_p(line) for line in (verdict(s) for s in out["sources"])]
+    parts += [_p(note) for note in out.get("notes", [])]
     parts.append(table(table_rows, "Each noise source against plain seeds", folder, "noise_sources"))
     for name, frame in out["per_prompt"].items():
         parts.append(table(frame, f"{name} against plain seeds per prompt, largest difference first", folder,

@@ -7,8 +7,10 @@ the comparison is a randomised experiment:
 
 - rates per arm (unit: the candidate) and their difference, source minus plain, with a
   95% interval bootstrapping whole prompts (a prompt's judgements move together);
-- p: one-sided permutation test of "the source is no better", the arm labels shuffled
-  within each judgement (the campaign's own randomisation), 1,000 permutations;
+- p: one-sided permutation test of "the source is no better", the arm labels permuted
+  among each batch's candidates, the same permutation for every judgement of that batch
+  (the campaign's own randomisation: annotators of one batch saw one assignment), 1,000
+  permutations;
 - per prompt: each prompt's difference (prompts that had both arms);
 - per verifier that scored the images (CLIP included): among pairs of one source and
   one plain candidate of the same judgement that people split (one golden, one not),
@@ -41,17 +43,33 @@ def _difference(golden: np.ndarray, arm: np.ndarray, weights: np.ndarray | float
     return float(np.dot(w[arm], golden[arm]) / a - np.dot(w[~arm], golden[~arm]) / b)
 
 
-def _permutation_p(golden: np.ndarray, arm: np.ndarray, groups: np.ndarray, observed: float, seed: int) -> float:
-    """One-sided p of a difference at least `observed`, the arm labels shuffled within each group."""
+def _permutation_p(golden: np.ndarray, arm: np.ndarray, batches: np.ndarray, positions: np.ndarray,
+                   observed: float, seed: int) -> float:
+    """One-sided p of a difference at least `observed` under the campaign's own randomisation: within each batch
+    the arm labels of its candidate positions are permuted, the same permutation for every judgement of that batch
+    (two annotators of one batch saw one assignment, not two)."""
     rng = np.random.default_rng(seed)
-    by_group = np.argsort(groups, kind="stable")
-    labels = arm[by_group]
+    batch_codes = codes(batches)
+    n_batches = batch_codes.max() + 1
+    slot = np.zeros(len(arm), dtype=np.int64)  # each row's candidate: its place among its batch's positions
+    labels = {}
+    for b in range(n_batches):
+        rows = np.flatnonzero(batch_codes == b)
+        places = np.unique(positions[rows])
+        slot[rows] = np.searchsorted(places, positions[rows])
+        labels[b] = np.array([arm[rows[positions[rows] == p][0]] for p in places])
+    width = max(len(v) for v in labels.values())
+    table = np.zeros((n_batches, width), dtype=bool)
+    sizes = np.array([len(labels[b]) for b in range(n_batches)])
+    for b in range(n_batches):
+        table[b, :sizes[b]] = labels[b]
+    padding = np.arange(width)[None, :] >= sizes[:, None]
     hits = 0
     for _ in range(PERMUTATIONS):
-        order = np.lexsort((rng.random(len(arm)), groups))  # each group's rows, in a random order
-        shuffled = np.empty_like(arm)
-        shuffled[order] = labels
-        hits += _difference(golden, shuffled) >= observed - 1e-12
+        keys = np.where(padding, np.inf, rng.random((n_batches, width)))
+        order = np.argsort(keys, axis=1)  # a random permutation of each batch's own places (padding last)
+        moved = np.take_along_axis(table, order, axis=1)
+        hits += _difference(golden, moved[batch_codes, slot]) >= observed - 1e-12
     return (hits + 1) / (PERMUTATIONS + 1)
 
 
@@ -83,22 +101,30 @@ def analyse(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
     frame = rows.reset_index(drop=True)
     sources = sorted(set(frame["noise_source"].astype(object)) - {"seed"})
     boot = ClusterBootstrap(frame["prompt_id"], None, draws, seed)
-    out = {"bootstrap": boot.described, "sources": [], "per_prompt": {}, "verifiers": {}}
+    out = {"bootstrap": boot.described, "sources": [], "per_prompt": {}, "verifiers": {}, "notes": []}
     golden = frame["golden"].to_numpy(float)
-    groups = codes(frame["record_id"])
-    mixed = frame.groupby("record_id", observed=True)["noise_source"].transform(
-        lambda s: (s.astype(object) == "seed").any() and (s.astype(object) != "seed").any()).to_numpy(bool)
+    batches = codes(frame["batch_id"].astype(object).fillna(frame["record_id"].astype(object)))
+    positions = frame["position"].to_numpy(np.int64)
+    arms = frame["noise_source"].astype(object)
     for name in sources:
-        use = mixed & frame["noise_source"].astype(object).isin(["seed", name]).to_numpy()
-        sub, arm = frame[use], (frame["noise_source"].astype(object) == name).to_numpy()[use]
-        y, g = golden[use], groups[use]
+        # judgements that had both this source and plain seeds: the arms compared within them
+        mixed = frame.groupby("record_id", observed=True)["noise_source"].transform(
+            lambda s, name=name: (s.astype(object) == "seed").any() and (s.astype(object) == name).any()
+        ).to_numpy(bool)
+        use = mixed & arms.isin(["seed", name]).to_numpy()
+        if not use.any():
+            out["notes"].append(f"{name}: no judgement had both {name} and plain candidates; nothing to compare.")
+            continue
+        sub, arm = frame[use], (arms == name).to_numpy()[use]
+        y = golden[use]
         diff = _difference(y, arm)
         sub_boot = ClusterBootstrap(sub["prompt_id"], None, draws, seed)
         low, high = sub_boot.interval(lambda m: _difference(y, arm, m))
         share = sub.loc[arm, "source_share"].astype(float) if "source_share" in sub else pd.Series(dtype=float)
         out["sources"].append({
             "source": name, "rate": float(y[arm].mean()), "plain_rate": float(y[~arm].mean()),
-            "difference": diff, "ci_low": low, "ci_high": high, "p": _permutation_p(y, arm, g, diff, seed),
+            "difference": diff, "ci_low": low, "ci_high": high,
+            "p": _permutation_p(y, arm, batches[use], positions[use], diff, seed),
             "candidates": int(arm.sum()), "plain_candidates": int((~arm).sum()),
             "judgements": int(sub["record_id"].nunique()), "prompts": int(sub["prompt_id"].nunique()),
             "share": float(share.mean()) if len(share) else float("nan")})

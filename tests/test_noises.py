@@ -1,0 +1,71 @@
+"""Noise sources' small parts: which candidates get one, where made noises are kept, what a campaign accepts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from goldennoise.errors import CampaignError, NoiseMismatch
+from goldennoise.generation import latents, models, pipeline
+from goldennoise.generation.noises import NoiseStore, Source, assign
+from goldennoise.generation.pipeline import GenerationParams
+from goldennoise.store.campaign import Campaign
+
+
+def test_exactly_the_share_of_each_batch_at_positions_fixed_per_prompt():
+    source = Source("redenoise", 0.5)
+    chosen = [assign(source, list(range(100 * p, 100 * p + 6)), p) for p in range(40)]
+    assert all(sum(c is not None for c in row) == 3 for row in chosen)
+    assert all(c in (None, 0.5) for row in chosen for c in row)
+    assert assign(source, list(range(6)), 0) == chosen[0]  # the same batch, the same choice
+    assert len({tuple(c is None for c in row) for row in chosen}) > 5
+    assert assign(Source("seed", 0.5), [1, 2, 3], 0) == [None] * 3
+
+
+@pytest.mark.parametrize("share, batch", [(1.0, 4), (0.1, 4), (0.2, 2), (0.5, 1)])
+def test_a_share_that_leaves_an_arm_empty_is_refused_by_name(share, batch):
+    with pytest.raises(CampaignError, match="noise.share"):
+        Campaign(noise_source="redenoise", noise_share=share, batch_size=batch, pool_size=64).check()
+    Campaign(noise_source="seed", noise_share=share, batch_size=batch, pool_size=64).check()  # unused: fine
+
+
+def test_a_noise_source_and_a_prefilter_or_a_stray_checkpoint_are_refused():
+    with pytest.raises(CampaignError, match="pre-filter"):
+        Campaign(noise_source="redenoise", candidates=8).check()
+    with pytest.raises(CampaignError, match="noise.checkpoint"):
+        Campaign(noise_source="model").check()
+    with pytest.raises(CampaignError, match="noise.checkpoint"):
+        Campaign(noise_source="redenoise", noise_checkpoint="x.safetensors").check()
+
+
+def test_kept_noises_are_exact_bound_to_their_draw_and_refuse_a_bad_name_or_a_damaged_file(tmp_path):
+    store = NoiseStore(tmp_path)
+    noise = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    sha = store.put(noise, "a" * 64)
+    assert np.array_equal(store.get(sha, "a" * 64), noise.numpy())
+    with pytest.raises(NoiseMismatch, match="another seed"):
+        store.get(sha, "b" * 64)
+    with pytest.raises(NoiseMismatch, match="not the sha256"):
+        store.get("../../../../etc/passwd")
+    np.savez_compressed(store.path(sha), noise=noise.numpy() + 1, draw_sha256=np.array("a" * 64))
+    with pytest.raises(NoiseMismatch, match="altered"):
+        store.get(sha)
+    assert store.put(noise, "a" * 64) == sha and np.array_equal(store.get(sha), noise.numpy())  # rewritten
+
+
+def test_a_block_pointing_at_another_seeds_kept_noise_or_naming_an_unknown_source_fails(tmp_path):
+    model = models.load_model("digits")
+    made = pipeline.generate(model, "a handwritten 2", [1, 17], GenerationParams(10, 0.75, 64, 64),
+                             [{"name": "redenoise", "share": 0.5}] * 2)
+    store = NoiseStore(tmp_path)
+    for block in made.noise:
+        store.put(made.made[block["source_sha256"]], block["sha256"])
+    one, other = made.noise
+    assert latents.verify(1, one, store=store).status == "exact"
+    stolen = {**one, "source_sha256": other["source_sha256"], "latents_sha256": other["latents_sha256"]}
+    with pytest.raises(NoiseMismatch, match="another seed"):
+        latents.verify(1, stolen, store=store)
+    with pytest.raises(NoiseMismatch, match="not a noise source"):
+        latents.verify(1, {**one, "source": {**one["source"], "name": "foo"}}, store=store)
+    assert "embedded_guidance" not in one["source"]  # only a guidance-embedding model uses it
