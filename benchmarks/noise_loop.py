@@ -15,13 +15,19 @@ on the real digits, `sandbox.judge`) calls a sample golden when p(asked digit) >
   |x'_T - x_T| of that seed and digit (another generator), the control for "any change";
 - best-of-4 by the digits verifier: four seeds per (seed, digit) slot (seed, seed + S,
   seed + 2S, seed + 3S), the one the sandbox's automatic verifier (a logistic regression,
-  not the judge) scores highest is kept.
+  not the judge) scores highest is kept;
+- the noise-prompt network: first a re-denoise campaign (100 prompts x 6 candidates, half
+  re-denoised, random seeds) is answered by a simulated annotator (the judge, no errors),
+  `goldennoise train` fits the network on the pairs marked golden, and it is applied to
+  this run's seeds (none of them in the campaign); beside it, the same network trained on
+  as many pairs drawn at random (`--labels shuffled`: does the human filter matter?).
 
 Unit of analysis: the (seed, digit) pair; seeds repeat across the ten digits, so every
 interval resamples seeds (2,000 bootstrap draws, a seed's ten digits together) and every
 difference is paired on the same seeds. Cost: wall time per image of each method over
-plain sampling's, one CPU thread (re-denoise adds two model calls; best-of-4 samples four).
-Not in this run: the learned verifier and the noise-prompt network (issue 22, not built yet).
+plain sampling's (timed first and last, the cheaper kept: the machine is shared), one CPU
+thread (re-denoise adds two model calls; best-of-4 samples four).
+Not in this run: a learned verifier (issue 22, not built yet).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +45,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from goldennoise.generation import hub, latents, models  # noqa: E402
+from goldennoise import simulate  # noqa: E402
+from goldennoise.generation import hub, latents, models, noise_model  # noqa: E402
 from goldennoise.generation import redenoise as rd  # noqa: E402
 from goldennoise.generation.verifiers import digits as digits_verifier  # noqa: E402
+from goldennoise.research import train  # noqa: E402
 from goldennoise.sandbox import judge  # noqa: E402
 from goldennoise.sandbox.figures import sample  # noqa: E402
 from goldennoise.sandbox.prompts import prompt_of  # noqa: E402
@@ -129,6 +138,25 @@ def main() -> None:
     chosen = torch.stack(candidates)[best, torch.arange(len(plain))]
     judged("best-of-4, digits verifier", chosen, time.perf_counter() - start)  # four samples + scores per image
 
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        collected = simulate.simulate(Path(folder) / "collected", annotators=1, error=0.0, repeats=10, batch_size=6,
+                                      overlap=0.0, seed_strategy="random", verifiers=(), noise_source="redenoise",
+                                      steps=steps, noise_share=0.5)
+        trained = {kind: train.train(Path(folder) / "collected", Path(folder) / f"{kind}.safetensors",
+                                     labels=kind, log=None) for kind in ("golden", "shuffled")}
+        setup = time.perf_counter() - start
+        overlap = len({t[0] for t in collected.truth} & set(range(4 * seeds)))
+        for kind, name in (("golden", "noise-prompt network"), ("shuffled", "  same, shuffled labels")):
+            net, _ = noise_model.load(Path(folder) / f"{kind}.safetensors")
+            start = time.perf_counter()
+            learned = noise_model.apply(net, pipe, plain, prompts)
+            judged(name, sample(pipe, learned, labels, [w] * steps), time.perf_counter() - start)
+
+    start = time.perf_counter()  # plain sampling timed again at the end: the cheaper of the two is its cost
+    sample(pipe, plain, labels, [w] * steps)
+    timing["plain seeds"] = min(timing["plain seeds"], (time.perf_counter() - start) / len(plain))
+
     rng = np.random.default_rng(0)
     boot = bootstrap(passes, rng)
     base = timing["plain seeds"]
@@ -147,6 +175,11 @@ def main() -> None:
               f"{timing[name] / base:>9.2f}x")
     print(f"  plain sampling: {1000 * base:.2f} ms per image (batches of 500); mean |x'_T - x_T| / |x_T| "
           f"of re-denoise {float((size / plain.flatten(1).norm(dim=1)).mean()):.3f}")
+    held = trained["golden"]["held_out"]
+    print(f"  noise-prompt network: trained on {trained['golden']['pairs']['training']} golden pairs of "
+          f"{trained['golden']['pairs']['judged']} (campaign, training and both networks {setup:.0f} s, not in its "
+          f"cost); held out: error {held['network_error']:.5f} vs identity {held['identity_error']:.5f}, change "
+          f"cosine {held['change_cosine']:.3f}; campaign seeds among this run's: {overlap}")
 
 
 if __name__ == "__main__":

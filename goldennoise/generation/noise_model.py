@@ -57,7 +57,8 @@ class NoiseNet(nn.Module):
         g = self.config["grid"]
         template = self.template(embedding).view(len(x), x.shape[1], g, g)
         if template.shape[-2:] != x.shape[-2:]:
-            template = torch.nn.functional.interpolate(template, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            template = torch.nn.functional.interpolate(template, size=x.shape[-2:], mode="bilinear",
+                                                       align_corners=False)
         y = x + template + self.out(h)
         dims = tuple(range(1, x.dim()))
         return y * (x.std(dim=dims, keepdim=True) / y.std(dim=dims, keepdim=True).clamp_min(1e-6))
@@ -134,7 +135,8 @@ def load(path: str | Path) -> tuple[NoiseNet, dict]:
 
 
 @torch.no_grad()
-def apply(net: NoiseNet, pipe, noises: torch.Tensor, prompts: list[str], max_sequence_length: int = 512) -> torch.Tensor:
+def apply(net: NoiseNet, pipe, noises: torch.Tensor, prompts: list[str],
+          max_sequence_length: int = 512) -> torch.Tensor:
     """The network's noises for float32 draws `(N, C, h, w)` and one prompt per draw."""
     embedding = prompt_embedding(pipe, prompts, max_sequence_length)
     if embedding.shape[1] != net.config["embed_dim"] or noises.shape[1] != net.config["channels"]:

@@ -90,7 +90,8 @@ class NoiseStore:
         if not np.isfinite(array).all():
             raise NoiseMismatch(f"the made noise file {path.name} holds values that are not finite.")
         if draw_sha256 is not None and made_from != draw_sha256:
-            raise NoiseMismatch(f"the made noise {sha256[:12]}… was made from another seed's draw than this record's.")
+            raise NoiseMismatch(f"the made noise {sha256[:12]}… was made from another seed's draw than this "
+                                "record's.")
         return array
 
 
@@ -115,8 +116,9 @@ class Source:
 def assign(source: Source, seeds: list[int], prompt_index: int) -> list[float | None]:
     """Per candidate: the probability it had of getting the source when it got it, else None (a plain seed).
 
-    Exactly round(share x n) of the n candidates get it (halves rounded up, as the campaign checks), drawn by a generator seeded by
-    the prompt's index and the first seed, so the same batch always gets the same choice."""
+    Exactly round(share x n) of the n candidates get it (halves rounded up, as the campaign
+    checks), drawn by a generator seeded by the prompt's index and the first seed, so the
+    same batch always gets the same choice."""
     n = len(seeds)
     if not source.active or n == 0:
         return [None] * n

@@ -119,8 +119,9 @@ def flow_sigmas(pipe, num_inference_steps: int, image_seq_len: int | None = None
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
         config = scheduler.config
-        mu = calculate_shift(image_seq_len, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-                             config.get("base_shift", 0.5), config.get("max_shift", 1.15))
+        mu = calculate_shift(image_seq_len, config.get("base_image_seq_len", 256),
+                             config.get("max_image_seq_len", 4096), config.get("base_shift", 0.5),
+                             config.get("max_shift", 1.15))
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         scheduler.set_timesteps(sigmas=sigmas, mu=mu)
     return float(scheduler.sigmas[0]), float(scheduler.sigmas[1])
@@ -151,7 +152,8 @@ def _sd(pipe, noises: torch.Tensor, prompts: list[str], params: Redenoise) -> to
     t0, _, alpha0, alpha1 = ddim_levels(pipe.scheduler.config, params.num_inference_steps)
     if not 0 < alpha0 < 1 or not 0 < alpha1 < 1:
         raise UserError(f"noise source redenoise: this scheduler's first level has cumulative alpha {alpha0:g} (a "
-                        "zero-terminal-SNR schedule): DDIM cannot invert from it. Use noise.source = \"seed\".", "noise")
+                        "zero-terminal-SNR schedule): DDIM cannot invert from it. Use noise.source = \"seed\".",
+                        "noise")
     prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
     if prediction not in ("epsilon", "v_prediction", "sample"):
         raise UserError(f"noise source redenoise: prediction type {prediction!r} is not handled.", "noise")

@@ -310,7 +310,8 @@ NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)
 One folder per campaign and generation configuration. In each:
 - `npz/<n>.npz`: `arr_0` the loser noise, `arr_1` the winner noise (float32, (1, C, h, w): the unpacked
   float32 noise each image started from, before packing, casting or scaling: the seed's draw, or for a
-  candidate from a noise source its kept noise; `index.jsonl` names which and gives each array's sha256), `arr_2` the prompt's number (int64): the
+  candidate from a noise source its kept noise; `index.jsonl` names which and gives each array's
+  sha256), `arr_2` the prompt's number (int64): the
   campaign's prompt index, the `prompt_index` of every other export, unless pooled campaigns make it
   ambiguous, then prompts are numbered 0, 1, ... (`index.jsonl` has both `npnet_index` and `prompt_index`);
 - `prompts.txt`: one line per prompt, `{"index": i, "caption": "..."}`, a Python literal as NPNet's

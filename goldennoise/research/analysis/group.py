@@ -54,8 +54,8 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
         plain = ((pairs["left_noise_source"].astype(object) == "seed")
                  & (pairs["right_noise_source"].astype(object) == "seed")).to_numpy()
         if not plain.all():
-            result.caveats.append(f"{int((~plain).sum())} of {len(pairs)} pairwise answers had a candidate from a noise "
-                                  "source: the pairwise analysis of seeds uses the others only.")
+            result.caveats.append(f"{int((~plain).sum())} of {len(pairs)} pairwise answers had a candidate from a "
+                                  "noise source: the pairwise analysis of seeds uses the others only.")
             pairs = pairs[plain].reset_index(drop=True)
     design.describe(result, rows, pairs, candidates)
     if not rows.empty:
