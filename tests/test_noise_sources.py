@@ -152,3 +152,40 @@ def test_the_npnet_export_writes_npnets_own_pairs_filtered_by_people(mixed, tmp_
     text = (passed / "README.md").read_text()
     assert f"{golden} marked golden" in text and "The filter was human" in text
 
+
+
+def test_pairwise_answers_in_a_campaign_with_a_noise_source_compare_the_arms_side_by_side(tmp_path):
+    """Batches of 2, share 0.5: the Pairwise view shows one re-denoised and one plain candidate, unannounced; the
+    judge picks the image it finds more recognisable; the analysis reports how often the sourced side won and keeps
+    those answers out of the seeds' pairwise analysis."""
+    from PIL import Image
+
+    from goldennoise.annotation.access import Access
+    from goldennoise.annotation.service import Caller, Service
+    from goldennoise.sandbox import judge
+    from goldennoise.sandbox.prompts import digit_of
+    from goldennoise.store.campaign import Campaign
+
+    prompts = tmp_path / "p.txt"
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    prompts.write_text("".join(f"{form}\n" for d in range(10)
+                               for form in (f"a handwritten {d}", f"the digit {d}", names[d])))
+    service = Service(tmp_path / "out", None, Access(local_only=True), prefetch=False)
+    try:
+        service.start(Campaign(name="pairs", model="digits", prompts=str(prompts), batch_size=2, min_view_ms=0,
+                               num_inference_steps=10, noise_source="redenoise", noise_share=0.5, seed_strategy="random"))
+        caller = Caller("pairs-tab")
+        service.join(caller, "sim", present=False)
+        screen = service.show(caller, "pairwise")
+        while screen.state == "batch":
+            images = [Image.open(tmp_path / "out" / path) for path in screen.batch.image_paths]
+            p = judge.p_requested(images, digit_of(screen.prompt.text))
+            winner = "left" if p[0] > p[1] else "right" if p[1] > p[0] else "tie"
+            screen = service.answer(caller, "pairwise", screen.batch.batch_id, winner=winner).screen
+    finally:
+        service.close_all()
+    result = analysis.run(tmp_path / "out", with_selector=False)
+    (found,) = result["results"][0].parts["sources_pairwise"]
+    assert found["source"] == "redenoise" and found["answers"] + found["both_bad"] == 30
+    assert found["won"] > 0.5
+    assert any("had a candidate from a noise source" in c for c in result["results"][0].caveats)

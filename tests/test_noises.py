@@ -69,3 +69,29 @@ def test_a_block_pointing_at_another_seeds_kept_noise_or_naming_an_unknown_sourc
     with pytest.raises(NoiseMismatch, match="not a noise source"):
         latents.verify(1, {**one, "source": {**one["source"], "name": "foo"}}, store=store)
     assert "embedded_guidance" not in one["source"]  # only a guidance-embedding model uses it
+
+
+def _pairs(wins_of_source: int, losses: int, ties: int = 0, both_bad: int = 0):
+    import pandas as pd
+
+    rows, n = [], 0
+    for outcome, count in (("win", wins_of_source), ("loss", losses), ("tie", ties), ("both_bad", both_bad)):
+        for _ in range(count):
+            left_is_source = n % 2 == 0  # sides alternate, as a random order would put them
+            winner = {"tie": "tie", "both_bad": "both_bad"}.get(outcome) or (
+                "left" if (outcome == "win") == left_is_source else "right")
+            rows.append({"prompt_id": f"p{n % 20}", "batch_id": f"b{n}", "record_id": f"r{n}", "winner": winner,
+                         "left_noise_source": "redenoise" if left_is_source else "seed",
+                         "right_noise_source": "seed" if left_is_source else "redenoise"})
+            n += 1
+    return pd.DataFrame(rows)
+
+
+def test_pairwise_answers_say_how_often_the_sourced_side_won_whichever_side_it_was_on():
+    from goldennoise.research.analysis import sources
+
+    (found,) = sources.pairwise(_pairs(45, 15, ties=10, both_bad=5), draws=300)
+    assert found["answers"] == 70 and found["both_bad"] == 5
+    assert abs(found["won"] - (45 + 5) / 70) < 1e-12 and found["ci_low"] > 0.5 and found["p"] < 0.01
+    (null,) = sources.pairwise(_pairs(30, 30), draws=300)
+    assert abs(null["won"] - 0.5) < 1e-12 and null["p"] > 0.3

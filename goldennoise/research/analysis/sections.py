@@ -196,11 +196,23 @@ def _verifiers(result, folder) -> list[str]:
     return parts
 
 
+PAIRWISE_TEXT = ("Pairwise answers with one side from a noise source and the other a plain seed, in a random order, "
+                 "unannounced: how often the sourced side won (a tie counts half; 'both bad' is no preference and is "
+                 "left out). Interval: bootstrap over prompts; p: one-sided, every answer of a pair flipped together "
+                 "at random. The two sides are different seeds, not one seed's noise before and after.")
+
+
 def _sources(result, folder) -> list[str]:
-    out = result.parts.get("sources")
-    if not out:
-        return []
     import pandas as pd  # lazy as the rest of the analysis
+
+    out = result.parts.get("sources") or {}
+    compared = result.parts.get("sources_pairwise")
+    if not out and not compared:
+        return []
+    if not out:  # pairwise answers only
+        return ["<h2>Noise sources</h2>", _p(PAIRWISE_TEXT),
+                table(pd.DataFrame(compared).round(4), "Each noise source against a plain seed, side by side", folder,
+                      "noise_sources_pairwise")]
 
     text = ("Some candidates of each batch started from another noise than their seed's draw, chosen at random "
             "positions and not shown as such. Unit: the candidate; rates per arm among the judgements that had both; "
@@ -214,6 +226,9 @@ def _sources(result, folder) -> list[str]:
     parts = ["<h2>Noise sources</h2>", _p(text)] + [_p(line) for line in (verdict(s) for s in out["sources"])]
     parts += [_p(note) for note in out.get("notes", [])]
     parts.append(table(table_rows, "Each noise source against plain seeds", folder, "noise_sources"))
+    if compared:
+        parts += [_p(PAIRWISE_TEXT), table(pd.DataFrame(compared).round(4), "Each noise source against a plain seed, "
+                                           "side by side", folder, "noise_sources_pairwise")]
     for name, frame in out["per_prompt"].items():
         parts.append(table(frame, f"{name} against plain seeds per prompt, largest difference first", folder,
                            f"noise_sources_{name}_per_prompt", ranked_by="difference"))

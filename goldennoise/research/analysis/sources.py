@@ -147,6 +147,41 @@ def analyse(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
     return out
 
 
+def pairwise(pairs: pd.DataFrame, draws: int = 1000, seed: int = 0) -> list[dict]:
+    """Pairwise answers with one side from a noise source and the other a plain seed (a batch of 2 with share 0.5
+    puts one of each side by side, in a random order, unannounced): how often the sourced side won.
+
+    Unit: the answer (a tie counts half, "both bad" is no preference and is left out, counted);
+    interval: bootstrap over prompts; p: one-sided, every answer of a batch flipped together at random (under
+    the null the two sides are exchangeable)."""
+    out = []
+    left, right = pairs["left_noise_source"].astype(object), pairs["right_noise_source"].astype(object)
+    for name in sorted((set(left) | set(right)) - {"seed", None}):
+        mixed = ((left == name) & (right == "seed")) | ((left == "seed") & (right == name))
+        sub = pairs[mixed.to_numpy()].reset_index(drop=True)
+        if sub.empty:
+            continue
+        on_left = (sub["left_noise_source"].astype(object) == name).to_numpy()
+        winner = sub["winner"].astype(object).to_numpy()
+        decided = winner != "both_bad"
+        score = np.where(winner == "tie", 0.5, np.where((winner == "left") == on_left, 1.0, 0.0))[decided]
+        if not len(score):
+            continue
+        frame = sub[decided].reset_index(drop=True)
+        boot = ClusterBootstrap(frame["prompt_id"], None, draws, seed)
+        low, high = boot.interval(lambda m: float(np.average(score, weights=m)) if m.sum() else np.nan)
+        batches = codes(frame["batch_id"].astype(object).fillna(frame["record_id"].astype(object)))
+        rng = np.random.default_rng(seed)
+        observed = float(score.mean())
+        flips = rng.random((PERMUTATIONS, batches.max() + 1)) < 0.5
+        permuted = np.where(flips[:, batches], 1 - score, score).mean(axis=1)
+        p = (int((permuted >= observed - 1e-12).sum()) + 1) / (PERMUTATIONS + 1)
+        out.append({"source": name, "won": observed, "ci_low": low, "ci_high": high, "p": p,
+                    "answers": int(decided.sum()), "both_bad": int((~decided).sum()),
+                    "prompts": int(frame["prompt_id"].nunique())})
+    return out
+
+
 def verdict(source: dict) -> str:
     """One plain sentence for the summary and the report."""
     significant = source["p"] < 0.05 and source["ci_low"] > 0
