@@ -263,11 +263,24 @@ def cmd_train(args) -> int:
     from goldennoise.research import train
 
     try:
-        card = train.train(args.outputs, args.out, args.campaign_id, args.labels, args.epochs, store=args.store)
+        if args.kind == "verifier":
+            card = train.train_verifier(args.outputs, args.out, args.campaign_id, args.labels, args.epochs,
+                                        store=args.store)
+        else:
+            card = train.train(args.outputs, args.out, args.campaign_id, args.labels, args.epochs, store=args.store)
     except UserError as error:
         print(f"goldennoise train: {error}", file=sys.stderr)
         return 2
     held = card.get("held_out")
+    if args.kind == "verifier":
+        print(f"learned verifier written: {args.out} (sha256 {card['sha256'][:12]}…); {card['training_images']} of "
+              f"{card['images']} judged images ({args.labels}), {card['seconds']} s")
+        if held:
+            print(f"held out ({held['images']} images, {held['prompts']} prompts never seen): within-judgement AUC "
+                  f"{held['auc']:.3f} (CLIP score: {held['clip_auc']:.3f})")
+        print(f"use it: [scoring] verifiers = [\"learned\"], learned_checkpoint = \"{args.out}\"; pre-filter with "
+              "prefilter.method = \"verifier:learned\"")
+        return 0
     print(f"noise model written: {args.out} (sha256 {card['sha256'][:12]}…); {card['pairs']['training']} training "
           f"pairs ({args.labels}) of {card['pairs']['judged']} judged, {card['seconds']} s")
     if held:
@@ -388,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("outputs")
     trainer.add_argument("--out", required=True, help="the checkpoint to write (.safetensors)")
     trainer.add_argument("--campaign-id", default=None, help="the campaign (default: the only one with pairs)")
+    trainer.add_argument("--kind", choices=("noise", "verifier"), default="noise",
+                         help="noise: the noise-prompt network (default); verifier: a head on CLIP embeddings")
     trainer.add_argument("--labels", choices=("golden", "all", "shuffled"), default="golden",
                          help="golden: the pairs people marked golden (default); all; shuffled: as many, at random")
     trainer.add_argument("--epochs", type=int, default=300)

@@ -35,8 +35,8 @@ def oracles():
 
 
 def test_registry_lists_the_verifiers_and_refuses_unknown_names():
-    assert verifiers.available() == ["aesthetic", "clip", "digits", "hpsv2", "imagereward", "pickscore"]
-    assert verifiers.available(stand_ins=True)[6:] == sorted(STAND_INS)
+    assert verifiers.available() == ["aesthetic", "clip", "digits", "hpsv2", "imagereward", "learned", "pickscore"]
+    assert verifiers.available(stand_ins=True)[7:] == sorted(STAND_INS)
     with pytest.raises(UserError) as error:
         verifiers.load("hpsv3")
     assert error.value.field == "verifiers"

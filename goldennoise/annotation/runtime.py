@@ -289,7 +289,9 @@ def load_workers(campaign: Campaign, params: GenerationParams, device_list, load
             if progress and campaign.verifiers:
                 progress(offset / max(1, len(targets)), f"Loading {', '.join(campaign.verifiers)} on {device}…")
             # A verifier without its weights stops the start (ModelLoadError says which files and what fixes it).
-            scorers = {verifier_of(name): verifiers.load(name, device=device) for name in campaign.verifiers}
+            scorers = {verifier_of(name): verifiers.load(name, device=device, source=campaign.learned_checkpoint
+                                                         if name == "learned" else None)
+                       for name in campaign.verifiers}
             workers.append(Worker(f"{run}-{offset}", model, clip, scorers).install())
     except BaseException:
         for worker in workers:

@@ -1,6 +1,15 @@
-"""`goldennoise train`: a noise-prompt network (NPNet style) from a campaign's re-denoised candidates.
+"""`goldennoise train`: a noise-prompt network (NPNet style) from a campaign's re-denoised candidates, or a
+learned verifier from its labels.
 
     goldennoise train OUTPUTS --out noise-model.safetensors [--campaign-id ID] [--labels golden]
+    goldennoise train OUTPUTS --kind verifier --out verifier.safetensors [--labels golden|shuffled]
+
+The verifier (`train_verifier`, `generation.verifiers.learned`): every judged image of the
+live judgements, its CLIP [image, text, image x text] embedding (the campaign model's
+CLIP), and a logistic head fitted on people's golden/bad labels (`shuffled`: the labels
+permuted within each judgement, the control); evaluated within judgement (AUC: a golden
+image outscores a bad one of the same judgement) on held-out prompts, beside the
+recorded CLIP score's AUC on the same judgements.
 
 The data are NPNet's pairs (x_T, x'_T): each candidate of a `[noise] source =
 "redenoise"` campaign whose noise was verified, its seed's draw x_T and its kept
@@ -26,7 +35,8 @@ import numpy as np
 import torch
 
 from goldennoise.errors import UserError
-from goldennoise.generation import models, noise_model
+from goldennoise.generation import models, noise_model, scoring
+from goldennoise.generation.verifiers import learned
 from goldennoise.generation.noises import NoiseStore
 from goldennoise.research import dataset
 from goldennoise.research.verify import Checker
@@ -126,4 +136,85 @@ def train(outputs: str | Path, out: str | Path, campaign: str | None = None, lab
                 "note": "prompts and seeds never seen in training"}
     sha = noise_model.save(net, out, type(model.pipe).__name__, card)
     card["sha256"] = sha
+    return card
+
+
+def _within_auc(scores: np.ndarray, golden: np.ndarray, records: np.ndarray) -> float:
+    """Share of (golden, bad) pairs within one judgement that `scores` orders right (ties half)."""
+    hits = pairs = 0.0
+    for record in np.unique(records):
+        mask = records == record
+        good, bad = scores[mask][golden[mask]], scores[mask][~golden[mask]]
+        if len(good) and len(bad):
+            difference = good[:, None] - bad[None, :]
+            hits += float((difference > 0).sum() + 0.5 * (difference == 0).sum())
+            pairs += difference.size
+    return hits / pairs if pairs else float("nan")
+
+
+def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = None, labels: str = "golden",
+                   epochs: int = 300, seed: int = 0, store=None, log=print) -> dict:
+    """Fit the learned verifier on the judged images' CLIP embeddings; held-out prompts evaluated; return its card."""
+    from PIL import Image
+
+    if labels not in ("golden", "shuffled"):
+        raise UserError(f"labels: a verifier learns from golden labels, or shuffled ones (the control); got "
+                        f"{labels!r}.", "labels")
+    records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
+    table = dataset.sample_table(records, ... if campaign is None else campaign)
+    if table.empty or table["golden"].nunique() < 2:
+        raise UserError("outputs: the verifier needs judged images, both golden and bad ones.", "outputs")
+    if table["configuration"].nunique() > 1 or table["campaign"].nunique() > 1:
+        raise UserError("outputs: judgements of several campaigns or configurations; choose one with --campaign-id.",
+                        "campaign")
+    clip_id = models.resolve(str(table["model_id"].iloc[0])).clip
+    scorer = scoring.load_clip(clip_id, device="cpu")
+    rows = []
+    for (record, prompt), part in table.groupby(["record_id", "prompt"], observed=True, sort=False):
+        images = [Image.open(Path(outputs) / path).convert("RGB") for path in part["image_path"]]
+        rows.append((part.index.to_numpy(), learned.features(scorer, images, str(prompt))))
+    order = np.concatenate([index for index, _ in rows])
+    X = torch.cat([f for _, f in rows])
+    table = table.loc[order].reset_index(drop=True)
+    y = table["golden"].to_numpy(bool)
+    record_ids = table["record_id"].astype(str).to_numpy()
+    if labels == "shuffled":  # within each judgement: as many golden, on other images
+        rng = np.random.default_rng(seed + 1)
+        y = y.copy()
+        for record in np.unique(record_ids):
+            mask = np.flatnonzero(record_ids == record)
+            y[mask] = y[mask][rng.permutation(len(mask))]
+    train_rows, held = _split(list(table["prompt_id"].astype(str)), table["seed"].to_numpy(np.int64), seed)
+    train_rows = ~held  # a verifier is judged on new prompts; seeds may repeat (it scores images, not noises)
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(X.shape[1], 1)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=1e-2, weight_decay=1e-3)
+    target = torch.tensor(y[train_rows], dtype=torch.float32)
+    mean, std = X[train_rows].mean(0), X[train_rows].std(0).clamp_min(1e-6)
+    Xs = (X - mean) / std
+    start = time.perf_counter()
+    for _ in range(epochs):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(head(Xs[train_rows]).squeeze(1), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():  # fold the standardisation into the head: it then takes raw features
+        weight = head.weight / std
+        head.bias -= (weight * mean).sum()
+        head.weight.copy_(weight)
+        scores = head(X).squeeze(1).numpy()
+    card = {"campaign": str(table["campaign"].iloc[0]), "model_id": str(table["model_id"].iloc[0]), "clip": clip_id,
+            "labels": labels, "images": int(len(y)), "training_images": int(train_rows.sum()),
+            "config": {"epochs": epochs, "seed": seed, "lr": 1e-2, "features": "[image, text, image*text]"},
+            "seconds": round(time.perf_counter() - start, 1)}
+    if held.any():
+        truth = table["golden"].to_numpy(bool)
+        clip = table["clip_score"].to_numpy(float) if "clip_score" in table else np.full(len(y), np.nan)
+        card["held_out"] = {
+            "images": int(held.sum()), "prompts": int(table.loc[held, "prompt_id"].nunique()),
+            "auc": _within_auc(scores[held], truth[held], record_ids[held]),
+            "clip_auc": _within_auc(clip[held], truth[held], record_ids[held]) if np.isfinite(clip[held]).all()
+            else float("nan"),
+            "note": "within-judgement AUC on prompts never seen in training, against people's own labels"}
+    card["sha256"] = learned.save(head, out, clip_id, card)
     return card

@@ -67,7 +67,8 @@ def setting(key: str, default, help: str, rule: Rule, flag: str | None = None, i
 
 STRATEGIES = ("random", "sequential", "pool")
 METHODS = ("clip", "selector")  # or "verifier:<name>", a verifier the campaign scores with
-VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits")  # beside CLIP (digits: the sandbox's)
+VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits", "learned")  # beside CLIP (digits: the
+# sandbox's; learned: a head trained on a campaign's labels, scoring.learned_checkpoint)
 STAND_INS = tuple(f"tiny-{v}" for v in VERIFIERS[:4])  # offline stand-ins: the architectures, random weights
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 NOISE_SOURCES = ("seed", "redenoise", "model")
@@ -132,7 +133,8 @@ class Campaign:
                          Rule("bool"), "--no-clip", invert=True)
     verifiers: tuple[str, ...] = setting("scoring.verifiers", (), "verifiers scoring every image beside CLIP: "
                                          "pickscore, hpsv2, imagereward, aesthetic (or their offline stand-ins "
-                                         "tiny-pickscore, ...; random weights), digits (the digits model's); each "
+                                         "tiny-pickscore, ...; random weights), digits (the digits model's), learned "
+                                         "(trained on a campaign's labels: scoring.learned_checkpoint); each "
                                          "needs its weights (a missing one stops the start)",
                                          Rule("names", 1, 40, widget="verifiers"), "--verifiers")
     noise_source: str = setting("noise.source", "seed", "seed: every candidate starts from its seed's draw; "
@@ -154,6 +156,10 @@ class Campaign:
     noise_checkpoint: str | None = setting("noise.checkpoint", None, "model: the noise model's safetensors file "
                                            "(`goldennoise train`); relative to where the app runs",
                                            Rule("text", 1, 4096, optional=True), "--noise-checkpoint", form=False)
+    learned_checkpoint: str | None = setting("scoring.learned_checkpoint", None, "the learned verifier's file "
+                                             "(`goldennoise train --kind verifier`), needed when scoring.verifiers "
+                                             "names learned", Rule("text", 1, 4096, optional=True),
+                                             "--learned-checkpoint", form=False)
     annotators: tuple[str, ...] = setting("annotation.annotators", (), "who may label (empty: anyone who can log "
                                           "in)", Rule("names", 1, 64), None, form=False)
     prompts_sha256: str | None = field(default=None, compare=False)  # set by `resolved`
@@ -181,6 +187,9 @@ class Campaign:
             if name not in VERIFIERS + STAND_INS:
                 _bad("scoring.verifiers", f"names verifiers among {', '.join(VERIFIERS)} (offline stand-ins: "
                      f"{', '.join(STAND_INS)})", name)
+            if name == "learned" and not self.learned_checkpoint:
+                _bad("scoring.verifiers", "learned needs scoring.learned_checkpoint (goldennoise train --kind verifier)",
+                     name)
             if name == "digits" and self.model != "digits":
                 _bad("scoring.verifiers", "digits scores the digits model's images only", name)
         if len(set(map(verifier_of, self.verifiers))) != len(self.verifiers):
@@ -193,6 +202,9 @@ class Campaign:
                  self.prefilter)
         if (self.noise_source == "model") != (self.noise_checkpoint is not None):
             _bad("noise.checkpoint", "is needed by noise.source = \"model\" and by nothing else", self.noise_checkpoint)
+        if self.learned_checkpoint and "learned" not in self.verifiers:
+            _bad("scoring.learned_checkpoint", "is used only when scoring.verifiers names learned",
+                 self.learned_checkpoint)
         if self.noise_source != "seed" and not 1 <= int(self.noise_share * self.batch_size + 0.5) < self.batch_size:
             _bad("noise.share", f"must give every batch of {self.batch_size} at least one candidate from the source "
                  f"and one plain seed to compare it with (share x batch size, rounded, in 1..{self.batch_size - 1})",
@@ -323,7 +335,8 @@ def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     # Settings added after 0.2 enter the hash only when used: older campaigns keep their ids.
     for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", []),
                           ("noise_source", "seed"), ("noise_share", 0.5), ("noise_guidance_scale", None),
-                          ("noise_inversion_guidance_scale", None), ("noise_checkpoint", None)):
+                          ("noise_inversion_guidance_scale", None), ("noise_checkpoint", None),
+                          ("learned_checkpoint", None)):
         if key[name] == default:
             del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]

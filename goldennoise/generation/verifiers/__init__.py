@@ -1,7 +1,7 @@
 """Automatic verifiers beside CLIP: `load(name)` returns a scorer *with* its preprocessing.
 
     from goldennoise.generation import verifiers
-    verifiers.available()                    # ['aesthetic', 'clip', 'digits', 'hpsv2', 'imagereward', 'pickscore']
+    verifiers.available()                    # ['aesthetic', 'clip', 'digits', 'hpsv2', 'imagereward', 'learned', ...]
     scorer = verifiers.load("pickscore")     # published weights, from the hub cache, on the GPU if there is one
     scorer = verifiers.load("tiny-hpsv2")    # offline stand-in: same architecture and loader, random weights
     scorer.score(images, prompt)             # -> list[float], one per image (PIL list or (N, 3, H, W) in [0, 1])
@@ -15,6 +15,7 @@
 | imagereward | THUDM/ImageReward ImageReward.pt + med_config.json   | (MLP(BLIP [CLS]) - 0.16717) / 1.03334        |
 | aesthetic   | openai/clip-vit-large-patch14 + LAION's linear MLP   | MLP(normalised ViT-L/14 image embedding)    |
 | digits      | none: fitted at load on scikit-learn's digits         | log p(prompt's digit), the sandbox's prompts |
+| learned     | a `goldennoise train --kind verifier` checkpoint (`source`) + its CLIP | logit of P(golden) from people's labels |
 
 Dtypes: towers in float16 on CUDA and float32 on the CPU unless `dtype` is given;
 heads in float32; CLIP stays float32 everywhere (as `scoring.load_clip`). No extra
@@ -33,7 +34,7 @@ from goldennoise.generation import hub
 from goldennoise.generation.verifiers.base import Verifier, default_device, default_dtype
 from goldennoise.generation.verifiers.standins import STAND_INS, stand_in_path
 
-NAMES = ("clip", "pickscore", "hpsv2", "imagereward", "aesthetic", "digits")
+NAMES = ("clip", "pickscore", "hpsv2", "imagereward", "aesthetic", "digits", "learned")
 __all__ = ["NAMES", "STAND_INS", "Verifier", "available", "load", "score_column"]
 
 

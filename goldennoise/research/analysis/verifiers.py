@@ -26,7 +26,7 @@ import pandas as pd
 from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, codes, format_ci, format_p, holm
 
 ALPHA = 0.05
-NAMES = ("clip", "pickscore", "hpsv2", "imagereward", "aesthetic", "digits")
+NAMES = ("clip", "pickscore", "hpsv2", "imagereward", "aesthetic", "digits", "learned")
 
 
 def column(name: str) -> str:
