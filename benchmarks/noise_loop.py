@@ -27,7 +27,8 @@ interval resamples seeds (2,000 bootstrap draws, a seed's ten digits together) a
 difference is paired on the same seeds. Cost: wall time per image of each method over
 plain sampling's (timed first and last, the cheaper kept: the machine is shared), one CPU
 thread (re-denoise adds two model calls; best-of-4 samples four).
-Not in this run: a learned verifier (issue 22, not built yet).
+Best-of-4 is also ranked by CLIP (this model's `tiny-clip`, random weights: a control) and
+by the learned verifier (`goldennoise train --kind verifier` on the same simulated campaign).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import torch  # noqa: E402
 from goldennoise import simulate  # noqa: E402
 from goldennoise.generation import hub, latents, models, noise_model  # noqa: E402
 from goldennoise.generation import redenoise as rd  # noqa: E402
+from goldennoise.generation import verifiers  # noqa: E402
 from goldennoise.generation.verifiers import digits as digits_verifier  # noqa: E402
 from goldennoise.research import train  # noqa: E402
 from goldennoise.sandbox import judge  # noqa: E402
@@ -126,17 +128,26 @@ def main() -> None:
     images = sample(pipe, plain + size.view(-1, 1, 1, 1) * direction, labels, [w] * steps)
     judged("random perturbation, same size", images, time.perf_counter() - start)
 
-    verifier = digits_verifier.load()
     start = time.perf_counter()
     candidates = [sample(pipe, draws(k * seeds), labels, [w] * steps) for k in range(4)]  # 4 x (N, 1, 8, 8)
-    scores = np.zeros((4, len(plain)))
-    for k, c in enumerate(candidates):
-        for d in DIGITS:  # one verifier call per digit (its prompt)
-            rows_d = [i for i, label in enumerate(labels) if label == d]
-            scores[k, rows_d] = verifier.score(c[rows_d], prompt_of(d))
-    best = torch.as_tensor(scores.argmax(axis=0))
-    chosen = torch.stack(candidates)[best, torch.arange(len(plain))]
-    judged("best-of-4, digits verifier", chosen, time.perf_counter() - start)  # four samples + scores per image
+    four_samples = time.perf_counter() - start
+
+    def best_of_4(name: str, scorer) -> None:
+        """The candidate `scorer` ranks first per (seed, digit); cost: the four samples and their scores."""
+        start = time.perf_counter()
+        scores = np.zeros((4, len(plain)))
+        for k, c in enumerate(candidates):
+            for d in DIGITS:  # one verifier call per digit (its prompt)
+                rows_d = [i for i, label in enumerate(labels) if label == d]
+                # as the campaign's images: grey to RGB, upscaled nearest-neighbour to 256 x 256
+                images = torch.nn.functional.interpolate(c[rows_d].repeat(1, 3, 1, 1), size=(256, 256), mode="nearest")
+                scores[k, rows_d] = scorer.score(images, prompt_of(d))
+        best = torch.as_tensor(scores.argmax(axis=0))
+        chosen = torch.stack(candidates)[best, torch.arange(len(plain))]
+        judged(name, chosen, four_samples + time.perf_counter() - start)
+
+    best_of_4("best-of-4, digits verifier", digits_verifier.load())
+    best_of_4("best-of-4, CLIP (tiny-clip)", verifiers.load("clip", source="tiny-clip"))
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -145,7 +156,11 @@ def main() -> None:
                                       steps=steps, noise_share=0.5)
         trained = {kind: train.train(Path(folder) / "collected", Path(folder) / f"{kind}.safetensors",
                                      labels=kind, log=None) for kind in ("golden", "shuffled")}
+        trained["verifier"] = train.train_verifier(Path(folder) / "collected", Path(folder) / "verifier.safetensors",
+                                                   log=None)
         setup = time.perf_counter() - start
+        learned_verifier = verifiers.load("learned", source=str(Path(folder) / "verifier.safetensors"))
+        best_of_4("best-of-4, learned verifier", learned_verifier)
         overlap = len({t[0] for t in collected.truth} & set(range(4 * seeds)))
         for kind, name in (("golden", "noise-prompt network"), ("shuffled", "  same, shuffled labels")):
             net, _ = noise_model.load(Path(folder) / f"{kind}.safetensors")
@@ -180,6 +195,9 @@ def main() -> None:
           f"{trained['golden']['pairs']['judged']} (campaign, training and both networks {setup:.0f} s, not in its "
           f"cost); held out: error {held['network_error']:.5f} vs identity {held['identity_error']:.5f}, change "
           f"cosine {held['change_cosine']:.3f}; campaign seeds among this run's: {overlap}")
+    verifier = trained["verifier"]["held_out"]
+    print(f"  learned verifier: held-out within-judgement AUC {verifier['auc']:.3f} (CLIP score "
+          f"{verifier['clip_auc']:.3f}) on {verifier['prompts']} prompts")
 
 
 if __name__ == "__main__":
