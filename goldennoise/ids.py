@@ -1,10 +1,12 @@
-"""Timestamps and identifiers shared by every layer (no other dependencies)."""
+"""Timestamps, identifiers and file hashes shared by every layer (no other dependencies)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 
 def utc_now() -> str:
@@ -21,3 +23,12 @@ def slug(text: str, limit: int = 40) -> str:
     """Lower-case ASCII slug of `text` (`[a-z0-9-]`), at most `limit` characters, never empty."""
     words = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
     return words[:limit].rstrip("-") or "prompt"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -31,6 +31,7 @@ from PIL import Image
 from goldennoise.annotation.access import Access
 from goldennoise.annotation.service import Caller, Service
 from goldennoise.errors import UserError
+from goldennoise.generation.noises import source_name
 from goldennoise.sandbox import judge as judges
 from goldennoise.sandbox import prompts as digit_prompts
 from goldennoise.store.campaign import Campaign
@@ -155,7 +156,7 @@ def simulate(outputs: str | Path, annotators: int = 2, error: float = 0.05, disa
                 golden = [s for s, ok in zip(screen.batch.seeds, says) if ok]
                 done = service.answer(caller, "batch", screen.batch.batch_id, golden=golden, visible_ms=speed_ms)
                 result.answers += 1
-                sources = [((block or {}).get("source") or {}).get("name", "seed") for block in screen.batch.noise]
+                sources = [source_name(block) or "seed" for block in screen.batch.noise]
                 result.truth += [(s, digit, screen.prompt.id, bool(t), bool(o), source)
                                  for s, t, o, source in zip(screen.batch.seeds, truth, says, sources)]
                 screens[person.name] = done.screen

@@ -89,9 +89,8 @@ def run_device(worker: Worker, prompt: str, seeds: list[int], params: Generation
                sources: list[dict | None] | None = None) -> dict:
     """The device part of a batch (the caller holds the worker): CPU images, noise blocks, made noises, scores,
     seconds. `sources`: per seed None or a noise source (see `noises`)."""
-    if sources is None or not any(sources):
-        return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict())
-    return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict(), list(sources))
+    return gpu.run(worker.key, prompt, [int(s) for s in seeds], params.to_dict(),
+                   list(sources) if sources and any(sources) else None)
 
 
 def finish(worker: Worker, made: dict, outputs, prompt: str, prompt_id: str, seeds: list[int],

@@ -48,9 +48,7 @@ import torch
 from goldennoise.errors import NoiseMismatch, UnsupportedPipeline, UserError
 from goldennoise.generation import tiny
 from goldennoise.generation.hub import folder_fingerprint
-from goldennoise.generation.noises import NoiseStore
-
-SOURCES = ("redenoise", "model")  # what a block's `source` may name
+from goldennoise.generation.noises import MADE, NoiseStore
 
 GENERATOR_DEVICE = "cpu"
 DRAW_DTYPE = "float32"
@@ -273,9 +271,9 @@ def made_noise(seed: int, block: dict, store: NoiseStore | None) -> torch.Tensor
     if store is None:
         raise NoiseMismatch(f"seed {seed}: its noise was made by {block['source'].get('name')!r} and is kept under "
                             "the outputs folder (noises/); verify it with that folder.")
-    if (block["source"] or {}).get("name") not in SOURCES:
+    if (block["source"] or {}).get("name") not in MADE:
         raise NoiseMismatch(f"seed {seed}: {str((block['source'] or {}).get('name'))[:40]!r} is not a noise source "
-                            f"GoldenNoise makes ({', '.join(SOURCES)}).")
+                            f"GoldenNoise makes ({', '.join(MADE)}).")
     try:
         made = torch.from_numpy(store.get(block.get("source_sha256"), block["sha256"]))
     except NoiseMismatch as error:

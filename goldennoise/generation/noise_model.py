@@ -18,7 +18,6 @@ record made with it (`load` reads it once per process and path).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from goldennoise.errors import UserError
+from goldennoise.ids import file_sha256
 
 FORMAT = "goldennoise-noise-model-1"
 _CACHE: dict[tuple, tuple] = {}
@@ -69,25 +69,17 @@ def prompt_embedding(pipe, prompts: list[str], max_sequence_length: int = 512) -
     """The pipeline's own embedding of each prompt, float32 `(N, D)` on the CPU."""
     name = type(pipe).__name__
     if name == "DigitsPipeline":
-        labels = pipe.encode_prompt(prompts, 1, pipe.unet.device)
+        labels = pipe.encode_prompt(prompts, 1, pipe._execution_device)  # offloaded modules sit on "meta"
         return pipe.unet.class_embedding(labels).float().cpu()
     if name == "StableDiffusionPipeline":
-        embeds = pipe.encode_prompt(prompts, pipe.unet.device, 1, False)[0]
+        embeds = pipe.encode_prompt(prompts, pipe._execution_device, 1, False)[0]
         return embeds.float().mean(dim=1).cpu()
     if name == "FluxPipeline":
-        pooled = pipe.encode_prompt(prompts, None, pipe.transformer.device, 1,
+        pooled = pipe.encode_prompt(prompts, None, pipe._execution_device, 1,
                                     max_sequence_length=max_sequence_length)[1]
         return pooled.float().cpu()
     raise UserError(f"noise model: prompt embeddings are written for the digits, SD 1.x/2.x and FLUX.1 pipelines, "
                     f"not {name}.", "noise")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save(net: NoiseNet, path: str | Path, pipeline_class: str, card: dict) -> str:

@@ -31,11 +31,19 @@ from goldennoise.errors import NoiseMismatch
 
 FOLDER = "noises"
 SOURCES = ("seed", "redenoise", "model")
+MADE = SOURCES[1:]  # the sources whose noise is made from the draw and kept
 
 
 def sha256_of(noise: np.ndarray) -> str:
     """sha256 of a float32 array's little-endian bytes (as `latents.tensor_sha256` of a float32 tensor)."""
     return hashlib.sha256(np.ascontiguousarray(noise, dtype="<f4").tobytes()).hexdigest()
+
+
+def source_name(block: dict | None) -> str | None:
+    """A noise block's source: "seed" for the seed's draw itself, else the source's name; None without a block."""
+    if not block:
+        return None
+    return (block.get("source") or {}).get("name") or "seed"
 
 
 class NoiseStore:

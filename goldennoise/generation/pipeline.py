@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from goldennoise.errors import GenerationError, UserError
-from goldennoise.generation import latents
+from goldennoise.generation import latents, noises
 from goldennoise.generation.models import LoadedModel, with_scheduler
 
 MAX_BATCH = 64
@@ -119,8 +119,8 @@ def make_sources(pipe, prompt: str, draws: list[torch.Tensor], sources: list[dic
     groups: dict[tuple, list[int]] = {}  # a source and its parameters -> the seeds made with it, in one call
     for i, source in enumerate(sources):
         if source:
-            if source.get("name") not in ("redenoise", "model"):
-                raise UserError(f"sources: {source.get('name')!r} is not a noise source (redenoise, model).",
+            if source.get("name") not in noises.MADE:
+                raise UserError(f"sources: {source.get('name')!r} is not a noise source ({', '.join(noises.MADE)}).",
                                 "sources")
             key = tuple(source.get(k) for k in ("name", "guidance_scale", "inversion_guidance_scale", "checkpoint"))
             groups.setdefault(key, []).append(i)

@@ -67,10 +67,10 @@ def pixel_values(scorer: ClipScorer, images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def clip_cosines(scorer: ClipScorer, images, prompt: str) -> torch.Tensor:
-    """Cosine similarity of each image with `prompt`, shape `(N,)`.
+def clip_outputs(scorer: ClipScorer, images, prompt: str):
+    """CLIP's output for `images` and `prompt`: `image_embeds` (N, D) and `text_embeds` (1, D), L2-normalised.
 
-    `images`: a list of PIL images, or a tensor `(N, 3, H, W)` in [0, 1] (scored on its device).
+    `images`: a list of PIL images, or a tensor `(N, 3, H, W)` in [0, 1] (preprocessed on its device).
     """
     if isinstance(images, torch.Tensor):
         inputs = scorer.processor(text=[prompt], return_tensors="pt", padding=True, truncation=True)
@@ -79,7 +79,12 @@ def clip_cosines(scorer: ClipScorer, images, prompt: str) -> torch.Tensor:
     else:
         inputs = scorer.processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
         inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
-    output = scorer.model(**inputs)  # image_embeds (N, D) and text_embeds (1, D), L2-normalised
+    return scorer.model(**inputs)
+
+
+def clip_cosines(scorer: ClipScorer, images, prompt: str) -> torch.Tensor:
+    """Cosine similarity of each image with `prompt`, shape `(N,)` (`images` as `clip_outputs` takes them)."""
+    output = clip_outputs(scorer, images, prompt)
     return (output.image_embeds @ output.text_embeds.T).squeeze(1).float().cpu()
 
 

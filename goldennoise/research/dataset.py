@@ -26,7 +26,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from goldennoise.generation.latents import check_block, initial_noise, made_noise, verify
-from goldennoise.generation.noises import NoiseStore
+from goldennoise.generation.noises import NoiseStore, source_name
 from goldennoise.store.configuration import configuration as store_configuration
 from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
 from goldennoise.store import schema
@@ -107,18 +107,12 @@ def _base(d: dict) -> dict:
             "batch_id": d.get("batch_id"), "torch_version": str((d.get("versions") or {}).get("torch") or "") or None}
 
 
-def _source_of(sample: dict) -> str | None:
-    """"seed" for a candidate from its seed's draw, else its noise source's name (None without a noise block)."""
-    n = sample.get("noise")
-    return ((n.get("source") or {}).get("name") or "seed") if n else None
-
-
 def _noise_columns(sample: dict, intern: _Interned) -> dict:
     n = sample.get("noise")
     return {"noise_shape": "x".join(map(str, n["shape"])) if n else None, "family": n.get("family") if n else None,
             "packing": n.get("packing") if n else None, "pipeline_dtype": n.get("pipeline_dtype") if n else None,
             "noise_sha256": n.get("sha256") if n else None, "latents_sha256": n.get("latents_sha256") if n else None,
-            "noise_source": _source_of(sample),
+            "noise_source": source_name(sample.get("noise")),
             "source_share": (n.get("source") or {}).get("share") if n else None,
             "noise": intern(int(sample["seed"]), n)}
 
@@ -257,7 +251,8 @@ def pair_table(source, campaign=...) -> pd.DataFrame:
                  "right_clip_score": right.get("clip_score"), **_scores(left, "left_"), **_scores(right, "right_"),
                  "left_noise": intern(int(left["seed"]), left.get("noise")),
                  "right_noise": intern(int(right["seed"]), right.get("noise")),
-                 "left_noise_source": _source_of(left), "right_noise_source": _source_of(right),
+                 "left_noise_source": source_name(left.get("noise")),
+                 "right_noise_source": source_name(right.get("noise")),
                  "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]
 
     return _table(source, campaign, rows_of)

@@ -43,6 +43,7 @@ import pandas as pd
 from goldennoise.errors import UserError
 from goldennoise.generation.images import confined
 from goldennoise.generation.latents import initial_noise
+from goldennoise.generation.noises import source_name
 from goldennoise.research import card, dataset
 from goldennoise.research.verify import Checked, Checker, Group, checked
 from goldennoise.store.campaign import read_written
@@ -100,7 +101,7 @@ def provenance(block: dict | None, suffix: str = "") -> dict:
             f"family{suffix}": b.get("family"), f"packing{suffix}": b.get("packing"), f"scale{suffix}": b.get("scale"),
             f"pipeline_dtype{suffix}": b.get("pipeline_dtype"), f"noise_order{suffix}": b.get("order"),
             f"noise_sha256{suffix}": b.get("sha256"), f"latents_sha256{suffix}": b.get("latents_sha256"),
-            f"noise_source{suffix}": ((b.get("source") or {}).get("name") or "seed") if block else None,
+            f"noise_source{suffix}": source_name(block),
             f"source_sha256{suffix}": b.get("source_sha256"),
             f"noise_provenance{suffix}": json.dumps(block, sort_keys=True) if block else None}
 
@@ -339,7 +340,7 @@ def write_npz(group: Group, root: Path, checker: Checker) -> None:
             {"row": i, "record_id": r["record_id"], "annotator": r["annotator"], "prompt_id": r["prompt_id"],
              "prompt": r["prompt"], "seed": int(r["seed"]), "golden": bool(r["golden"]),
              "noise_sha256": r["noise"]["sha256"], "latents_sha256": r["noise"].get("latents_sha256"),
-             "noise_source": (r["noise"].get("source") or {}).get("name", "seed"),
+             "noise_source": source_name(r["noise"]),
              "source_sha256": r["noise"].get("source_sha256"),
              "noise_check": r["noise_check"], **_index_columns(r, r["noise"])} for i, r in enumerate(part)])
 
@@ -410,6 +411,22 @@ def redenoise_pairs(group: Group) -> list[dict]:
     return rows.to_dict("records")
 
 
+def _write_npnet_folder(root: Path, folder: str, rows: list[dict], arrays, describe) -> None:
+    """One folder NPNet's `NoiseDataset(pick=True)` loads: `npz/<n>.npz` (`arrays(row)` as arr_0 and arr_1, arr_2
+    the prompt's number), `prompts.txt`, and `index.jsonl` (each file and numbers, then `describe(row)`)."""
+    prompts = npnet_prompt_numbers(rows)  # (prompt id, text) -> `index` in prompts.txt and arr_2
+    index = []
+    for n, row in enumerate(rows):
+        number = prompts[(row["prompt_id"], row["prompt"])]
+        np.savez(safe_path(root, folder, "npz", f"{n}.npz"), *arrays(row), np.array(number, dtype=np.int64))
+        index.append({"file": f"npz/{n}.npz", "npnet_index": number,
+                      "prompt_index": _int_or_none(row.get("prompt_index")), "prompt_id": row["prompt_id"],
+                      **describe(row)})
+    lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
+    safe_path(root, folder, "prompts.txt").write_text("".join(lines), encoding="utf-8")
+    _write_jsonl(safe_path(root, folder, "index.jsonl"), index)
+
+
 def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
     """`<name>-redenoise/` (the pairs people marked golden: NPNet's dataset, human-filtered) and
     `<name>-redenoise-all/` (every pair, its label in index.jsonl), each loadable by NPNet's NoiseDataset."""
@@ -419,22 +436,14 @@ def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
         for folder, chosen in ((f"{name}-redenoise", passed), (f"{name}-redenoise-all", part)):
             if not chosen:
                 continue
-            prompts = npnet_prompt_numbers(chosen)
-            index = []
-            for n, r in enumerate(chosen):
-                number = prompts[(r["prompt_id"], r["prompt"])]
-                draw = initial_noise(int(r["seed"]), tuple(r["noise"]["shape"])).numpy()
-                np.savez(safe_path(root, folder, "npz", f"{n}.npz"), draw, checker.noise(r["seed"], r["noise"]),
-                         np.array(number, dtype=np.int64))
-                index.append({"file": f"npz/{n}.npz", "npnet_index": number,
-                              "prompt_index": _int_or_none(r.get("prompt_index")), "prompt_id": r["prompt_id"],
-                              "record_id": r["record_id"], "annotator": r["annotator"], "seed": int(r["seed"]),
-                              "golden": bool(r["golden"]), "method": r["noise"]["source"],
-                              "noise_sha256": r["noise"]["sha256"], "source_sha256": r["noise"]["source_sha256"],
-                              **_index_columns(r, r["noise"])})
-            lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
-            safe_path(root, folder, "prompts.txt").write_text("".join(lines), encoding="utf-8")
-            _write_jsonl(safe_path(root, folder, "index.jsonl"), index)
+            _write_npnet_folder(
+                root, folder, chosen,
+                lambda r: (initial_noise(int(r["seed"]), tuple(r["noise"]["shape"])).numpy(),
+                           checker.noise(r["seed"], r["noise"])),
+                lambda r: {"record_id": r["record_id"], "annotator": r["annotator"], "seed": int(r["seed"]),
+                           "golden": bool(r["golden"]), "method": r["noise"]["source"],
+                           "noise_sha256": r["noise"]["sha256"], "source_sha256": r["noise"]["source_sha256"],
+                           **_index_columns(r, r["noise"])})
             safe_path(root, folder, "README.md").write_text(card.redenoise_readme(
                 len(part), len(passed), folder.endswith("-all")), encoding="utf-8")
 
@@ -448,25 +457,18 @@ def write_npnet(group: Group, root: Path, checker: Checker) -> None:
     write_redenoise(group, root, checker)
     pairs = preference_pairs(group)
     for name, part in _by_shape(group.name, pairs, "winner_noise") if pairs else []:
-        prompts = npnet_prompt_numbers(part)  # (prompt id, text) -> `index` in prompts.txt and arr_2
-        index = []
-        for n, pair in enumerate(part):
-            number = prompts[(pair["prompt_id"], pair["prompt"])]
-            np.savez(safe_path(root, name, "npz", f"{n}.npz"), checker.noise(pair["loser_seed"], pair["loser_noise"]),
-                     checker.noise(pair["winner_seed"], pair["winner_noise"]), np.array(number, dtype=np.int64))
-            index.append({"file": f"npz/{n}.npz", "npnet_index": number, "prompt_index": _int_or_none(
-                pair.get("prompt_index")), "prompt_id": pair["prompt_id"],
-                          "source": pair["source"], "record_id": pair["record_id"], "annotator": pair["annotator"],
-                          "winner_seed": pair["winner_seed"], "loser_seed": pair["loser_seed"],
-                          # the arrays' own hashes: a candidate from a noise source started from its kept noise
-                          "winner_noise_sha256": _array_sha256(pair["winner_noise"]),
-                          "loser_noise_sha256": _array_sha256(pair["loser_noise"]),
-                          "winner_noise_source": (pair["winner_noise"].get("source") or {}).get("name", "seed"),
-                          "loser_noise_source": (pair["loser_noise"].get("source") or {}).get("name", "seed"),
-                          **_index_columns(pair, pair["winner_noise"])})
-        lines = [prompt_line(number, text) + "\n" for (_, text), number in prompts.items()]
-        safe_path(root, name, "prompts.txt").write_text("".join(lines), encoding="utf-8")
-        _write_jsonl(safe_path(root, name, "index.jsonl"), index)
+        _write_npnet_folder(
+            root, name, part,
+            lambda p: (checker.noise(p["loser_seed"], p["loser_noise"]),
+                       checker.noise(p["winner_seed"], p["winner_noise"])),
+            lambda p: {"source": p["source"], "record_id": p["record_id"], "annotator": p["annotator"],
+                       "winner_seed": p["winner_seed"], "loser_seed": p["loser_seed"],
+                       # the arrays' own hashes: a candidate from a noise source started from its kept noise
+                       "winner_noise_sha256": _array_sha256(p["winner_noise"]),
+                       "loser_noise_sha256": _array_sha256(p["loser_noise"]),
+                       "winner_noise_source": source_name(p["winner_noise"]),
+                       "loser_noise_source": source_name(p["loser_noise"]),
+                       **_index_columns(p, p["winner_noise"])})
 
 
 # export ---------------------------------------------------------------------------------------------

@@ -32,13 +32,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from goldennoise.errors import UserError
 from goldennoise.generation import models, noise_model, scoring
 from goldennoise.generation.verifiers import learned
+from goldennoise.generation.latents import initial_noise
 from goldennoise.generation.noises import NoiseStore
 from goldennoise.research import dataset
+from goldennoise.research.analysis.inference import weighted_auc
 from goldennoise.research.verify import Checker
 from goldennoise.store.records import RecordStore
 
@@ -67,7 +70,7 @@ def pairs(outputs: str | Path, campaign: str | None = None, store=None) -> dict:
             raise UserError(f"outputs: a re-denoised noise does not verify ({reason}); run `goldennoise verify`.",
                             "outputs")
         targets.append(torch.from_numpy(checker.noise(int(seed), block)))
-        draws.append(dataset.initial_noise(int(seed), tuple(block["shape"])))
+        draws.append(initial_noise(int(seed), tuple(block["shape"])))
     return {"draws": torch.cat(draws), "targets": torch.cat(targets), "prompts": list(rows["prompt"].astype(str)),
             "prompt_ids": list(rows["prompt_id"].astype(str)), "seeds": rows["seed"].to_numpy(np.int64),
             "golden": rows["golden"].to_numpy(bool), "model_id": str(rows["model_id"].iloc[0]),
@@ -92,8 +95,7 @@ def train(outputs: str | Path, out: str | Path, campaign: str | None = None, lab
         raise UserError(f"labels: {labels!r} is not one of {', '.join(LABELS)}.", "labels")
     data = pairs(outputs, campaign, store)
     model = models.load_model(data["model_id"], device="cpu", dtype="float32")
-    length = int(data["max_sequence_length"]) if data["max_sequence_length"] == data["max_sequence_length"] \
-        and data["max_sequence_length"] is not None else 512
+    length = int(data["max_sequence_length"]) if pd.notna(data["max_sequence_length"]) else 512
     embedding = noise_model.prompt_embedding(model.pipe, data["prompts"], length)
     train_rows, held = _split(data["prompt_ids"], data["seeds"], seed)
     chosen = train_rows & data["golden"] if labels == "golden" else train_rows.copy()
@@ -137,19 +139,6 @@ def train(outputs: str | Path, out: str | Path, campaign: str | None = None, lab
     sha = noise_model.save(net, out, type(model.pipe).__name__, card)
     card["sha256"] = sha
     return card
-
-
-def _within_auc(scores: np.ndarray, golden: np.ndarray, records: np.ndarray) -> float:
-    """Share of (golden, bad) pairs within one judgement that `scores` orders right (ties half)."""
-    hits = pairs = 0.0
-    for record in np.unique(records):
-        mask = records == record
-        good, bad = scores[mask][golden[mask]], scores[mask][~golden[mask]]
-        if len(good) and len(bad):
-            difference = good[:, None] - bad[None, :]
-            hits += float((difference > 0).sum() + 0.5 * (difference == 0).sum())
-            pairs += difference.size
-    return hits / pairs if pairs else float("nan")
 
 
 def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = None, labels: str = "golden",
@@ -212,9 +201,9 @@ def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = 
         clip = table["clip_score"].to_numpy(float) if "clip_score" in table else np.full(len(y), np.nan)
         card["held_out"] = {
             "images": int(held.sum()), "prompts": int(table.loc[held, "prompt_id"].nunique()),
-            "auc": _within_auc(scores[held], truth[held], record_ids[held]),
-            "clip_auc": _within_auc(clip[held], truth[held], record_ids[held]) if np.isfinite(clip[held]).all()
-            else float("nan"),
+            "auc": weighted_auc(truth[held], scores[held], strata=record_ids[held]),
+            "clip_auc": (weighted_auc(truth[held], clip[held], strata=record_ids[held])
+                         if np.isfinite(clip[held]).all() else float("nan")),
             "note": "within-judgement AUC on prompts never seen in training, against people's own labels"}
     card["sha256"] = learned.save(head, out, clip_id, card)
     return card

@@ -21,7 +21,6 @@ records are read (`warnings`). The journal is exported on demand: `export_jsonl`
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import threading
@@ -34,7 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from goldennoise.errors import GenerationError, LeaseLost, NotSaved, Refused
-from goldennoise.ids import utc_now
+from goldennoise.ids import file_sha256, utc_now
 from goldennoise.store import codec, database, queue, schema
 from goldennoise.store.database import batches, campaigns, counts, imports, prompts, state
 from goldennoise.store.database import records as table
@@ -352,7 +351,7 @@ class RecordStore:
                 if conn.execute(select(imports.c.source).where(imports.c.size == stat.st_size,
                                                                imports.c.mtime_ns == stat.st_mtime_ns)).first():
                     return None
-            digest = _sha256(path)
+            digest = file_sha256(path)
             with database.reading(self.engine) as conn:
                 if conn.execute(select(imports.c.source).where(imports.c.source == digest)).first():
                     return None
@@ -569,18 +568,6 @@ def definition_key(definition: dict) -> str:
     """A campaign definition without its prompt file's path, hash and annotators: with a prompt file's content
     hash, enough to find the campaign a start-up names without reading the prompt file."""
     return _without(definition)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    return _sha256(Path(path))
 
 
 __all__ = ["RecordStore", "ReadResult", "Guard", "file_sha256", "definition_key"]

@@ -19,8 +19,8 @@ import torch
 
 from goldennoise.errors import UserError
 from goldennoise.generation import scoring
-from goldennoise.generation.noise_model import file_sha256
 from goldennoise.generation.verifiers.base import Verifier
+from goldennoise.ids import file_sha256
 
 VERSION = "1"
 FORMAT = "goldennoise-learned-verifier-1"
@@ -31,14 +31,7 @@ DEFINITION = ("logit of P(golden) by a logistic head on CLIP's [image, text, ima
 @torch.no_grad()
 def features(scorer: scoring.ClipScorer, images, prompt: str) -> torch.Tensor:
     """[i, t, i * t] per image, float32 `(N, 3D)` on the CPU (i, t: CLIP's normalised image and text embeddings)."""
-    if isinstance(images, torch.Tensor):
-        inputs = scorer.processor(text=[prompt], return_tensors="pt", padding=True, truncation=True)
-        inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
-        inputs["pixel_values"] = scoring.pixel_values(scorer, images)
-    else:
-        inputs = scorer.processor(text=[prompt], images=images, return_tensors="pt", padding=True, truncation=True)
-        inputs = {key: value.to(scorer.device) for key, value in inputs.items()}
-    output = scorer.model(**inputs)
+    output = scoring.clip_outputs(scorer, images, prompt)
     image, text = output.image_embeds.float().cpu(), output.text_embeds.float().cpu().expand(len(images), -1)
     return torch.cat([image, text, image * text], dim=1)
 
