@@ -95,3 +95,54 @@ def test_pairwise_answers_say_how_often_the_sourced_side_won_whichever_side_it_w
     assert abs(found["won"] - (45 + 5) / 70) < 1e-12 and found["ci_low"] > 0.5 and found["p"] < 0.01
     (null,) = sources.pairwise(_pairs(30, 30), draws=300)
     assert abs(null["won"] - 0.5) < 1e-12 and null["p"] > 0.3
+
+
+def test_a_campaign_without_the_noise_settings_keeps_the_id_it_had_before_them():
+    from dataclasses import replace
+
+    campaign = replace(Campaign(name="stable", model="digits", guidance_scale=0.75, num_inference_steps=20,
+                                height=256, width=256, verifiers=("digits",), guidelines="Golden: sharp."),
+                       prompts_sha256="0" * 64)
+    assert campaign.id == "stable-ae149c9370"  # what 370f4b1, before noise sources, computed for it
+    assert replace(campaign, noise_source="redenoise", noise_share=0.5).id != campaign.id
+
+
+def test_the_arms_permutation_p_is_calibrated_when_several_annotators_judge_each_batch():
+    """Null: golden independent of the arm; every batch (3 of 6 sourced) judged identically by four annotators. Here
+    0.04 of 80 replicates reject at 0.05; shuffling each judgement on its own (the audited version) rejects 0.20."""
+    import pandas as pd
+
+    from goldennoise.research.analysis import sources
+
+    rng = np.random.default_rng(0)
+    rejected = 0
+    for _ in range(80):
+        rows = []
+        for b in range(30):
+            arm = np.zeros(6, bool)
+            arm[rng.choice(6, 3, replace=False)] = True
+            golden = rng.random(6) < 0.5
+            rows += [{"record_id": f"{b}{who}", "batch_id": f"b{b}", "prompt_id": f"p{b}", "position": p,
+                      "golden": bool(golden[p]), "noise_source": "redenoise" if arm[p] else "seed",
+                      "source_share": 0.5} for who in "abcd" for p in range(6)]
+        rejected += sources.analyse(pd.DataFrame(rows), draws=20)["sources"][0]["p"] < 0.05
+    assert rejected / 80 <= 0.1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_sourced_candidate_verifies_in_either_dtype_and_within_tolerance_on_other_kernels(tmp_path, dtype):
+    model = models.load_model("digits", dtype=dtype)
+    made = pipeline.generate(model, "a handwritten 5", [3], GenerationParams(10, 0.75, 64, 64),
+                             [{"name": "redenoise", "share": 0.5}])
+    (block,) = made.noise
+    store = NoiseStore(tmp_path)
+    store.put(made.made[block["source_sha256"]], block["sha256"])
+    assert block["pipeline_dtype"] == dtype and latents.verify(3, block, store=store).status == "exact"
+    remade = latents.remake_latents(3, block, stage="passed", store=store)
+    assert str(remade.dtype).endswith(dtype)
+    assert torch.equal(remade, latents.to_passed(made.made[block["source_sha256"]], "pixel", getattr(torch, dtype)))
+    # the seed's draw as another CPU's kernels give it (~1e-6 off): the fingerprint, not the hash
+    other = latents.initial_noise(3, tuple(block["shape"])) + 1e-6
+    assert latents.verify(3, block, other, store=store).status == "tolerance"
+    with pytest.raises(NoiseMismatch):
+        latents.verify(3, block, other + 1e-3, store=store)
