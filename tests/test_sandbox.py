@@ -192,6 +192,29 @@ def test_generate_batch_equals_single_calls(digits):
         assert single.noise[0] == batch.noise[i]
 
 
+def test_the_traced_unet_gives_the_modules_images_and_follows_its_weights(digits):
+    """The CPU trace (the pipeline's speed path) is the same function as the module: equal images, bit for bit, at
+    both guidance branches; gradients use the module itself; changed weights are traced again, not served stale."""
+    pipe = DigitsPipeline.from_pretrained(weights_path())
+    pipe.set_progress_bar_config(disable=True)
+    noise = seed_noises(pipe, [5, 6, 7])
+    images = {}
+    for fast in (False, True):
+        pipe.fast_unet = fast
+        images[fast] = [pipe(["2", "five", "9"], latents=noise, guidance_scale=w, num_inference_steps=4,
+                             output_type="pt").images for w in (0.75, 1.0)]
+    assert all(torch.equal(a, b) for a, b in zip(images[False], images[True]))
+    assert pipe._traces, "the fast path made no trace"
+    x, t, labels = noise.clone().requires_grad_(), torch.full((3,), 500.0), torch.tensor([2, 5, 9])
+    pipe.denoiser(x, t, labels).sum().backward()  # with gradients: the module, which passes them
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        before = pipe.denoiser(noise, t, labels)
+        pipe.unet.conv_in.weight.mul_(0.5)
+        after, eager = pipe.denoiser(noise, t, labels), pipe.unet(noise, t, class_labels=labels).sample
+    assert torch.equal(after, eager) and not torch.equal(before, after)
+
+
 @pytest.mark.slow
 def test_training_script_writes_a_loadable_pipeline(tmp_path):
     from goldennoise.sandbox import train
