@@ -271,6 +271,8 @@ def cmd_train(args) -> int:
     except UserError as error:
         print(f"goldennoise train: {error}", file=sys.stderr)
         return 2
+    if os.environ.get("RANK", "0") != "0":  # under accelerate launch / torchrun the first process reports
+        return 0
     held = card.get("held_out")
     if args.kind == "verifier":
         print(f"learned verifier written: {args.out} (sha256 {card['sha256'][:12]}…); {card['training_images']} of "

@@ -37,3 +37,40 @@ def test_re_denoised_candidates_are_shown_and_recorded_without_being_revealed(tm
     for text in [html, *sources]:
         assert "redenoise" not in text.lower() and "source_sha256" not in text
     assert len(pngs) == 4 and all(b"redenoise" not in png for png in pngs)
+
+
+def test_a_seeds_two_noises_side_by_side_in_pairwise_not_revealed_and_the_winner_marked_by_side(tmp_path, browser):
+    from tests.browser import PAIR_SCREEN, open_tab, wait_state
+
+    prompts = [f"a handwritten {d}" for d in range(10)]
+    with app(tmp_path, prompts, "--model", "digits", "--noise-source", "redenoise", "--noise-pairing", "same_seed",
+             "--batch-size", "2", "--min-view-ms", "0") as (url, out):
+        page = open_page(browser, url)
+        page.locator("#gn-name textarea, #gn-name input").first.fill("twins")
+        page.locator("#gn-start").click()
+        wait_state(page, "idle")  # the Workbench has nothing to judge and says where to go
+        assert "answer it in the Pairwise view" in page.inner_text("#gn-screen")
+        open_tab(page, "Pairwise")
+        pair = wait_batch(page, screen=PAIR_SCREEN)
+        html = page.inner_html(PAIR_SCREEN)
+        sources = page.eval_on_selector_all(f"{PAIR_SCREEN} img", "is => is.map(i => i.src)")
+        pngs = [urllib.request.urlopen(src, timeout=10).read() for src in sources]
+        shot(page, "pairwise-same-seed")
+        page.keyboard.press("ArrowLeft")
+        wait_batch(page, pair, screen=PAIR_SCREEN)
+        open_tab(page, "History")
+        page.locator("#gn-history [role=gridcell]").filter(has_text="pairwise: left").first.click()
+        page.locator(".gn-record .gn-thumb").first.wait_for()
+        marks = page.eval_on_selector_all(".gn-record .gn-thumb figcaption", "fs => fs.map(f => f.innerText)")
+        shot(page, "history-same-seed")
+        assert error_badges(page) == 0
+    (record,) = [r for r in records(out) if r["kind"] == "pairwise"]
+    seed = record["seeds"][0]
+    assert record["seeds"] == [seed, seed] and record["preference"] == {"left": seed, "right": seed, "winner": "left"}
+    assert sorted(bool(s["noise"].get("source")) for s in record["samples"]) == [False, True]
+    assert ["golden" in m for m in marks] == [True, False]  # the winner by its side, not by its (shared) seed
+    # nothing the annotator receives tells x_T from x'_T: the page, the image addresses, the PNGs' own text
+    assert len(sources) == 2 and sorted(s.rsplit("/", 1)[1] for s in sources) == [f"{seed}-0.png", f"{seed}-1.png"]
+    for text in [html, *sources]:
+        assert "redenoise" not in text.lower() and "source_sha256" not in text
+    assert all(b"redenoise" not in png for png in pngs)

@@ -13,6 +13,7 @@ import json
 import shutil
 
 import numpy as np
+import torch
 import pytest
 
 from goldennoise import simulate
@@ -189,3 +190,147 @@ def test_pairwise_answers_in_a_campaign_with_a_noise_source_compare_the_arms_sid
     assert found["source"] == "redenoise" and found["answers"] + found["both_bad"] == 30
     assert found["won"] > 0.5
     assert any("had a candidate from a noise source" in c for c in result["results"][0].caveats)
+
+
+def _twin_campaign(outputs, answer, tmp_path, batch_size=2):
+    """A same-seed campaign on the digits (each seed's x_T and x'_T side by side in Pairwise), answered by
+    `answer(p_left, p_right, rng) -> winner` from the judge's probabilities of the asked digit; the screens seen."""
+    from PIL import Image
+
+    from goldennoise.annotation.access import Access
+    from goldennoise.annotation.service import Caller, Service
+    from goldennoise.sandbox import judge
+    from goldennoise.sandbox.prompts import digit_of
+    from goldennoise.store.campaign import Campaign
+
+    prompts = tmp_path / "twins.txt"
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    prompts.write_text("".join(f"{form}\n" for d in range(10)
+                               for form in (f"a handwritten {d}", f"the digit {d}", names[d])))
+    service = Service(outputs, None, Access(local_only=True), prefetch=False)
+    rng, seen = np.random.default_rng(7), []
+    try:
+        service.start(Campaign(name="twins", model="digits", prompts=str(prompts), batch_size=batch_size,
+                               min_view_ms=0, num_inference_steps=10, noise_source="redenoise",
+                               noise_pairing="same_seed", seed_strategy="random", verifiers=("digits",)))
+        caller = Caller("twins-tab")
+        service.join(caller, "sim", present=False)
+        workbench = service.show(caller, "batch")
+        screen = service.show(caller, "pairwise")
+        while screen.state == "batch":
+            seen.append(screen.batch)
+            images = [Image.open(outputs / path) for path in screen.batch.image_paths]
+            p = judge.p_requested(images, digit_of(screen.prompt.text))
+            screen = service.answer(caller, "pairwise", screen.batch.batch_id, winner=answer(*p, rng)).screen
+    finally:
+        service.close_all()
+    return workbench, seen
+
+
+def _by_the_judge(left, right, rng):
+    return "left" if left > right else "right" if right > left else "tie"
+
+
+def test_same_seed_pairs_show_one_seeds_two_noises_and_people_prefer_x_prime_as_the_judge_does(tmp_path):
+    """`[noise] pairing = "same_seed"`: every pair is one seed's draw x_T and its re-denoised x'_T, sides at random,
+    file names that do not tell; the Workbench says to answer in Pairwise; the analysis reports how often x'_T won
+    (same seed) with its verifiers' agreement; the export writes NPNet's dataset filtered by the preference, loadable
+    by NPNet's loader; `train` reads the same pairs. Controls: a coin-flipping annotator, and the identity in place of
+    re-denoise (two equal images), find nothing and pass no pair."""
+    from goldennoise.generation import latents
+    from goldennoise.research import export, train
+    from tests.test_export import npnet_load
+
+    outputs = tmp_path / "out"
+    workbench, seen = _twin_campaign(outputs, _by_the_judge, tmp_path)
+    assert workbench.state == "idle" and "Pairwise" in workbench.notice
+    assert len(seen) == 30 and all(b.seeds[0] == b.seeds[1] for b in seen)
+    sourced_left = [bool(b.noise[0].get("source")) for b in seen]
+    assert all(bool(b.noise[0].get("source")) != bool(b.noise[1].get("source")) for b in seen)
+    assert 5 <= sum(sourced_left) <= 25  # the source's side drawn at random
+    assert all(b.noise[0]["sha256"] == b.noise[1]["sha256"] for b in seen)  # one draw, x_T, under both
+    assert all(p.rsplit("/", 1)[1] == f"{b.seeds[0]}-{i}.png" for b in seen for i, p in enumerate(b.image_paths))
+
+    result = analysis.run(outputs, with_selector=False)["results"][0]
+    (found,) = result.parts["sources_pairwise"]
+    assert found["pairing"] == "same seed" and found["answers"] + found["both_bad"] == 30
+    assert found["won"] > 0.7 and found["p"] < 0.05 and found["ci_low"] > 0.5
+    assert found["digits agrees"] > 0.9 and "clip agrees" in found  # the judge's own verifier agrees
+
+    export.export(outputs, tmp_path / "exp", formats="npnet")
+    root = tmp_path / "exp" / "npnet"
+    (passed,) = [p for p in root.iterdir() if p.name.endswith("-redenoise-compared")]
+    (every,) = [p for p in root.iterdir() if p.name.endswith("-redenoise-compared-all")]
+    original, optimized, prompts = npnet_load(passed / "npz", passed / "prompts.txt")
+    index = [json.loads(line) for line in open(passed / "index.jsonl", encoding="utf-8")]
+    assert len(original) == len(index) == sum(row["preferred"] for row in map(
+        json.loads, open(every / "index.jsonl", encoding="utf-8")))
+    assert len(original) >= 0.7 * 30
+    assert len(npnet_load(every / "npz", every / "prompts.txt")[0]) == 30
+    store = NoiseStore(outputs)
+    for row in index[:10]:
+        content = np.load(passed / row["file"])
+        assert row["winner"] == "redenoise" and row["method"]["name"] == "redenoise"
+        np.testing.assert_array_equal(content["arr_0"], latents.initial_noise(row["seed"], (1, 1, 8, 8)).numpy())
+        np.testing.assert_array_equal(content["arr_1"], store.get(row["source_sha256"]))
+    assert "side by side" in (passed / "README.md").read_text()
+    data = train.pairs(outputs)
+    assert len(data["golden"]) == 30 and int(data["golden"].sum()) == len(original)
+
+    coin = tmp_path / "coin"
+    _twin_campaign(coin, lambda left, right, rng: ("left", "right")[int(rng.integers(2))], tmp_path)
+    (null,) = analysis.run(coin, with_selector=False)["results"][0].parts["sources_pairwise"]
+    assert not (null["p"] < 0.05 and null["ci_low"] > 0.5)
+
+
+def test_same_seed_pairs_with_the_identity_for_redenoise_are_two_equal_images_and_pass_nothing(tmp_path, monkeypatch):
+    from goldennoise.research import export
+
+    monkeypatch.setattr(rd, "redenoise", lambda pipe, noises, prompt, params, *rest: noises.float().clone())
+    outputs = tmp_path / "out"
+    _, seen = _twin_campaign(outputs, _by_the_judge, tmp_path)
+    assert all(np.array_equal(np.asarray(Image_open(outputs / b.image_paths[0])),
+                              np.asarray(Image_open(outputs / b.image_paths[1]))) for b in seen[:5])
+    (found,) = analysis.run(outputs, with_selector=False)["results"][0].parts["sources_pairwise"]
+    assert found["won"] == 0.5 and found["p"] > 0.5  # every answer a tie
+    export.export(outputs, tmp_path / "exp", formats="npnet")
+    names = [p.name for p in (tmp_path / "exp" / "npnet").iterdir()]
+    assert any(n.endswith("-redenoise-compared-all") for n in names)
+    assert not any(n.endswith("-redenoise-compared") for n in names)
+
+
+def Image_open(path):
+    from PIL import Image
+
+    return Image.open(path).convert("L")
+
+
+def test_the_noise_model_trains_the_same_under_torchrun_on_two_processes(mixed, tmp_path):
+    """`goldennoise train` under torchrun (2 CPU processes over gloo, as `accelerate launch` runs it on GPUs): each
+    process takes half of the pairs and the gradients are averaged, so the checkpoint is the one-process one up to
+    the order of float sums; one file is written, its card says two processes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from goldennoise.generation import noise_model
+    from goldennoise.research import train
+
+    outputs, _, _ = mixed
+    one = train.train(outputs, tmp_path / "one.safetensors", epochs=120, log=None)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "goldennoise.cli", "train", str(outputs),
+                          "--out", str(tmp_path / "two.safetensors"), "--epochs", "120"],
+                         cwd=tmp_path, env={**os.environ, "GOLDENNOISE_NO_BAR": "1"}, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("noise model written") == 1
+    card = noise_model.load(tmp_path / "two.safetensors")[1]["card"]
+    assert card["processes"] == 2 and one["processes"] == 1 and card["pairs"] == one["pairs"]
+    a, b = load_file(str(tmp_path / "one.safetensors")), load_file(str(tmp_path / "two.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+    held_one, held_two = one["held_out"], card["held_out"]
+    assert abs(held_one["network_error"] - held_two["network_error"]) < 0.05 * held_one["network_error"]

@@ -8,7 +8,7 @@ import torch
 
 from goldennoise.errors import CampaignError, NoiseMismatch
 from goldennoise.generation import latents, models, pipeline
-from goldennoise.generation.noises import NoiseStore, Source, assign
+from goldennoise.generation.noises import NoiseStore, Source, assign, twins
 from goldennoise.generation.pipeline import GenerationParams
 from goldennoise.store.campaign import Campaign
 
@@ -21,6 +21,57 @@ def test_exactly_the_share_of_each_batch_at_positions_fixed_per_prompt():
     assert assign(source, list(range(6)), 0) == chosen[0]  # the same batch, the same choice
     assert len({tuple(c is None for c in row) for row in chosen}) > 5
     assert assign(Source("seed", 0.5), [1, 2, 3], 0) == [None] * 3
+
+
+def test_same_seed_twins_get_the_source_on_one_side_drawn_per_prompt():
+    source = Source("redenoise", 0.5)
+    rows = [assign(source, twins(list(range(10 * p, 10 * p + 3))), p, "same_seed") for p in range(40)]
+    assert all(len(row) == 6 and sum(c is not None for c in row[i:i + 2]) == 1 for row in rows for i in (0, 2, 4))
+    assert 0.35 < np.mean([row[1] is not None for row in rows for row in [row[0:2], row[2:4], row[4:6]]]) < 0.65
+    assert assign(source, twins([0, 1, 2]), 0, "same_seed") == rows[0]
+    with pytest.raises(ValueError, match="each seed twice"):
+        assign(source, [1, 2, 3, 4], 0, "same_seed")
+
+
+def test_a_same_seed_campaign_needs_a_source_an_even_batch_and_half_the_candidates_from_it():
+    Campaign(noise_source="redenoise", noise_pairing="same_seed", batch_size=2, pool_size=64).check()
+    for bad, match in ((dict(noise_source="seed"), "noise.pairing"), (dict(batch_size=3), "seeds.batch_size"),
+                       (dict(noise_share=0.25), "noise.share"), (dict(noise_pairing="twins"), "noise.pairing")):
+        with pytest.raises(CampaignError, match=match):
+            Campaign(**{"noise_source": "redenoise", "noise_pairing": "same_seed", "batch_size": 4, **bad}).check()
+
+
+def test_a_seed_twice_is_generated_from_its_draw_and_from_the_source_and_recorded_only_as_a_pair(tmp_path):
+    """Generation takes a seed twice when its two candidates have different noises (never twice the same); a
+    pairwise record or a skip may list it twice with two sources, a judgement never (its golden_seeds name seeds)."""
+    from goldennoise.generation.images import save_batch
+    from goldennoise.store import schema
+
+    model = models.load_model("digits")
+    params = GenerationParams(10, 0.75, 64, 64)
+    made = pipeline.generate(model, "a handwritten 4", [5, 5], params, [None, {"name": "redenoise", "share": 0.5}])
+    assert made.noise[0]["sha256"] == made.noise[1]["sha256"] and "source" in made.noise[1]
+    assert not torch.equal(made.images[0], made.images[1])
+    with pytest.raises(Exception, match="distinct"):
+        pipeline.generate(model, "a handwritten 4", [5, 5], params)
+    paths = save_batch(tmp_path, "b", "p", [5, 5, 6], [Image_new()] * 3, {})
+    assert paths == ["b/5-0.png", "b/5-1.png", "b/6.png"]
+    samples = [{"seed": 5, "noise": block} for block in made.noise]
+    base = dict(record_id="a" * 32, created_at="now", annotator="ann", seeds=[5, 5], samples=samples,
+                prompt={"text": "4", "id": "p", "index": 0, "source": "t"})
+    schema.Pairwise(**base, preference={"left": 5, "right": 5, "winner": "right"})
+    schema.Skip(**base)
+    with pytest.raises(ValueError, match="distinct"):
+        schema.Judgement(**base, golden_seeds=[5], bad_seeds=[], verdict="some_golden")
+    with pytest.raises(ValueError, match="distinct"):
+        schema.Pairwise(**{**base, "samples": [samples[0], samples[0]]},
+                        preference={"left": 5, "right": 5, "winner": "right"})
+
+
+def Image_new():
+    from PIL import Image
+
+    return Image.new("RGB", (8, 8))
 
 
 @pytest.mark.parametrize("share, batch", [(1.0, 4), (0.1, 4), (0.2, 2), (0.5, 1)])
@@ -71,7 +122,7 @@ def test_a_block_pointing_at_another_seeds_kept_noise_or_naming_an_unknown_sourc
     assert "embedded_guidance" not in one["source"]  # only a guidance-embedding model uses it
 
 
-def _pairs(wins_of_source: int, losses: int, ties: int = 0, both_bad: int = 0):
+def _pairs(wins_of_source: int, losses: int, ties: int = 0, both_bad: int = 0, same_seed: bool = False):
     import pandas as pd
 
     rows, n = [], 0
@@ -82,7 +133,8 @@ def _pairs(wins_of_source: int, losses: int, ties: int = 0, both_bad: int = 0):
                 "left" if (outcome == "win") == left_is_source else "right")
             rows.append({"prompt_id": f"p{n % 20}", "batch_id": f"b{n}", "record_id": f"r{n}", "winner": winner,
                          "left_noise_source": "redenoise" if left_is_source else "seed",
-                         "right_noise_source": "seed" if left_is_source else "redenoise"})
+                         "right_noise_source": "seed" if left_is_source else "redenoise",
+                         "left_seed": n, "right_seed": n if same_seed else n + 1000})
             n += 1
     return pd.DataFrame(rows)
 
@@ -95,6 +147,14 @@ def test_pairwise_answers_say_how_often_the_sourced_side_won_whichever_side_it_w
     assert abs(found["won"] - (45 + 5) / 70) < 1e-12 and found["ci_low"] > 0.5 and found["p"] < 0.01
     (null,) = sources.pairwise(_pairs(30, 30), draws=300)
     assert abs(null["won"] - 0.5) < 1e-12 and null["p"] > 0.3
+    assert found["pairing"] == null["pairing"] == "different seeds"
+    import pandas as pd
+
+    twins = _pairs(20, 20, same_seed=True).assign(prompt_id=lambda f: f["prompt_id"] + "t")
+    same, different = sorted(sources.pairwise(pd.concat([_pairs(45, 15), twins]), draws=300),
+                             key=lambda row: row["pairing"] != "same seed")
+    assert same["pairing"] == "same seed" and same["answers"] == 40 and abs(same["won"] - 0.5) < 1e-12
+    assert different["answers"] == 60 and abs(different["won"] - 0.75) < 1e-12
 
 
 def test_a_campaign_without_the_noise_settings_keeps_the_id_it_had_before_them():
@@ -105,6 +165,9 @@ def test_a_campaign_without_the_noise_settings_keeps_the_id_it_had_before_them()
                        prompts_sha256="0" * 64)
     assert campaign.id == "stable-ae149c9370"  # what 370f4b1, before noise sources, computed for it
     assert replace(campaign, noise_source="redenoise", noise_share=0.5).id != campaign.id
+    assert replace(campaign, noise_pairing="mixed").id == campaign.id
+    mixed = replace(campaign, noise_source="redenoise", batch_size=2)
+    assert replace(mixed, noise_pairing="same_seed").id != mixed.id
 
 
 def test_the_arms_permutation_p_is_calibrated_when_several_annotators_judge_each_batch():

@@ -53,9 +53,20 @@ class Batches:
         self.made: OrderedDict[str, tuple] = OrderedDict()  # batch id -> (prompt, batch, origin) made on request
 
     def draw_seeds(self, prompt: Prompt) -> list[int]:
+        """The prompt's distinct seeds by the campaign's strategy (half a batch when each seed is shown twice)."""
         c = self.runtime.campaign
-        return seeds.draw_seeds(c.seed_strategy, max(c.batch_size, c.candidates), prompt.index, c.start_seed,
-                                c.pool_size)
+        count = max(c.batch_size, c.candidates) // (2 if self.twinned else 1)
+        return seeds.draw_seeds(c.seed_strategy, count, prompt.index, c.start_seed, c.pool_size)
+
+    @property
+    def twinned(self) -> bool:
+        """Each seed shown twice, from its draw and from the noise source (`[noise] pairing = "same_seed"`)."""
+        return self.runtime.campaign.noise_pairing == "same_seed"
+
+    def candidates(self, prompt: Prompt) -> list[int]:
+        """The seeds of the prompt's batch, in order: the drawn seeds, each twice side by side when twinned."""
+        drawn = self.draw_seeds(prompt)
+        return noises.twins(drawn) if self.twinned else drawn
 
     def shown(self, prompt: Prompt, background: bool = False) -> Batch:
         """The prompt's batch as shown (pre-filtered when the campaign says so)."""
@@ -69,7 +80,7 @@ class Batches:
         """Make and store the prompt's batch unless the store has one; True if it was made here (`generate`)."""
         if self.store.has_batch(self.runtime.id, prompt.id):
             return False
-        made = self._generate(prompt, self.draw_seeds(prompt), self.runtime.params, background=False)
+        made = self._generate(prompt, self.candidates(prompt), self.runtime.params, background=False)
         self.store.put_batch(self.runtime.id, to_data(made))
         return True
 
@@ -129,7 +140,7 @@ class Batches:
                 if not self.runtime.workers:
                     raise CampaignError(f"prompt {prompt.index + 1} has no pre-generated batch and no model is "
                                         "loaded here.", "campaign")
-                made = self._generate(prompt, self.draw_seeds(prompt), self.runtime.params, background)
+                made = self._generate(prompt, self.candidates(prompt), self.runtime.params, background)
                 self.store.put_batch(self.runtime.id, to_data(made))
                 stored = self.store.batch(self.runtime.id, prompt.id)  # another replica may have stored one first
                 batch = from_data(stored) if stored is not None else made
@@ -147,7 +158,7 @@ class Batches:
         source = noises.Source(c.noise_source, c.noise_share, c.noise_guidance_scale, c.noise_inversion_guidance_scale,
                                c.noise_checkpoint)
         return [None if p is None else {**source.to_dict(), "share": p}
-                for p in noises.assign(source, chosen, prompt.index)]
+                for p in noises.assign(source, chosen, prompt.index, c.noise_pairing)]
 
     def _generate(self, prompt: Prompt, chosen: list[int], params: GenerationParams, background: bool,
                   plain: bool = False) -> Batch:
@@ -163,6 +174,8 @@ class Batches:
             with runtime.pool.take(background) as worker:
                 size = runtime.budget.chunk_size(len(remaining), params.height, params.width,
                                                  params.num_inference_steps)
+                if self.twinned and not plain:  # a seed's two images in one chunk (their files are named apart)
+                    size = max(2, size - size % 2)
                 chunk, remaining = remaining[:size], remaining[size:]
                 chunk_sources, sources = sources[:size], sources[size:]
                 self.generation_calls += 1

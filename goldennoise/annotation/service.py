@@ -112,9 +112,17 @@ def _seed(value) -> int:
                     "golden_seeds")
 
 
-def _pair(batch, taken: int):
-    """The pair of a prompt's batch to show next: the `taken`-th of its seed pairs, in turn."""
-    pairs = list(itertools.combinations(range(len(batch.seeds)), 2))
+TWINS_NOTICE = ("This campaign compares each seed's two noises side by side: answer it in the Pairwise view "
+                "(nothing to judge here).")
+
+
+def _pair(batch, taken: int, twinned: bool = False):
+    """The pair of a prompt's batch to show next: the `taken`-th of its seed pairs, in turn (when `twinned`, of its
+    same-seed pairs: places 0-1, 2-3, ..., the source's side drawn at random when the batch was made)."""
+    if twinned:
+        pairs = [(i, i + 1) for i in range(0, len(batch.seeds) - 1, 2)]
+    else:
+        pairs = list(itertools.combinations(range(len(batch.seeds)), 2))
     if not pairs:
         raise UserError("pairwise: the campaign's batch size is 1, so there is no pair to compare.", "batch_size")
     i, j = pairs[taken % len(pairs)]
@@ -554,7 +562,7 @@ class Service:
             if mode == "pairwise":
                 with self.store.queue() as conn:
                     row = queue.state_of(conn, runtime.id, "pairwise", prompt.id)
-                batch = _pair(batch, row.judged if row else 0)
+                batch = _pair(batch, row.judged if row else 0, self.batches.twinned)
         except BaseException:
             with self.store.queue(write=True) as conn:
                 queue.release(conn, runtime.id, mode, prompt.id, tab.connection)
@@ -571,6 +579,9 @@ class Service:
             if kept:
                 view.screen = replace(screen, shown_at=time.monotonic(), shown_at_iso=utc_now(), notice=notice)
                 return view.screen
+        if mode == "batch" and self.batches is not None and self.batches.twinned:
+            view.screen = Screen(mode, "idle", notice=TWINS_NOTICE)
+            return view.screen
         prompt = self._claim(tab, mode)
         if prompt is None:
             view.screen = Screen(mode, "done", notice=notice)

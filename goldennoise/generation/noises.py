@@ -121,15 +121,28 @@ class Source:
         return asdict(self)
 
 
-def assign(source: Source, seeds: list[int], prompt_index: int) -> list[float | None]:
+def twins(seeds: list[int]) -> list[int]:
+    """Each seed twice, side by side: the candidates of a same-seed batch (`[noise] pairing = "same_seed"`)."""
+    return [seed for seed in seeds for _ in range(2)]
+
+
+def assign(source: Source, seeds: list[int], prompt_index: int, pairing: str = "mixed") -> list[float | None]:
     """Per candidate: the probability it had of getting the source when it got it, else None (a plain seed).
 
-    Exactly round(share x n) of the n candidates get it (halves rounded up, as the campaign
-    checks), drawn by a generator seeded by the prompt's index and the first seed, so the
-    same batch always gets the same choice."""
+    mixed: exactly round(share x n) of the n candidates get it (halves rounded up, as the
+    campaign checks), drawn by a generator seeded by the prompt's index and the first seed,
+    so the same batch always gets the same choice.
+    same_seed: `seeds` are twins (each seed twice, side by side); of each twin one gets the
+    source, the first or the second at random (probability 1/2), drawn the same way."""
     n = len(seeds)
     if not source.active or n == 0:
         return [None] * n
+    if pairing == "same_seed":
+        if n % 2 or seeds[0::2] != seeds[1::2]:
+            raise ValueError("same_seed pairing: the candidates must be each seed twice, side by side")
+        rng = np.random.default_rng([int(prompt_index), int(seeds[0]) & 0xFFFFFFFF, int(seeds[0]) >> 32, 2])
+        second = rng.random(n // 2) < 0.5
+        return [0.5 if (i % 2 == 1) == bool(second[i // 2]) else None for i in range(n)]
     k = min(n, int(source.share * n + 0.5))
     rng = np.random.default_rng([int(prompt_index), int(seeds[0]) & 0xFFFFFFFF, int(seeds[0]) >> 32])
     chosen = set(rng.choice(n, size=k, replace=False).tolist())

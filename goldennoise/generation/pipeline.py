@@ -58,12 +58,16 @@ def check_params(params: GenerationParams, multiple: int = 16) -> None:
         _whole(params.max_sequence_length, "max_sequence_length", 1, 512)
 
 
-def check_seeds(seeds: list[int]) -> list[int]:
+def check_seeds(seeds: list[int], sources: list[dict | None] | None = None) -> list[int]:
+    """The seeds as ints, or UserError: 1..MAX_BATCH of them, each in range, distinct (a seed may appear twice only
+    with `sources` giving its two candidates different noises: its draw and a noise source's, or two sources)."""
     if not 1 <= len(seeds) <= MAX_BATCH:
         raise UserError(f"seeds: a batch needs 1..{MAX_BATCH} seeds, got {len(seeds)}.", "seeds")
     checked = [latents.check_seed(seed) for seed in seeds]
-    if len(set(checked)) != len(checked):
-        raise UserError("seeds: the seeds of a batch must be distinct.", "seeds")
+    kinds = [None if not s else s.get("name") for s in (sources or [None] * len(checked))]
+    if len(set(zip(checked, kinds))) != len(checked):
+        raise UserError("seeds: the seeds of a batch must be distinct (a seed twice only from two noise sources).",
+                        "seeds")
     return checked
 
 
@@ -176,9 +180,9 @@ def generate(model: LoadedModel, prompt: str, seeds: list[int], params: Generati
     Raises UserError for bad parameters and GenerationError when out of memory.
     """
     check_params(params, size_multiple(model.pipe))
-    seeds = check_seeds(seeds)
     if sources is not None and len(sources) != len(seeds):
         raise UserError(f"sources: one per seed ({len(seeds)}), got {len(sources)}.", "sources")
+    seeds = check_seeds(seeds, sources)
     start = time.perf_counter()
     try:
         pipe, generators, passed, blocks, kept = prepare(model, seeds, params, prompt, sources)

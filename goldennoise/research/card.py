@@ -305,6 +305,29 @@ never shown). Counts: {judged} re-denoised candidates judged, {passed} marked go
 """
 
 
+def redenoise_compared_readme(compared: int, preferred: int, ties: int, both_bad: int, everything: bool) -> str:
+    """The card of an NPNet dataset from same-seed comparisons (`export.write_redenoise`, pairing same_seed)."""
+    kept = (f"All {compared} compared pairs, whatever people said: `index.jsonl` gives each one's answer "
+            "(`winner`: redenoise, seed, tie or both_bad) and `preferred` (true when x'_T's image won)."
+            if everything else f"The {preferred} of {compared} compared pairs whose x'_T image people preferred.")
+    return f"""# NPNet's dataset, filtered by people's side-by-side preference (GoldenNoise)
+
+Pairs (x_T, x'_T) as NPNet's re-denoise sampling makes them: `arr_0` the seed's float32 draw x_T,
+`arr_1` its re-denoised noise x'_T (one denoising step with guidance, inverted without it; the
+parameters are each row's `method` in `index.jsonl`), `arr_2` the prompt's number in `prompts.txt`.
+Point NPNet's `NoiseDataset(pick=True, data_dir=".../npz", prompt_path=".../prompts.txt")` at this folder.
+
+{kept}
+
+**The filter was human, and it is NPNet's own comparison.** NPNet keeps a pair when a reward model
+(HPSv2) scores the image of x'_T above the image of x_T. Here annotators saw those two images of one
+seed side by side (Pairwise, left and right drawn at random, not told which was which) and the pair
+passes when they preferred the image of x'_T. Counts: {compared} pairs compared, {preferred} preferred
+x'_T, {compared - preferred - ties - both_bad} preferred x_T, {ties} ties, {both_bad} both bad (ties and "both bad" do
+not pass).
+"""
+
+
 NPNET_README = """# NPNet-compatible preference pairs (GoldenNoise)
 
 One folder per campaign and generation configuration. In each:
@@ -327,4 +350,7 @@ same prompt, not a re-denoised target noise of the loser as in NPNet's original 
 pairwise answers make no pair. Where a campaign mixed re-denoised candidates in (`[noise] source =
 "redenoise"`), a pair's noise is the one its image started from, and `<folder>-redenoise/` (the pairs
 people marked golden) and `<folder>-redenoise-all/` hold NPNet's own (x_T, x'_T) pairs, each with its card.
+Where it showed each seed's x_T and x'_T side by side (`[noise] pairing = "same_seed"`),
+`<folder>-redenoise-compared/` (the pairs whose x'_T image people preferred) and
+`<folder>-redenoise-compared-all/` hold them, with their card.
 """

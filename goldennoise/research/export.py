@@ -411,6 +411,26 @@ def redenoise_pairs(group: Group) -> list[dict]:
     return rows.to_dict("records")
 
 
+def compared_pairs(group: Group) -> list[dict]:
+    """Same-seed pairwise answers (`[noise] pairing = "same_seed"`) of a re-denoised noise against its own seed's
+    draw: NPNet's (x_T, x'_T) with people's side-by-side preference in place of its reward model. Each row is the
+    answer's with `seed`, `noise` (the re-denoised side's block), `preferred` (x'_T's image won) and `answer`."""
+    p = group.pairs
+    if p.empty or "left_noise_source" not in p:
+        return []
+    found = []
+    rows = p[p["noise_check"].isin(VERIFIED) & (p["left_seed"] == p["right_seed"])]
+    for r in rows.to_dict("records"):
+        sides = {r["left_noise_source"]: "left", r["right_noise_source"]: "right"}
+        if set(sides) != {"seed", "redenoise"}:
+            continue
+        side = sides["redenoise"]
+        answer = {side: "redenoise", sides["seed"]: "seed"}.get(r["winner"], r["winner"])
+        found.append({**r, "seed": int(r["left_seed"]), "noise": r[f"{side}_noise"],
+                      "preferred": answer == "redenoise", "answer": answer})
+    return found
+
+
 def _write_npnet_folder(root: Path, folder: str, rows: list[dict], arrays, describe) -> None:
     """One folder NPNet's `NoiseDataset(pick=True)` loads: `npz/<n>.npz` (`arrays(row)` as arr_0 and arr_1, arr_2
     the prompt's number), `prompts.txt`, and `index.jsonl` (each file and numbers, then `describe(row)`)."""
@@ -429,7 +449,9 @@ def _write_npnet_folder(root: Path, folder: str, rows: list[dict], arrays, descr
 
 def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
     """`<name>-redenoise/` (the pairs people marked golden: NPNet's dataset, human-filtered) and
-    `<name>-redenoise-all/` (every pair, its label in index.jsonl), each loadable by NPNet's NoiseDataset."""
+    `<name>-redenoise-all/` (every pair, its label in index.jsonl); from same-seed comparisons,
+    `<name>-redenoise-compared/` (the pairs whose x'_T image people preferred) and `-compared-all/`; each
+    loadable by NPNet's NoiseDataset."""
     rows = redenoise_pairs(group)
     for name, part in _by_shape(group.name, rows, "noise") if rows else []:
         passed = [r for r in part if r["golden"]]
@@ -446,6 +468,24 @@ def write_redenoise(group: Group, root: Path, checker: Checker) -> None:
                            **_index_columns(r, r["noise"])})
             safe_path(root, folder, "README.md").write_text(card.redenoise_readme(
                 len(part), len(passed), folder.endswith("-all")), encoding="utf-8")
+    compared = compared_pairs(group)
+    for name, part in _by_shape(group.name, compared, "noise") if compared else []:
+        passed = [r for r in part if r["preferred"]]
+        answers = [r["answer"] for r in part]
+        for folder, chosen in ((f"{name}-redenoise-compared", passed), (f"{name}-redenoise-compared-all", part)):
+            if not chosen:
+                continue
+            _write_npnet_folder(
+                root, folder, chosen,
+                lambda r: (initial_noise(r["seed"], tuple(r["noise"]["shape"])).numpy(),
+                           checker.noise(r["seed"], r["noise"])),
+                lambda r: {"record_id": r["record_id"], "annotator": r["annotator"], "seed": r["seed"],
+                           "winner": r["answer"], "preferred": r["preferred"], "method": r["noise"]["source"],
+                           "noise_sha256": r["noise"]["sha256"], "source_sha256": r["noise"]["source_sha256"],
+                           **_index_columns(r, r["noise"])})
+            safe_path(root, folder, "README.md").write_text(card.redenoise_compared_readme(
+                len(part), len(passed), answers.count("tie"), answers.count("both_bad"), folder.endswith("-all")),
+                encoding="utf-8")
 
 
 def _array_sha256(block: dict) -> str:

@@ -3,6 +3,7 @@ learned verifier from its labels.
 
     goldennoise train OUTPUTS --out noise-model.safetensors [--campaign-id ID] [--labels golden]
     goldennoise train OUTPUTS --kind verifier --out verifier.safetensors [--labels golden|shuffled]
+    accelerate launch -m goldennoise.cli train OUTPUTS --out noise-model.safetensors   # many GPUs (or torchrun)
 
 The verifier (`train_verifier`, `generation.verifiers.learned`): every judged image of the
 live judgements, its CLIP [image, text, image x text] embedding (the campaign model's
@@ -13,11 +14,16 @@ recorded CLIP score's AUC on the same judgements.
 
 The data are NPNet's pairs (x_T, x'_T): each candidate of a `[noise] source =
 "redenoise"` campaign whose noise was verified, its seed's draw x_T and its kept
-re-denoised noise x'_T, with the prompt. `--labels golden` (the default) keeps the
-pairs people marked golden, the human filter in place of NPNet's reward model; `all`
+re-denoised noise x'_T, with the prompt; and each same-seed pairwise answer
+(`[noise] pairing = "same_seed"`), labelled by whether x'_T's image won. `--labels golden`
+(the default) keeps the pairs people marked golden (or preferred), the human filter in
+place of NPNet's reward model; `all`
 keeps every pair; `shuffled` keeps as many pairs as `golden` would, drawn at random (the
 control that says whether the human filter adds anything). The network
-(`generation.noise_model.NoiseNet`) learns x_T + prompt -> x'_T by mean squared error.
+(`generation.noise_model.NoiseNet`) learns x_T + prompt -> x'_T by mean squared error,
+full batch, in one process or under `accelerate launch` / torchrun: each process takes
+every k-th training pair and DistributedDataParallel averages the gradients (the network
+is small; the processes share the pipeline's prompt embeddings' work, not the model's).
 
 Held out: a fifth of the prompts (seeded), and every seed that appears under them, are
 left out of training; the card reports, on those pairs, the network's error beside the
@@ -34,7 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from accelerate import Accelerator
 
+from goldennoise import ids
 from goldennoise.errors import UserError
 from goldennoise.generation import models, noise_model, scoring
 from goldennoise.generation.verifiers import learned
@@ -49,16 +57,32 @@ LABELS = ("golden", "all", "shuffled")
 
 
 def pairs(outputs: str | Path, campaign: str | None = None, store=None) -> dict:
-    """The verified re-denoise pairs of the live judgements: draws, targets (N, C, h, w), prompts, ids, labels."""
+    """The verified re-denoise pairs people labelled: re-denoised candidates of live judgements (label: golden) and
+    same-seed pairwise answers, x_T against x'_T (`[noise] pairing = "same_seed"`; label: x'_T's image won). Draws,
+    targets (N, C, h, w), prompts, ids, labels."""
     records = store if isinstance(store, RecordStore) else RecordStore(outputs, store)
-    table = dataset.sample_table(records, ... if campaign is None else campaign)
-    if table.empty or "noise_source" not in table:
-        raise UserError("outputs: no judged candidates here; run a campaign with [noise] source = \"redenoise\".",
-                        "outputs")
-    rows = table[table["noise_source"].astype(object) == "redenoise"]
+    chosen = ... if campaign is None else campaign
+    keep = ["seed", "noise", "prompt", "prompt_id", "golden", "model_id", "dtype", "campaign", "configuration",
+            "max_sequence_length"]
+    parts = []
+    table = dataset.sample_table(records, chosen)
+    if not table.empty and "noise_source" in table:
+        parts.append(table.loc[table["noise_source"].astype(object) == "redenoise",
+                               [k for k in keep if k in table]])
+    compared = dataset.pair_table(records, chosen)
+    if not compared.empty and "left_noise_source" in compared:
+        same = compared[compared["left_seed"] == compared["right_seed"]]
+        for side, other in (("left", "right"), ("right", "left")):
+            rows = same[(same[f"{side}_noise_source"].astype(object) == "redenoise")
+                        & (same[f"{other}_noise_source"].astype(object) == "seed")]
+            rows = rows.assign(seed=rows[f"{side}_seed"], noise=rows[f"{side}_noise"],
+                               golden=rows["winner"].astype(object) == side)
+            parts.append(rows[[k for k in keep if k in rows]])
+    rows = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) \
+        else pd.DataFrame()
     if rows.empty:
-        raise UserError("outputs: no re-denoised candidates were judged; run a campaign with [noise] source = "
-                        "\"redenoise\" first.", "outputs")
+        raise UserError("outputs: no re-denoised candidates were judged or compared here; run a campaign with "
+                        "[noise] source = \"redenoise\" first.", "outputs")
     if rows["configuration"].nunique() > 1 or rows["campaign"].nunique() > 1:
         raise UserError("outputs: re-denoised candidates of several campaigns or configurations; choose one with "
                         "--campaign-id.", "campaign")
@@ -107,23 +131,31 @@ def train(outputs: str | Path, out: str | Path, campaign: str | None = None, lab
     if chosen.sum() < 4:
         raise UserError(f"outputs: {int(chosen.sum())} training pairs after the '{labels}' filter; judge more "
                         "re-denoised candidates (at least 4).", "outputs")
+    # One process, or each of `accelerate launch` / torchrun's: every process builds the same network (same seed),
+    # takes every k-th training pair, and DistributedDataParallel averages the gradients, so k processes step as one
+    # full-batch process would (equal shards; the last may be one pair short). The first process writes.
+    state = Accelerator(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
     torch.manual_seed(seed)
     net = noise_model.NoiseNet(data["draws"].shape[1], embedding.shape[1], width)
-    x, y, e = data["draws"][chosen], data["targets"][chosen], embedding[chosen]
+    rows = np.flatnonzero(chosen)[state.process_index::state.num_processes]
+    x, y, e = (t[rows].to(state.device) for t in (data["draws"], data["targets"], embedding))
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    net, optimiser = state.prepare(net, optimiser)
     start = time.perf_counter()
     for step in range(epochs):
         loss = torch.nn.functional.mse_loss(net(x, e), y)
         optimiser.zero_grad()
-        loss.backward()
+        state.backward(loss)
         optimiser.step()
-        if log and (step + 1) % max(1, epochs // 4) == 0:
-            log(f"step {step + 1}/{epochs}: training error {float(loss):.6f}")
-    net.eval()
+        if log and state.is_main_process and (step + 1) % max(1, epochs // 4) == 0:
+            log(f"step {step + 1}/{epochs}: training error {float(loss):.6f}"
+                + (f" (process 0 of {state.num_processes})" if state.num_processes > 1 else ""))
+    net = state.unwrap_model(net).cpu().eval()
     card = {"campaign": data["campaign"], "model_id": data["model_id"], "labels": labels,
             "pairs": {"judged": int(len(data["golden"])), "golden": int(data["golden"].sum()),
                       "training": int(chosen.sum()), "held_out": int(held.sum())},
             "config": {**net.config, "epochs": epochs, "seed": seed, "lr": 2e-3},
+            "processes": state.num_processes, "device": state.device.type,
             "seconds": round(time.perf_counter() - start, 1), "final_training_error": float(loss.detach())}
     if held.any():
         with torch.no_grad():
@@ -136,8 +168,11 @@ def train(outputs: str | Path, out: str | Path, campaign: str | None = None, lab
                 "identity_error": float(torch.nn.functional.mse_loss(xh, yh)),
                 "change_cosine": float(torch.nn.functional.cosine_similarity(change, true_change).mean()),
                 "note": "prompts and seeds never seen in training"}
-    sha = noise_model.save(net, out, type(model.pipe).__name__, card)
-    card["sha256"] = sha
+    if state.is_main_process:
+        card["sha256"] = noise_model.save(net, out, type(model.pipe).__name__, card)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        card["sha256"] = ids.file_sha256(out)
     return card
 
 

@@ -72,6 +72,7 @@ VERIFIERS = ("pickscore", "hpsv2", "imagereward", "aesthetic", "digits", "learne
 STAND_INS = tuple(f"tiny-{v}" for v in VERIFIERS[:4])  # offline stand-ins: the architectures, random weights
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 NOISE_SOURCES = ("seed", "redenoise", "model")
+NOISE_PAIRINGS = ("mixed", "same_seed")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,12 @@ class Campaign:
     noise_share: float = setting("noise.share", 0.5, "share of each batch's candidates drawn from the noise source "
                                  "(the rest are plain seeds, for comparison)", Rule("float", 0, 1), "--noise-share",
                                  form=False)
+    noise_pairing: str = setting("noise.pairing", "mixed", "mixed: the source's candidates and the plain ones are "
+                                 "different seeds of one batch (judged in the Workbench); same_seed: each seed of a "
+                                 "batch appears twice, from its draw x_T and from the source's noise x'_T made from "
+                                 "it, and the two are compared side by side in Pairwise, left and right at random "
+                                 "(NPNet's comparison; a batch holds seeds.batch_size / 2 seeds; not answered in the "
+                                 "Workbench)", Rule("choice", choices=NOISE_PAIRINGS), "--noise-pairing", form=False)
     noise_guidance_scale: float | None = setting("noise.guidance_scale", None, "redenoise: the guidance of its "
                                                  "denoising step (empty: 4, or for FLUX.1 the prompt alone)",
                                                  Rule("float", 0, 100, optional=True), "--noise-guidance",
@@ -205,6 +212,16 @@ class Campaign:
         if self.learned_checkpoint and "learned" not in self.verifiers:
             _bad("scoring.learned_checkpoint", "is used only when scoring.verifiers names learned",
                  self.learned_checkpoint)
+        if self.noise_pairing == "same_seed":
+            if self.noise_source == "seed":
+                _bad("noise.pairing", "same_seed needs a noise source (noise.source = \"redenoise\" or \"model\")",
+                     self.noise_pairing)
+            if self.batch_size % 2:
+                _bad("seeds.batch_size", "must be even with noise.pairing = \"same_seed\" (each seed is shown "
+                     "twice)", self.batch_size)
+            if self.noise_share != 0.5:
+                _bad("noise.share", "is 0.5 with noise.pairing = \"same_seed\" (one of each seed's two images is "
+                     "from the source)", self.noise_share)
         if self.noise_source != "seed" and not 1 <= int(self.noise_share * self.batch_size + 0.5) < self.batch_size:
             _bad("noise.share", f"must give every batch of {self.batch_size} at least one candidate from the source "
                  f"and one plain seed to compare it with (share x batch size, rounded, in 1..{self.batch_size - 1})",
@@ -336,7 +353,7 @@ def _campaign_id(campaign: Campaign, prompts_sha256: str) -> str:
     for name, default in (("guidelines", ""), ("show_clip_pick_after", False), ("verifiers", []),
                           ("noise_source", "seed"), ("noise_share", 0.5), ("noise_guidance_scale", None),
                           ("noise_inversion_guidance_scale", None), ("noise_checkpoint", None),
-                          ("learned_checkpoint", None)):
+                          ("learned_checkpoint", None), ("noise_pairing", "mixed")):
         if key[name] == default:
             del key[name]
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]

@@ -218,7 +218,11 @@ class Shown(Base):
         if [s.seed for s in self.samples] != list(self.seeds):
             raise ValueError("samples must list the seeds, in the same order")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("seeds must be distinct")
+            # one seed twice only from two noises (a same-seed pair: its draw and a source's noise made from it)
+            kinds = [(s.seed, s.noise.source.name if s.noise and s.noise.source else None) for s in self.samples]
+            if len(set(kinds)) != len(kinds) or self.kind == "judgement":
+                raise ValueError("seeds must be distinct (a seed twice only in a pairwise answer or skip, from two "
+                                 "noise sources)")
         return self
 
 

@@ -162,13 +162,10 @@ def record_details(record, own: bool) -> str:
             f"<b>{e(record.kind if record.kind != 'judgement' else record.verdict.replace('_', ' '))}</b>"
             f"{' · yours' if own else ''}</p><p class='gn-id'>record <code>{e(record.record_id)}</code></p>")
     golden = set(getattr(record, "golden_seeds", []))
-    winner = None
-    if record.kind == "pairwise":
-        p = record.preference
-        winner = {"left": p.left, "right": p.right}.get(p.winner)
+    won = {"left": 0, "right": 1}.get(record.preference.winner) if record.kind == "pairwise" else None
     cells = []
-    for s in record.samples:
-        mark = "golden" if s.seed in golden or s.seed == winner else ("bad" if record.kind == "judgement" else "")
+    for place, s in enumerate(record.samples):  # a pairwise winner by its side: a same-seed pair has one seed twice
+        mark = "golden" if s.seed in golden or place == won else ("bad" if record.kind == "judgement" else "")
         cells.append(f"<figure class='gn-thumb gn-{mark or 'shown'}'><img src='{e(image_url(s.image_path))}' "
                      f"alt='seed {s.seed}'><figcaption>seed {s.seed}{' · ' + mark if mark else ''}"
                      f"{'' if s.clip_score is None else f' · CLIP {s.clip_score:.2f}'}</figcaption></figure>")

@@ -56,7 +56,8 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
             result.parts["sources_pairwise"] = compared
             for c in compared:
                 result.summary.append(
-                    f"noise source {c['source']} in pairwise answers against a plain seed: won {c['won']:.3f} "
+                    f"noise source {c['source']} in pairwise answers against a plain candidate ({c['pairing']}): won "
+                    f"{c['won']:.3f} "
                     f"[{c['ci_low']:.3f}, {c['ci_high']:.3f}] of {c['answers']} answers with a preference (ties half; "
                     f"prompts resampled), p {c['p']:.3g} against 0.5 ({c['both_bad']} both bad, left out)")
         plain = ((pairs["left_noise_source"].astype(object) == "seed")

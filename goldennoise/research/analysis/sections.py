@@ -199,7 +199,10 @@ def _verifiers(result, folder) -> list[str]:
 PAIRWISE_TEXT = ("Pairwise answers with one side from a noise source and the other a plain seed, in a random order, "
                  "unannounced: how often the sourced side won (a tie counts half; 'both bad' is no preference and is "
                  "left out). Interval: bootstrap over prompts; p: one-sided, every answer of a pair flipped together "
-                 "at random. The two sides are different seeds, not one seed's noise before and after.")
+                 "at random. Pairing 'same seed': one seed's draw x_T against the source's noise x'_T made from it, "
+                 "NPNet's comparison (`[noise] pairing = \"same_seed\"`); 'different seeds': two seeds of one batch. "
+                 "'<verifier> agrees': among answers with a winner, how often that verifier scored the winner higher "
+                 "(0.5 = chance; interval: prompts resampled).")
 
 
 def _sources(result, folder) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from goldennoise.research.analysis.inference import ClusterBootstrap, codes
+from goldennoise.research.analysis.verifiers import pairwise_agreement
 
 PERMUTATIONS = 1000
 
@@ -148,37 +149,49 @@ def analyse(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
 
 
 def pairwise(pairs: pd.DataFrame, draws: int = 1000, seed: int = 0) -> list[dict]:
-    """Pairwise answers with one side from a noise source and the other a plain seed (a batch of 2 with share 0.5
-    puts one of each side by side, in a random order, unannounced): how often the sourced side won.
+    """Pairwise answers with one side from a noise source and the other a plain candidate: how often the sourced
+    side won, per source and pairing: "same seed" (one seed's draw x_T against the source's noise x'_T made from
+    it, `[noise] pairing = "same_seed"`: NPNet's comparison) or "different seeds" (a batch of 2 with share 0.5).
 
     Unit: the answer (a tie counts half, "both bad" is no preference and is left out, counted);
     interval: bootstrap over prompts; p: one-sided, every answer of a batch flipped together at random (under
-    the null the two sides are exchangeable)."""
+    the null the two sides are exchangeable). Per verifier that scored both sides (CLIP's `clip_score`
+    included): how often it scores the side people preferred higher, among answers with a winner."""
     out = []
     left, right = pairs["left_noise_source"].astype(object), pairs["right_noise_source"].astype(object)
+    same = (pairs["left_seed"] == pairs["right_seed"]).to_numpy()
     for name in sorted((set(left) | set(right)) - {"seed", None}):
-        mixed = ((left == name) & (right == "seed")) | ((left == "seed") & (right == name))
-        sub = pairs[mixed.to_numpy()].reset_index(drop=True)
-        if sub.empty:
-            continue
-        on_left = (sub["left_noise_source"].astype(object) == name).to_numpy()
-        winner = sub["winner"].astype(object).to_numpy()
-        decided = winner != "both_bad"
-        score = np.where(winner == "tie", 0.5, np.where((winner == "left") == on_left, 1.0, 0.0))[decided]
-        if not len(score):
-            continue
-        frame = sub[decided].reset_index(drop=True)
-        boot = ClusterBootstrap(frame["prompt_id"], None, draws, seed)
-        low, high = boot.interval(lambda m: float(np.average(score, weights=m)) if m.sum() else np.nan)
-        batches = codes(frame["batch_id"].astype(object).fillna(frame["record_id"].astype(object)))
-        rng = np.random.default_rng(seed)
-        observed = float(score.mean())
-        flips = rng.random((PERMUTATIONS, batches.max() + 1)) < 0.5
-        permuted = np.where(flips[:, batches], 1 - score, score).mean(axis=1)
-        p = (int((permuted >= observed - 1e-12).sum()) + 1) / (PERMUTATIONS + 1)
-        out.append({"source": name, "won": observed, "ci_low": low, "ci_high": high, "p": p,
-                    "answers": int(decided.sum()), "both_bad": int((~decided).sum()),
-                    "prompts": int(frame["prompt_id"].nunique())})
+        mixed = (((left == name) & (right == "seed")) | ((left == "seed") & (right == name))).to_numpy()
+        for pairing, among in (("same seed", same), ("different seeds", ~same)):
+            sub = pairs[mixed & among].reset_index(drop=True)
+            if sub.empty:
+                continue
+            on_left = (sub["left_noise_source"].astype(object) == name).to_numpy()
+            winner = sub["winner"].astype(object).to_numpy()
+            decided = winner != "both_bad"
+            score = np.where(winner == "tie", 0.5, np.where((winner == "left") == on_left, 1.0, 0.0))[decided]
+            if not len(score):
+                continue
+            frame = sub[decided].reset_index(drop=True)
+            boot = ClusterBootstrap(frame["prompt_id"], None, draws, seed)
+            low, high = boot.interval(lambda m: float(np.average(score, weights=m)) if m.sum() else np.nan)
+            batches = codes(frame["batch_id"].astype(object).fillna(frame["record_id"].astype(object)))
+            rng = np.random.default_rng(seed)
+            observed = float(score.mean())
+            flips = rng.random((PERMUTATIONS, batches.max() + 1)) < 0.5
+            permuted = np.where(flips[:, batches], 1 - score, score).mean(axis=1)
+            p = (int((permuted >= observed - 1e-12).sum()) + 1) / (PERMUTATIONS + 1)
+            row = {"source": name, "pairing": pairing, "won": observed, "ci_low": low, "ci_high": high, "p": p,
+                   "answers": int(decided.sum()), "both_bad": int((~decided).sum()),
+                   "prompts": int(frame["prompt_id"].nunique())}
+            for column in [c[len("left_"):] for c in sub.columns if c.startswith("left_")
+                           and (c == "left_clip_score" or c.startswith("left_score_"))]:
+                agreed = pairwise_agreement(sub, column, draws, PERMUTATIONS, seed)
+                if agreed["pairs"]:
+                    label = "clip" if column == "clip_score" else column.removeprefix("score_")
+                    row[f"{label} agrees"] = agreed["pair_agreement"]
+                    row[f"{label} agrees 95% CI"] = f"[{agreed['pair_ci_low']:.3f}, {agreed['pair_ci_high']:.3f}]"
+            out.append(row)
     return out
 
 
