@@ -177,6 +177,75 @@ def test_seed_effect_permutation_test_separates_a_seed_effect_from_none():
     assert without["p_value"] > 0.05 and abs(np.median(without["null"]) - 0.5) < 0.05
 
 
+def test_per_prompt_rates_equal_a_loop_over_prompts_with_scipys_wilson_interval():
+    """The grouped per-prompt table against the plain loop it replaced: per prompt, the weighted rate and scipy's
+    Wilson interval on the Kish size of its distinct seeds (whole counts: scipy's binomtest itself)."""
+    from scipy.stats import binomtest
+
+    from goldennoise.research.analysis import stats
+
+    rng = np.random.default_rng(5)
+    n = 600
+    rows = pd.DataFrame({"prompt_id": rng.integers(0, 40, n).astype(str), "seed": rng.integers(0, 12, n),
+                         "record_id": rng.integers(0, 150, n).astype(str), "golden": rng.random(n) < 0.3,
+                         "weight": np.where(rng.random(n) < 0.5, 1.0, rng.uniform(0.5, 3, n))})
+    rows.loc[rows["prompt_id"] == "7", "weight"] = 1.0  # a prompt of whole counts: scipy's own interval
+    rows["prompt"] = "text " + rows["prompt_id"]
+    table = stats._per_prompt(rows)
+    for (pid, text), part in rows.groupby(["prompt_id", "prompt"], sort=False):
+        row = table[table["prompt"] == text].iloc[0]
+        rate = np.average(part["golden"], weights=part["weight"])
+        seed_w = part.groupby("seed")["weight"].mean()
+        kish = seed_w.sum() ** 2 / (seed_w ** 2).sum()
+        low, high = stats.wilson(rate, kish)
+        assert abs(row["golden_rate"] - rate) < 1e-12 and abs(row["ci_low"] - low) < 1e-9
+        assert abs(row["ci_high"] - high) < 1e-9 and row["golden"] == part["golden"].sum()
+        assert row["judgements"] == part["record_id"].nunique() and row["seeds_judged"] == len(part)
+        if pid == "7" and len(seed_w) == kish:
+            ci = binomtest(int(round(rate * kish)), int(kish)).proportion_ci(0.95, "wilson") \
+                if abs(rate * kish - round(rate * kish)) < 1e-9 else None
+            assert ci is None or (abs(ci.low - row["ci_low"]) < 1e-9 and abs(ci.high - row["ci_high"]) < 1e-9)
+    assert list(table["prompt"]) == list(dict.fromkeys(rows["prompt"]))
+
+
+def test_stratified_group_folds_keep_groups_whole_balanced_and_stratified():
+    from goldennoise.research.analysis.inference import stratified_group_folds
+
+    rng = np.random.default_rng(3)
+    groups = rng.integers(0, 5000, 40_000)
+    rate = rng.beta(1, 3, 5000)
+    y = (rng.random(40_000) < rate[groups]).astype(int)
+    fold = stratified_group_folds(groups, y, 5, seed=1)
+    assert all(len(set(fold[groups == g])) == 1 for g in range(0, 5000, 97))  # a group is never split
+    per_fold = [len(np.unique(groups[fold == k])) for k in range(5)]
+    assert max(per_fold) - min(per_fold) <= 1
+    shares = [y[fold == k].mean() for k in range(5)]
+    assert max(shares) - min(shares) < 0.01 and not np.array_equal(fold, stratified_group_folds(groups, y, 5, 2))
+
+
+@pytest.mark.filterwarnings("ignore:The groups parameter is ignored")  # by the split, not by the permutations
+def test_seed_effect_equals_sklearns_permutation_test_on_the_same_folds():
+    """Outside oracle: sklearn's permutation_test_score with the same folds and labels permuted within prompt gives
+    the same statistic, and a null of the same distribution (its own random permutations)."""
+    from sklearn.model_selection import PredefinedSplit, permutation_test_score
+
+    from goldennoise.research.analysis.inference import codes, stratified_group_folds
+
+    rng = np.random.default_rng(11)
+    good = rng.random(30) < 0.4
+    seed_codes = np.concatenate([rng.choice(30, 6, replace=False) for _ in range(60)])
+    prompt_codes = np.repeat(np.arange(60), 6)
+    y = ((rng.random(360) < 0.25) | good[seed_codes]).astype(int)
+    ours = seeds.seed_effect(seed_codes, prompt_codes, y, np.ones(360), 300, seed=4)
+    fold = stratified_group_folds(codes(prompt_codes), y, 5, 4)
+    X = np.column_stack([seed_codes.astype(float), np.ones(360)])
+    score, null, p = permutation_test_score(seeds.SeedMemory(), X, y, groups=prompt_codes, cv=PredefinedSplit(fold),
+                                            n_permutations=300, scoring=seeds._auc_scorer, random_state=0)
+    assert abs(ours["statistic"] - score) < 1e-12
+    assert abs(np.mean(ours["null"]) - np.mean(null)) < 0.01 and abs(np.std(ours["null"]) - np.std(null)) < 0.01
+    assert abs(ours["p_value"] - p) < 0.02
+
+
 def _pairs(strength: np.ndarray, n: int, tie: float, rng) -> pd.DataFrame:
     rows = []
     for k in range(n):

@@ -162,6 +162,23 @@ class AUC:
         return float(numerator), float(denominator)
 
 
+def stratified_group_folds(groups, y, folds: int, seed: int = 0) -> np.ndarray:
+    """Per row, its fold (0..folds-1): whole groups go to one fold; the groups, ordered by their share of positive
+    rows (ties at random), are dealt `folds` at a time in a random order, so every fold gets groups of every rate
+    and about as many groups. StratifiedGroupKFold's aim, in O(n log n) (sklearn's greedy search is quadratic in
+    the groups: minutes for 50,000 prompts)."""
+    group = codes(np.asarray(groups))
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    share = np.bincount(group, np.asarray(y, dtype=float), n_groups) / np.maximum(np.bincount(group, None, n_groups), 1)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(n_groups), share))
+    turns = -(-n_groups // folds)
+    dealt = np.concatenate([rng.permutation(folds) for _ in range(turns)])[:n_groups] if n_groups else np.array([], int)
+    fold_of_group = np.empty(n_groups, dtype=int)
+    fold_of_group[order] = dealt
+    return fold_of_group[group]
+
+
 def weighted_auc(y, scores, weights=None, strata=None) -> float:
     return AUC(y, scores, strata)(weights)
 

@@ -55,6 +55,43 @@ def kish(w) -> float:
     return float(w.sum() ** 2 / (w * w).sum()) if (w * w).sum() > 0 else 0.0
 
 
+def wilson_many(p_hat: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson intervals of many rates at once (the formula of `wilson`, scipy's for whole counts; NaN at n <= 0)."""
+    p_hat, n = np.asarray(p_hat, dtype=float), np.asarray(n, dtype=float)
+    z = 1.959963984540054
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        low, high = np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+    bad = ~(n > 0)
+    low[bad], high[bad] = np.nan, np.nan
+    return low, high
+
+
+def _per_prompt(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt (in order of first row): judgements, rows, golden, the weighted rate, and its Wilson interval on
+    the Kish size of the prompt's distinct seeds (a seed judged by two annotators is one observation of this prompt,
+    not two). Grouped sums, not a loop over prompts: 50,000 prompts take a second."""
+    keys = ["prompt_id", "prompt"]
+    frame = rows[keys + ["seed", "record_id", "golden", "weight"]].assign(
+        wy=rows["golden"].to_numpy(float) * rows["weight"].to_numpy(float))
+    agg = frame.groupby(keys, sort=False, observed=True).agg(
+        wy=("wy", "sum"), w=("weight", "sum"), golden=("golden", "sum"), seeds_judged=("golden", "size"),
+        judgements=("record_id", "nunique"))
+    per_seed = frame.groupby(keys + ["seed"], sort=False, observed=True)["weight"].mean()
+    by_prompt = per_seed.groupby(level=[0, 1], sort=False, observed=True)
+    squares = (per_seed * per_seed).groupby(level=[0, 1], sort=False, observed=True).sum()
+    total = by_prompt.sum()
+    kish_n = (total * total / squares.where(squares > 0)).fillna(0.0).reindex(agg.index).to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(agg["w"].to_numpy(float) > 0, agg["wy"].to_numpy(float) / agg["w"].to_numpy(float), np.nan)
+    low, high = wilson_many(rate, kish_n)
+    return pd.DataFrame({"prompt": agg.index.get_level_values(1).astype(object),
+                         "judgements": agg["judgements"].to_numpy(int), "seeds_judged": agg["seeds_judged"].to_numpy(int),
+                         "golden": agg["golden"].to_numpy(float).astype(int), "golden_rate": rate, "ci_low": low,
+                         "ci_high": high})
+
+
 def golden_rates(rows: pd.DataFrame, boot: ClusterBootstrap) -> dict:
     """Overall golden rate (naive and weighted) with a clustered interval, per prompt and per annotator."""
     y, w = rows["golden"].to_numpy(float), rows["weight"].to_numpy(float)
@@ -63,14 +100,7 @@ def golden_rates(rows: pd.DataFrame, boot: ClusterBootstrap) -> dict:
     low, high = boot.interval(lambda m: weighted_mean(y, m), base=w)
     overall = {"rate": corrected, "ci_low": low, "ci_high": high, "naive_rate": naive,
                "rows": len(rows), "judgements": rows["record_id"].nunique()}
-    per_prompt = []
-    for (prompt_id, text), part in rows.groupby(["prompt_id", "prompt"], sort=False):
-        rate = weighted_mean(part["golden"], part["weight"])
-        # A seed judged by two annotators is one observation of this prompt, not two: count distinct seeds.
-        per_seed = part.groupby("seed")["weight"].mean()
-        low, high = wilson(rate, kish(per_seed))
-        per_prompt.append({"prompt": text, "judgements": part["record_id"].nunique(), "seeds_judged": len(part),
-                           "golden": int(part["golden"].sum()), "golden_rate": rate, "ci_low": low, "ci_high": high})
+    per_prompt = _per_prompt(rows)
     per_annotator = []
     for name, part in rows.groupby("annotator", sort=True):
         sub = ClusterBootstrap(part["prompt_id"], None if boot.seeds is None else part["seed"], boot.draws, boot.seed)
@@ -79,7 +109,7 @@ def golden_rates(rows: pd.DataFrame, boot: ClusterBootstrap) -> dict:
         per_annotator.append({"annotator": name, "judgements": part["record_id"].nunique(),
                               "prompts": part["prompt_id"].nunique(), "seeds_judged": len(part),
                               "golden_rate": weighted_mean(py, pw), "ci_low": low, "ci_high": high})
-    per_prompt = pd.DataFrame(per_prompt).sort_values("golden_rate", ascending=False, kind="stable")
+    per_prompt = per_prompt.sort_values("golden_rate", ascending=False, kind="stable")
     return {"overall": overall, "per_prompt": per_prompt.reset_index(drop=True),
             "per_annotator": pd.DataFrame(per_annotator)}
 
