@@ -48,10 +48,13 @@ def test_a_seeds_two_noises_side_by_side_in_pairwise_not_revealed_and_the_winner
         page = open_page(browser, url)
         page.locator("#gn-name textarea, #gn-name input").first.fill("twins")
         page.locator("#gn-start").click()
-        wait_state(page, "idle")  # the Workbench has nothing to judge and says where to go
+        pair = wait_batch(page, screen=PAIR_SCREEN)  # Start opens Pairwise, on the first pair
+        open_tab(page, "Workbench")
+        wait_state(page, "idle")  # the Workbench has nothing to judge and says where to go, with no dead button
         assert "answer it in the Pairwise view" in page.inner_text("#gn-screen")
+        assert page.locator("#gn-screen [data-action=retry]").count() == 0
         open_tab(page, "Pairwise")
-        pair = wait_batch(page, screen=PAIR_SCREEN)
+        assert wait_batch(page, screen=PAIR_SCREEN) == pair
         html = page.inner_html(PAIR_SCREEN)
         sources = page.eval_on_selector_all(f"{PAIR_SCREEN} img", "is => is.map(i => i.src)")
         pngs = [urllib.request.urlopen(src, timeout=10).read() for src in sources]

@@ -256,6 +256,8 @@ def test_same_seed_pairs_show_one_seeds_two_noises_and_people_prefer_x_prime_as_
     assert found["pairing"] == "same seed" and found["answers"] + found["both_bad"] == 30
     assert found["won"] > 0.7 and found["p"] < 0.05 and found["ci_low"] > 0.5
     assert found["digits agrees"] > 0.9 and "clip agrees" in found  # the judge's own verifier agrees
+    design = dict(result.design)  # the report's opening table counts the answers analysed
+    assert design["Campaign"].startswith("twins-") and design["Pairwise answers"].startswith("30")
 
     export.export(outputs, tmp_path / "exp", formats="npnet")
     root = tmp_path / "exp" / "npnet"
@@ -274,6 +276,17 @@ def test_same_seed_pairs_show_one_seeds_two_noises_and_people_prefer_x_prime_as_
         np.testing.assert_array_equal(content["arr_0"], latents.initial_noise(row["seed"], (1, 1, 8, 8)).numpy())
         np.testing.assert_array_equal(content["arr_1"], store.get(row["source_sha256"]))
     assert "side by side" in (passed / "README.md").read_text()
+    # the preference-pair folder leaves them out (they are NPNet's own pairs, above), and says so
+    plain = [p for p in root.iterdir() if p.is_dir() and not p.name.endswith(("-compared", "-compared-all"))]
+    assert all(not list((p / "npz").glob("*.npz")) for p in plain if (p / "npz").exists())
+    export.export(outputs, tmp_path / "hub", formats="hub")
+    import pandas as pd
+
+    (parquet,) = (tmp_path / "hub" / "hub").rglob("pairwise-*/*.parquet")
+    hub = pd.read_parquet(parquet, columns=["seed_0", "seed_1", "noise_source", "noise_source_0", "noise_source_1"])
+    assert (hub["seed_0"] == hub["seed_1"]).all() and set(hub["noise_source"]) <= {"redenoise vs seed",
+                                                                                   "seed vs redenoise"}
+    assert (hub["noise_source"] == hub["noise_source_0"] + " vs " + hub["noise_source_1"]).all()
     data = train.pairs(outputs)
     assert len(data["golden"]) == 30 and int(data["golden"].sum()) == len(original)
 
@@ -281,6 +294,39 @@ def test_same_seed_pairs_show_one_seeds_two_noises_and_people_prefer_x_prime_as_
     _twin_campaign(coin, lambda left, right, rng: ("left", "right")[int(rng.integers(2))], tmp_path)
     (null,) = analysis.run(coin, with_selector=False)["results"][0].parts["sources_pairwise"]
     assert not (null["p"] < 0.05 and null["ci_low"] > 0.5)
+
+
+def test_a_same_seed_campaign_refuses_the_workbench_by_api_and_an_administrators_pair_is_one_seed_twice(tmp_path):
+    from goldennoise.annotation.access import Access
+    from goldennoise.annotation.service import Caller, Service
+    from goldennoise.errors import UserError
+    from goldennoise.store.campaign import Campaign
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"a handwritten {d}\n" for d in range(10)))
+    service = Service(tmp_path / "out", None, Access(local_only=True), prefetch=False)
+    try:
+        service.start(Campaign(name="twins", model="digits", prompts=str(prompts), batch_size=2, min_view_ms=0,
+                               num_inference_steps=4, noise_source="redenoise", noise_pairing="same_seed"))
+        caller = Caller("api-client")
+        with pytest.raises(UserError, match="Pairwise"):
+            service.next_prompt(caller, "batch", annotator="bot")
+        assert service.next_prompt(caller, "pairwise", annotator="bot").state == "held"
+        queued = service.make_batch(caller, mode="pairwise").batch
+        made = service.make_batch(caller, prompt="a handwritten 3", mode="pairwise").batch
+        for batch in (queued, made):
+            assert batch.seeds[0] == batch.seeds[1] and len(batch.seeds) == 2
+            assert sorted(bool(b.get("source")) for b in batch.noise) == [False, True]
+        with pytest.raises(UserError, match="a pair is two seeds"):
+            service.make_batch(caller, prompt="a handwritten 3", seeds=[1], mode="pairwise")
+        bench = service.make_batch(caller, prompt="a handwritten 3", mode="batch").batch  # plain, distinct seeds
+        assert len(set(bench.seeds)) == 2 and not any(b.get("source") for b in bench.noise)
+        service.answer(caller, "pairwise", made.batch_id, winner="right")
+        service.answer(caller, "batch", bench.batch_id, golden=[bench.seeds[0]])
+    finally:
+        service.close_all()
+    kinds = [r["kind"] for r in RecordStore(tmp_path / "out").iter_data()]
+    assert kinds == ["pairwise", "judgement"]
 
 
 def test_same_seed_pairs_with_the_identity_for_redenoise_are_two_equal_images_and_pass_nothing(tmp_path, monkeypatch):

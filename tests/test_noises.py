@@ -33,12 +33,12 @@ def test_same_seed_twins_get_the_source_on_one_side_drawn_per_prompt():
         assign(source, [1, 2, 3, 4], 0, "same_seed")
 
 
-def test_a_same_seed_campaign_needs_a_source_an_even_batch_and_half_the_candidates_from_it():
+def test_a_same_seed_campaign_needs_a_source_a_batch_of_2_and_half_the_candidates_from_it():
     Campaign(noise_source="redenoise", noise_pairing="same_seed", batch_size=2, pool_size=64).check()
-    for bad, match in ((dict(noise_source="seed"), "noise.pairing"), (dict(batch_size=3), "seeds.batch_size"),
+    for bad, match in ((dict(noise_source="seed"), "noise.pairing"), (dict(batch_size=4), "seeds.batch_size"),
                        (dict(noise_share=0.25), "noise.share"), (dict(noise_pairing="twins"), "noise.pairing")):
         with pytest.raises(CampaignError, match=match):
-            Campaign(**{"noise_source": "redenoise", "noise_pairing": "same_seed", "batch_size": 4, **bad}).check()
+            Campaign(**{"noise_source": "redenoise", "noise_pairing": "same_seed", "batch_size": 2, **bad}).check()
 
 
 def test_a_seed_twice_is_generated_from_its_draw_and_from_the_source_and_recorded_only_as_a_pair(tmp_path):

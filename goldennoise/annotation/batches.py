@@ -52,10 +52,11 @@ class Batches:
         self.generation_calls = 0  # device calls (tests assert that pre-generated batches need none)
         self.made: OrderedDict[str, tuple] = OrderedDict()  # batch id -> (prompt, batch, origin) made on request
 
-    def draw_seeds(self, prompt: Prompt) -> list[int]:
-        """The prompt's distinct seeds by the campaign's strategy (half a batch when each seed is shown twice)."""
+    def draw_seeds(self, prompt: Prompt, whole: bool = False) -> list[int]:
+        """The prompt's distinct seeds by the campaign's strategy (half a batch when each seed is shown twice, unless
+        `whole`: a batch of distinct seeds, as an administrator's Workbench batch of a same-seed campaign)."""
         c = self.runtime.campaign
-        count = max(c.batch_size, c.candidates) // (2 if self.twinned else 1)
+        count = max(c.batch_size, c.candidates) // (2 if self.twinned and not whole else 1)
         return seeds.draw_seeds(c.seed_strategy, count, prompt.index, c.start_seed, c.pool_size)
 
     @property
@@ -89,10 +90,15 @@ class Batches:
         if self.prefetching and prompt.id not in self.cache and not self.store.has_batch(self.runtime.id, prompt.id):
             self._future(prompt, background=True)
 
-    def explicit(self, prompt: Prompt, chosen: list[int], params: GenerationParams, origin: str) -> Batch:
+    def explicit(self, prompt: Prompt, chosen: list[int], params: GenerationParams, origin: str,
+                 twins: bool = False) -> Batch:
         """A batch of given seeds and parameters (an administrator's or a script's), made now, never stored as the
-        prompt's batch (kept a while, so that other tabs of this process may be offered it)."""
-        made = self._generate(prompt, chosen, params, background=False, plain=True)
+        prompt's batch (kept a while, so that other tabs of this process may be offered it). Its candidates start
+        from their seeds' draws, or with `twins` (a same-seed campaign's pair) each seed twice, one from the source."""
+        if twins:
+            made = self._generate(prompt, noises.twins(chosen), params, background=False)
+        else:
+            made = self._generate(prompt, chosen, params, background=False, plain=True)
         with self._lock:
             self.made[made.batch_id] = (prompt, made, origin)
             while len(self.made) > CACHE_BATCHES:

@@ -410,6 +410,7 @@ class Service:
         tab = self._tab(caller)
         with tab.lock:
             self._sync(tab)
+            self._answerable(mode)
             view = tab.views[mode]
             if view.screen.state in ("held", "batch"):
                 return view.screen
@@ -448,14 +449,17 @@ class Service:
             chosen = self._prompt(prompt, held, prompt_id)
             params = self._params(parameters)
             drawn = seeds is None  # then the campaign's seed strategy chose them, as for the queue
+            twins = drawn and mode == "pairwise" and self.batches.twinned  # one seed's two noises, as the queue's
             if drawn:
-                seeds = self.batches.draw_seeds(chosen)[:runtime.campaign.batch_size]
+                seeds = self.batches.draw_seeds(chosen, whole=not twins)[:runtime.campaign.batch_size]
             if not isinstance(seeds, (list, tuple)):
                 raise UserError(f"seeds: a list of seeds, got {short(seeds)}.", "seeds")
+            if mode == "pairwise" and len(seeds) != (1 if twins else 2):
+                raise UserError(f"seeds: a pair is two seeds, got {len(seeds)}.", "seeds")
             origin = "request" if drawn else "explicit"
-            runtime.budget.check(len(seeds), params.height, params.width, params.num_inference_steps,
-                                 self.max_batch_seconds, "seeds")
-            batch = self.batches.explicit(chosen, check_seeds([_seed(s) for s in seeds]), params, origin)
+            runtime.budget.check(2 if twins else len(seeds), params.height, params.width,
+                                 params.num_inference_steps, self.max_batch_seconds, "seeds")
+            batch = self.batches.explicit(chosen, check_seeds([_seed(s) for s in seeds]), params, origin, twins)
             screen = Screen(mode, "batch", chosen, batch, shown_at=time.monotonic(), shown_at_iso=utc_now(),
                             origin=origin)
             self._keep(view, screen)
@@ -555,7 +559,20 @@ class Service:
                                      count)
         return [runtime.prompts.at(index) for index, _ in found]
 
+    @property
+    def pairwise_only(self) -> bool:
+        """The running campaign is answered in Pairwise only (same-seed pairs: `[noise] pairing = "same_seed"`)."""
+        return self.batches is not None and self.batches.twinned
+
+    def _answerable(self, mode: str) -> None:
+        """UserError when the campaign's batches cannot be answered in this view (a same-seed campaign's pairs in the
+        Workbench: a judgement names golden seeds, and both of a pair's images have one seed)."""
+        if mode == "batch" and self.batches is not None and self.batches.twinned:
+            raise UserError("mode: this campaign compares each seed's two noises side by side; its prompts are "
+                            "answered in the Pairwise view (mode \"pairwise\").", "mode")
+
     def _present(self, tab: Tab, mode: str, prompt: Prompt) -> Screen:
+        self._answerable(mode)
         runtime = self._runtime()
         try:
             batch = self.batches.shown(prompt)

@@ -187,7 +187,11 @@ def body(summary: dict) -> str:
         "its noise, so the noise can be re-made from the seed alone and checked against its hashes (a row whose "
         "`noise_source` is not `seed` started from a noise made from its seed's draw, e.g. NPNet's re-denoising, "
         "named by `source_sha256` and kept in the campaign's outputs folder under `noises/` and in the `npz` "
-        "export; the golden rate pools both kinds: compare them by `noise_source`).", "",
+        "export; the golden rate pools both kinds: compare them by `noise_source`). In the pairwise configs "
+        "`noise_source` is `seed` only when both sides started from their seed's draw, else it names both "
+        "(`redenoise vs seed`), and `noise_source_0`/`_1` give each side; a pair with `seed_0 == seed_1` compares "
+        "one seed's draw x_T with the noise x'_T made from it (NPNet's comparison): the draw's hash "
+        "`noise_sha256_*` is the same on both sides, and `source_sha256_*` names the made one.", "",
         "```python", "from datasets import load_dataset", "",
         f'ds = load_dataset("{summary.get("repo_id") or "path/to/this/folder"}", "{first}", split="train")',
         'splits = ds.train_test_split(test_size=0.2, stratify_by_column="golden", seed=0)', "```", "",
@@ -346,7 +350,8 @@ One folder per campaign and generation configuration. In each:
 Point NPNet's `NoiseDataset(pick=True, data_dir=".../npz", prompt_path=".../prompts.txt")` at one folder.
 
 These are **human-preference pairs**: the winner is another seed's noise that people preferred under the
-same prompt, not a re-denoised target noise of the loser as in NPNet's original data. Ties and "both bad"
+same prompt, not a re-denoised target noise of the loser as in NPNet's original data (same-seed
+comparisons, x_T against its x'_T, are not here: they are NPNet's own pairs, in `-redenoise-compared/`). Ties and "both bad"
 pairwise answers make no pair. Where a campaign mixed re-denoised candidates in (`[noise] source =
 "redenoise"`), a pair's noise is the one its image started from, and `<folder>-redenoise/` (the pairs
 people marked golden) and `<folder>-redenoise-all/` hold NPNet's own (x_T, x'_T) pairs, each with its card.

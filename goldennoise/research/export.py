@@ -181,7 +181,10 @@ def pair_rows(table: pd.DataFrame):
                   if k.startswith(f"{side}score_")},
                **{k: row.get(k) for k in ("prompt_id", "prompt_index", "annotator", "record_id", "created_at",
                                            "visible_ms", "shown_scores", "noise_check", "torch_version")},
-               **_config(row), **{k[:-2]: v for k, v in left.items()}, **left, **right}
+               **_config(row), **{k[:-2]: v for k, v in left.items()}, **left, **right,
+               # both sides' sources: "seed" only when both started from their seed's draw ("redenoise vs seed")
+               "noise_source": " vs ".join(dict.fromkeys(
+                   x for x in (left["noise_source_0"], right["noise_source_1"]) if x)) or None}
 
 
 def write_parquet(path: Path, feats, rows) -> tuple[int, int]:
@@ -358,8 +361,8 @@ def preference_pairs(group: Group) -> list[dict]:
                                   "loser_seed": int(lose["seed"]), "winner_noise": w["noise"],
                                   "loser_noise": lose["noise"]})
     p = group.pairs
-    if not p.empty:
-        for r in p[p["noise_check"].isin(VERIFIED)].to_dict("records"):
+    if not p.empty:  # a same-seed pair (x_T against x'_T) is NPNet's own pair: in `-redenoise-compared/`, not here
+        for r in p[p["noise_check"].isin(VERIFIED) & (p["left_seed"] != p["right_seed"])].to_dict("records"):
             if r["winner"] in ("left", "right"):
                 win, lose = ("left", "right") if r["winner"] == "left" else ("right", "left")
                 found.append({**r, "source": f"pairwise: {r['winner']} won", "winner_seed": int(r[f"{win}_seed"]),

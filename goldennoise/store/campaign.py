@@ -150,8 +150,8 @@ class Campaign:
                                  "different seeds of one batch (judged in the Workbench); same_seed: each seed of a "
                                  "batch appears twice, from its draw x_T and from the source's noise x'_T made from "
                                  "it, and the two are compared side by side in Pairwise, left and right at random "
-                                 "(NPNet's comparison; a batch holds seeds.batch_size / 2 seeds; not answered in the "
-                                 "Workbench)", Rule("choice", choices=NOISE_PAIRINGS), "--noise-pairing", form=False)
+                                 "(NPNet's comparison; needs seeds.batch_size = 2: one seed per prompt; not answered "
+                                 "in the Workbench)", Rule("choice", choices=NOISE_PAIRINGS), "--noise-pairing", form=False)
     noise_guidance_scale: float | None = setting("noise.guidance_scale", None, "redenoise: the guidance of its "
                                                  "denoising step (empty: 4, or for FLUX.1 the prompt alone)",
                                                  Rule("float", 0, 100, optional=True), "--noise-guidance",
@@ -216,9 +216,9 @@ class Campaign:
             if self.noise_source == "seed":
                 _bad("noise.pairing", "same_seed needs a noise source (noise.source = \"redenoise\" or \"model\")",
                      self.noise_pairing)
-            if self.batch_size % 2:
-                _bad("seeds.batch_size", "must be even with noise.pairing = \"same_seed\" (each seed is shown "
-                     "twice)", self.batch_size)
+            if self.batch_size != 2:
+                _bad("seeds.batch_size", "must be 2 with noise.pairing = \"same_seed\" (one seed's two images, "
+                     "side by side: each annotator answers a prompt's pair once)", self.batch_size)
             if self.noise_share != 0.5:
                 _bad("noise.share", "is 0.5 with noise.pairing = \"same_seed\" (one of each seed's two images is "
                      "from the source)", self.noise_share)

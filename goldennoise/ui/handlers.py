@@ -72,7 +72,8 @@ class Browser:
 
     def arrival_outputs(self) -> list:
         ui = self.ui
-        return [ui.name, ui.start_message, ui.bench.screen, ui.bench.message, ui.tabs, ui.anal_tab, ui.summary,
+        return [ui.name, ui.start_message, ui.bench.screen, ui.bench.message, ui.pair.screen, ui.tabs, ui.anal_tab,
+                ui.summary,
                 ui.guidelines, ui.guide, ui.remembered, ui.hist_everyone, ui.set_apply, ui.set_upload,
                 *ui.fields.values()]
 
@@ -105,9 +106,21 @@ class Browser:
                 ui.start_message: message(f"Labelling as {who}." + (" You administer this campaign (Settings, "
                                                                     "Analysis)." if is_admin else "")),
                 ui.bench.screen: self.draw(caller, "batch"), ui.bench.message: message(""),
-                ui.tabs: gr.Tabs(selected="workbench"), ui.anal_tab: shown, ui.hist_everyone: shown,
+                **self._first_view(caller), ui.anal_tab: shown, ui.hist_everyone: shown,
                 ui.set_apply: shown, ui.set_upload: shown,
                 ui.remembered: who if allow_rename else gr.skip(), **self._campaign(is_admin)}
+
+    def _first_view(self, caller) -> dict:
+        """The view a newcomer starts in: the Workbench, or Pairwise (already on its first pair) in a campaign
+        answered there only."""
+        ui = self.ui
+        if not self.service.pairwise_only:
+            return {ui.tabs: gr.Tabs(selected="workbench")}
+        try:
+            self.service.show(caller, "pairwise")
+        except Exception:  # noqa: BLE001 - opening the tab shows the reason
+            log.exception("the first pair could not be shown")
+        return {ui.tabs: gr.Tabs(selected="pairwise"), ui.pair.screen: self.draw(caller, "pairwise")}
 
     # Workbench and Pairwise --------------------------------------------------------------------
 

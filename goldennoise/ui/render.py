@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 
-from goldennoise.annotation.service import Display
+from goldennoise.annotation.service import TWINS_NOTICE, Display
 from goldennoise.ui.guard import image_url
 
 e = html.escape
@@ -68,7 +68,8 @@ def workbench(d: Display, guide: bool = False) -> str:
     if screen.state == "done":
         return done("batch", screen.notice, progress, d.waiting)
     if screen.state != "batch":
-        return idle("batch", screen.notice or "Say who you are in Start, then label here.", retry=bool(screen.notice))
+        return idle("batch", screen.notice or "Say who you are in Start, then label here.",
+                    retry=bool(screen.notice) and screen.notice != TWINS_NOTICE)
     batch = screen.batch
     scores = None if d.blind or batch.clip_scores is None else batch.clip_scores
     cells = "".join(_cell(i + 1, seed, path, None if scores is None else scores[i], seed in screen.ticks)

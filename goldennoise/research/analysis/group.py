@@ -47,6 +47,7 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
     result = GroupResult(key, f"{key} ({'; '.join(labels)})",
                          configuration=source["configuration"].iloc[0] if source["configuration"].nunique() == 1
                          else None)
+    all_rows, all_pairs = rows, pairs
     if not rows.empty and sources.present(rows):
         _sources(result, rows, seed)
         rows = rows[rows["noise_source"].astype(object) == "seed"].reset_index(drop=True)  # the seeds' own noises
@@ -66,7 +67,7 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
             result.caveats.append(f"{int((~plain).sum())} of {len(pairs)} pairwise answers had a candidate from a "
                                   "noise source: the pairwise analysis of seeds uses the others only.")
             pairs = pairs[plain].reset_index(drop=True)
-    design.describe(result, rows, pairs, candidates)
+    design.describe(result, all_rows, all_pairs, candidates)  # every answer analysed, sourced ones included
     if not rows.empty:
         _judgements(result, rows, candidates, features, with_selector, umap, seed, permutations)
     if not pairs.empty:
