@@ -301,3 +301,32 @@ def test_batches_round_trip_through_the_codec_unchanged():
     """The codec also stores batches (no samples): it adds nothing to what it is given."""
     batch = {"batch_id": "b", "prompt_id": "p", "seeds": [1], "noise": [{"fingerprint": {"draw": [0.5]}}]}
     assert codec.decode_data(codec.encode_data(batch)) == batch
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_answer_counts_equal_the_rules_applied_to_the_list_on_both_backends(tmp_path, request, backend):
+    """recorded, retracted (by their own annotator only), superseded and live counts by kind, from the database,
+    against the same counts taken from the list by `live` (the oracle the app's rules are tested against)."""
+    from goldennoise.store.names import identity
+    from tests.pg import reset
+
+    url = None
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgresql_url")
+        reset(url)
+    history = _random_history(random.Random(11), 120)
+    store = RecordStore(tmp_path, url)
+    for record in history:
+        store.append(record)
+    answers = [r for r in history if r.kind != "retraction"]
+    by_id = {r.record_id: r for r in answers}
+    undone = {t.retracts for t in history if t.kind == "retraction" and t.retracts in by_id
+              and identity(by_id[t.retracts].annotator) == identity(t.annotator)}
+    counted = live(history)
+    kinds = {kind: sum(1 for r in counted if r.kind == kind) for kind in ("judgement", "pairwise", "skip")}
+    got = store.answer_counts("c-1")
+    assert got["recorded"] == len(answers) and got["retracted"] == len(undone) > 0
+    assert {k: got[f"live_{k}"] for k in kinds} == kinds
+    assert got["superseded"] == len(answers) - len(undone) - sum(kinds.values())
+    assert got["second_opinions"] == sum(1 for r in counted if getattr(r, "second_opinion_of", None))
+    store.close()

@@ -258,17 +258,21 @@ class RecordStore:
     def answer_counts(self, campaign=...) -> dict:
         """How many answers were recorded, retracted, superseded and live (by kind), and live second opinions;
         `campaign` ... for every campaign, None for records made without one."""
-        from sqlalchemy import and_, exists
+        from sqlalchemy import and_
         from sqlalchemy.orm import aliased  # lazy: only the counts need an alias
 
         answers = table.c.kind.in_(ANSWER_KINDS)
         where = [answers] if campaign is ... else [answers, table.c.campaign == (campaign or "")]
         undo = aliased(table)
-        retracted = exists().where(undo.c.kind == "retraction", undo.c.retracts == table.c.record_id,
-                                   undo.c.annotator == table.c.annotator)
+        # from each retraction to the answer it names, by the unique record id (one pass: a correlated EXISTS per
+        # answer scanned the table for each, minutes at 10k answers as `retracts` has no index of its own)
+        retracted = (select(func.count(func.distinct(table.c.record_id)))
+                     .select_from(undo.join(table, and_(table.c.record_id == undo.c.retracts,
+                                                        table.c.annotator == undo.c.annotator)))
+                     .where(undo.c.kind == "retraction", *where))
         with database.reading(self.engine) as conn:
             recorded = conn.execute(select(func.count()).where(*where)).scalar_one()
-            undone = conn.execute(select(func.count()).where(*where, retracted)).scalar_one()
+            undone = conn.execute(retracted).scalar_one()
             by_kind = dict(conn.execute(select(table.c.kind, func.count()).where(*where, table.c.live)
                                         .group_by(table.c.kind)).all())
             seconds = conn.execute(select(func.count()).where(and_(*where), table.c.live,
