@@ -1,11 +1,14 @@
 """What the annotator waits for, measured in Chromium: Enter -> the next batch fully painted.
 
-Run: .venv/bin/python benchmarks/browser_latency.py [--answers 15] [--think 1.0]
+Run: .venv/bin/python benchmarks/browser_latency.py [--answers 15] [--think 1.0] [--baseline b400fbf]
 
 Side by side in one run, localhost, tiny-flux, 4 images at 256x256, prefetch on:
   now:     `goldennoise app` (one round trip per answer), one annotator, then two annotators at once;
   chained: GoldenNoise 0.1 (commit 5cef289: submit -> get_next_prompt -> generate_batch, three queued
-           events carrying the session state), checked out from git history into a temporary folder.
+           events carrying the session state), checked out from git history into a temporary folder;
+  baseline: `goldennoise app` of another commit (default b400fbf, 0.2.0 before the database store and the
+           one annotation service), checked out likewise, one and two annotators, each run right after the
+           same run of now (the machine's load drifts; `--baseline ""` skips it).
 The clock runs in the page: from the Enter keydown to the animation frame after every image of the
 next batch has been decoded (`data-painted`, or for 0.1 every gallery image loaded with new sources).
 The annotator "thinks" `--think` seconds per batch (at least the 400 ms minimum viewing time).
@@ -30,16 +33,21 @@ from tests.browser import CHROMIUM, chromium, open_page, start_labelling, wait_b
 from tests.serve import free_port  # noqa: E402
 
 OLD = "5cef289"
+BASELINE = "b400fbf"
 MARK_ENTER = """() => { if (!window.__gnBench) { window.__gnBench = true;
   window.addEventListener('keydown', (e) => { if (e.key === 'Enter') window.__enterAt = performance.now(); }, true); } }"""
 
 
-def serve(command: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
+def serve(command: list[str], cwd: Path, path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """Start an app; `path`: the checkout whose `goldennoise` package it runs (else this one)."""
     import urllib.request
 
     port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     process = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+                               stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(300):
         try:
@@ -120,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=15)
     parser.add_argument("--think", type=float, default=1.0)
+    parser.add_argument("--baseline", default=BASELINE, help="a commit whose app is measured beside this one")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         sys.exit("needs Debian chromium (bash scripts/test.sh installs it)")
@@ -129,14 +138,24 @@ def main() -> None:
         old = tmp / "v0.1"
         old.mkdir()
         subprocess.run(f"git -C {ROOT} archive {OLD} | tar -x -C {old}", shell=True, check=True)
+        base = tmp / "baseline"
+        if args.baseline:
+            base.mkdir()
+            subprocess.run(f"git -C {ROOT} archive {args.baseline} | tar -x -C {base}", shell=True, check=True)
+        measured = {}
         with chromium() as browser:
-            new_app, new_url = serve([sys.executable, "-m", "goldennoise.cli", "app", "--model", "tiny-flux",
-                                      "--prompts", str(tmp / "p.txt"), "--outputs", str(tmp / "now")], tmp)
-            try:
-                one = now_run(browser, new_url, 1, args.answers, args.think)
-                two = now_run(browser, new_url, 2, args.answers, args.think)
-            finally:
-                new_app.terminate()
+            for pages in (1, 2):
+                for name, path in (("now", None), ("baseline", base if args.baseline else None)):
+                    if name == "baseline" and path is None:
+                        continue
+                    app, url = serve([sys.executable, "-m", "goldennoise.cli", "app", "--model", "tiny-flux",
+                                      "--prompts", str(tmp / "p.txt"), "--outputs", str(tmp / f"{name}-{pages}")],
+                                     tmp, path)
+                    try:
+                        measured[name, pages] = now_run(browser, url, pages, args.answers, args.think)
+                    finally:
+                        app.terminate()
+            one, two = measured["now", 1], measured["now", 2]
             old_app, old_url = serve([sys.executable, str(old / "app.py"), "--prompts", str(tmp / "p.txt"),
                                       "--outputs", str(tmp / "old")], old)
             try:
@@ -147,9 +166,16 @@ def main() -> None:
           f"{args.think:.1f} s per batch:")
     print(line("now, one annotator", one))
     print(line("now, two annotators at once", two))
+    if args.baseline:
+        print(line(f"{args.baseline}, one annotator", measured["baseline", 1]))
+        print(line(f"{args.baseline}, two annotators at once", measured["baseline", 2]))
     print(line("0.1 chained path, one annotator", chained))
     print(f"  ratio now / chained (median): {statistics.median(one) / statistics.median(chained):.3f}   "
           f"targets: median <= 150 ms, p95 <= 300 ms")
+    if args.baseline:
+        print(f"  ratio now / {args.baseline} (median): one annotator "
+              f"{statistics.median(one) / statistics.median(measured['baseline', 1]):.3f}, two at once "
+              f"{statistics.median(two) / statistics.median(measured['baseline', 2]):.3f}   target: <= 1 (issue 24)")
 
 
 if __name__ == "__main__":

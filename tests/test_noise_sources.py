@@ -256,6 +256,8 @@ def test_same_seed_pairs_show_one_seeds_two_noises_and_people_prefer_x_prime_as_
     assert found["pairing"] == "same seed" and found["answers"] + found["both_bad"] == 30
     assert found["won"] > 0.7 and found["p"] < 0.05 and found["ci_low"] > 0.5
     assert found["digits agrees"] > 0.9 and "clip agrees" in found  # the judge's own verifier agrees
+    per_prompt = result.parts["sources_pairwise_per_prompt"]["redenoise, same seed"]
+    assert len(per_prompt) == 30 and per_prompt["answers"].sum() == 30 and per_prompt["won"].isin([0, 0.5, 1]).all()
     design = dict(result.design)  # the report's opening table counts the answers analysed
     assert design["Campaign"].startswith("twins-") and design["Pairwise answers"].startswith("30")
 

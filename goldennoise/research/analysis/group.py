@@ -54,7 +54,9 @@ def analyse(key: str, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Da
     if not pairs.empty and "left_noise_source" in pairs:
         compared = sources.pairwise(pairs, DRAWS, seed)
         if compared:
-            result.parts["sources_pairwise"] = compared
+            result.parts["sources_pairwise"] = [{k: v for k, v in c.items() if k != "per_prompt"} for c in compared]
+            result.parts["sources_pairwise_per_prompt"] = {f"{c['source']}, {c['pairing']}": c["per_prompt"]
+                                                           for c in compared}
             for c in compared:
                 result.summary.append(
                     f"noise source {c['source']} in pairwise answers against a plain candidate ({c['pairing']}): won "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+from goldennoise.ids import slug
 from goldennoise.research.analysis.inference import format_ci, format_p
 from goldennoise.research.analysis.sources import verdict
 from goldennoise.research.analysis.html import figure as _figure
@@ -212,10 +213,16 @@ def _sources(result, folder) -> list[str]:
     compared = result.parts.get("sources_pairwise")
     if not out and not compared:
         return []
+    side_by_side = []
+    if compared:
+        side_by_side = [_p(PAIRWISE_TEXT), table(pd.DataFrame(compared).round(4), "Each noise source against a plain "
+                                                 "seed, side by side", folder, "noise_sources_pairwise")]
+        for name, frame in (result.parts.get("sources_pairwise_per_prompt") or {}).items():
+            side_by_side.append(table(frame.round(4), f"{name}: how often the source's side won, per prompt (a tie "
+                                      "half), most first", folder, f"noise_sources_pairwise_{slug(name, 40)}_per_prompt",
+                                      ranked_by="won"))
     if not out:  # pairwise answers only
-        return ["<h2>Noise sources</h2>", _p(PAIRWISE_TEXT),
-                table(pd.DataFrame(compared).round(4), "Each noise source against a plain seed, side by side", folder,
-                      "noise_sources_pairwise")]
+        return ["<h2>Noise sources</h2>", *side_by_side]
 
     text = ("Some candidates of each batch started from another noise than their seed's draw, chosen at random "
             "positions and not shown as such. Unit: the candidate; rates per arm among the judgements that had both; "
@@ -229,9 +236,7 @@ def _sources(result, folder) -> list[str]:
     parts = ["<h2>Noise sources</h2>", _p(text)] + [_p(line) for line in (verdict(s) for s in out["sources"])]
     parts += [_p(note) for note in out.get("notes", [])]
     parts.append(table(table_rows, "Each noise source against plain seeds", folder, "noise_sources"))
-    if compared:
-        parts += [_p(PAIRWISE_TEXT), table(pd.DataFrame(compared).round(4), "Each noise source against a plain seed, "
-                                           "side by side", folder, "noise_sources_pairwise")]
+    parts += side_by_side
     for name, frame in out["per_prompt"].items():
         parts.append(table(frame, f"{name} against plain seeds per prompt, largest difference first", folder,
                            f"noise_sources_{name}_per_prompt", ranked_by="difference"))

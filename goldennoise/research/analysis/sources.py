@@ -191,6 +191,10 @@ def pairwise(pairs: pd.DataFrame, draws: int = 1000, seed: int = 0) -> list[dict
                     label = "clip" if column == "clip_score" else column.removeprefix("score_")
                     row[f"{label} agrees"] = agreed["pair_agreement"]
                     row[f"{label} agrees 95% CI"] = f"[{agreed['pair_ci_low']:.3f}, {agreed['pair_ci_high']:.3f}]"
+            by = "prompt" if "prompt" in frame else "prompt_id"
+            row["per_prompt"] = (frame.assign(won=score).groupby(by, sort=False, observed=True)["won"]
+                                 .agg(["mean", "size"]).rename(columns={"mean": "won", "size": "answers"})
+                                 .reset_index().sort_values("won", ascending=False, kind="stable"))
             out.append(row)
     return out
 
