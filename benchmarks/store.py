@@ -1,6 +1,7 @@
 """The store at the size of the field's datasets: 0, 100k and 1M answers of one campaign, side by side.
 
 Run: .venv/bin/python benchmarks/store.py [--sizes 0,100000,1000000] [--postgresql 100000] [--keep DIR]
+     [--no-heavy | --heavy-max 100000]
 
 For each size one campaign (tiny-flux 64x64, batches of 4, a pool of 256 seeds, two annotators on
 every prompt with overlap 1) gets that many judgements, written straight into the store (the rows the
@@ -251,6 +252,8 @@ def main() -> None:
     parser.add_argument("--postgresql", type=int, default=100_000, help="answers on PostgreSQL (0: skip)")
     parser.add_argument("--keep", default=None, help="build (or reuse) the stores under this folder")
     parser.add_argument("--no-heavy", action="store_true", help="skip analyze and export")
+    parser.add_argument("--heavy-max", type=int, default=None,
+                        help="run analyze and export only on stores of at most this many answers")
     args = parser.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="goldennoise-store-"))
     results = []
@@ -260,8 +263,8 @@ def main() -> None:
         folder = root / f"sqlite-{size}"
         if not (folder / "campaign.toml").exists():
             build(folder, size, None)
-        results.append(measure(folder / "campaign.toml", None, f"SQLite {size:,}", heavy=size > 0
-                               and not args.no_heavy))
+        heavy = size > 0 and not args.no_heavy and (args.heavy_max is None or size <= args.heavy_max)
+        results.append(measure(folder / "campaign.toml", None, f"SQLite {size:,}", heavy=heavy))
         print(line(results[-1]), flush=True)
     if args.postgresql:
         from tests.pg import postgresql
