@@ -61,3 +61,40 @@ def test_a_campaign_names_its_checkpoint_or_is_refused():
         Campaign(model="digits", learned_checkpoint="v.safetensors").check()
     with pytest.raises(UserError, match="checkpoint"):
         verifiers.load("learned", source="/nonexistent/v.safetensors")
+
+
+def test_the_verifier_trains_the_same_under_torchrun_on_two_processes(trained, tmp_path):
+    """Two CPU processes (torchrun over gloo, as `accelerate launch` on GPUs) embed half of the judgements each and
+    gather them in the one-process order: the head is the one-process head; one file, its card says two processes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    root, cards = trained
+    torchrun = Path(sys.executable).with_name("torchrun")
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "goldennoise.cli", "train",
+                          str(root / "labelled"), "--kind", "verifier", "--out", str(tmp_path / "two.safetensors")],
+                         cwd=tmp_path, env={**os.environ, "GOLDENNOISE_NO_BAR": "1"}, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("learned verifier written") == 1
+    one, two = load_file(str(root / "golden.safetensors")), load_file(str(tmp_path / "two.safetensors"))
+    # torchrun's processes run one thread each: CLIP's sums in another order, 1e-7 in the features, which the
+    # folded standardisation scales up with the weights (|w| up to ~100): equal to float32's relative precision
+    assert one.keys() == two.keys() and all(torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-3) for k in one)
+    with safe_open(str(tmp_path / "two.safetensors"), "pt") as handle:
+        card = json_card(handle.metadata())
+    assert card["processes"] == 2 and cards["golden"]["processes"] == 1 and card["images"] == cards["golden"]["images"]
+    assert card["held_out"] == cards["golden"]["held_out"] or abs(
+        card["held_out"]["auc"] - cards["golden"]["held_out"]["auc"]) < 1e-9
+
+
+def json_card(metadata: dict) -> dict:
+    import json
+
+    return json.loads(metadata["card"])

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 
 from goldennoise import ids
 from goldennoise.errors import UserError
@@ -192,11 +193,19 @@ def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = 
         raise UserError("outputs: judgements of several campaigns or configurations; choose one with --campaign-id.",
                         "campaign")
     clip_id = models.resolve(str(table["model_id"].iloc[0])).clip
-    scorer = scoring.load_clip(clip_id, device="cpu")
-    rows = []
-    for (record, prompt), part in table.groupby(["record_id", "prompt"], observed=True, sort=False):
-        images = [Image.open(Path(outputs) / path).convert("RGB") for path in part["image_path"]]
-        rows.append((part.index.to_numpy(), learned.features(scorer, images, str(prompt))))
+    # The CLIP embeddings are the work: under `accelerate launch` / torchrun each process embeds its share of the
+    # judgements on its device and every process gathers all of them (in the one-process order); the head is small.
+    state = Accelerator(cpu=not torch.cuda.is_available())
+    scorer = scoring.load_clip(clip_id, device=str(state.device))
+    judged = list(table.groupby(["record_id", "prompt"], observed=True, sort=False))
+    mine = []
+    with state.split_between_processes(list(range(len(judged)))) as share:
+        for g in share:
+            (record, prompt), part = judged[g]
+            images = [Image.open(Path(outputs) / path).convert("RGB") for path in part["image_path"]]
+            mine.append((g, part.index.to_numpy(), learned.features(scorer, images, str(prompt)).cpu()))
+    rows = [(index, features) for _, index, features in sorted(gather_object(mine) if state.num_processes > 1
+                                                                else mine, key=lambda item: item[0])]
     order = np.concatenate([index for index, _ in rows])
     X = torch.cat([f for _, f in rows])
     table = table.loc[order].reset_index(drop=True)
@@ -230,7 +239,7 @@ def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = 
     card = {"campaign": str(table["campaign"].iloc[0]), "model_id": str(table["model_id"].iloc[0]), "clip": clip_id,
             "labels": labels, "images": int(len(y)), "training_images": int(train_rows.sum()),
             "config": {"epochs": epochs, "seed": seed, "lr": 1e-2, "features": "[image, text, image*text]"},
-            "seconds": round(time.perf_counter() - start, 1)}
+            "processes": state.num_processes, "seconds": round(time.perf_counter() - start, 1)}
     if held.any():
         truth = table["golden"].to_numpy(bool)
         clip = table["clip_score"].to_numpy(float) if "clip_score" in table else np.full(len(y), np.nan)
@@ -240,5 +249,9 @@ def train_verifier(outputs: str | Path, out: str | Path, campaign: str | None = 
             "clip_auc": (weighted_auc(truth[held], clip[held], strata=record_ids[held])
                          if np.isfinite(clip[held]).all() else float("nan")),
             "note": "within-judgement AUC on prompts never seen in training, against people's own labels"}
-    card["sha256"] = learned.save(head, out, clip_id, card)
+    if state.is_main_process:
+        card["sha256"] = learned.save(head, out, clip_id, card)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        card["sha256"] = ids.file_sha256(out)
     return card
