@@ -274,6 +274,9 @@ def write_hub(data: Checked, groups: dict[str, Group], root: Path, repo_id: str 
 # table ----------------------------------------------------------------------------------------------
 
 
+TABLE_CHUNK = 20_000  # rows flattened and written at a time: the table export's memory does not grow with the campaign
+
+
 def flat(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """A table without dict or path-object columns: provenance flattened, shapes as "1x4x8x8"."""
     sides = {"pairwise": (("left_noise", "left_"), ("right_noise", "right_"))}.get(kind, (("noise", ""),))
@@ -281,20 +284,46 @@ def flat(table: pd.DataFrame, kind: str) -> pd.DataFrame:
                 *(prefix + name for _, prefix in sides for name in provenance(None))}
     out = table.drop(columns=[c for c in table.columns if c in replaced])
     for column, prefix in sides:
-        cols = pd.DataFrame([provenance(b) for b in table[column]], index=table.index)
-        for shape in ("noise_shape", "latents_shape"):
-            cols[shape] = ["x".join(map(str, v)) if v else None for v in cols[shape]]
+        made: dict[int, dict] = {}  # one flattening per distinct block (the tables share one object per noise)
+        cols = pd.DataFrame([made.get(id(b)) or made.setdefault(id(b), _flat_block(b)) for b in table[column]],
+                            index=table.index)
         out = out.join(cols.add_prefix(prefix))
     return out
 
 
+def _flat_block(block: dict | None) -> dict:
+    cols = provenance(block)
+    for shape in ("noise_shape", "latents_shape"):
+        cols[shape] = "x".join(map(str, cols[shape])) if cols[shape] else None
+    return cols
+
+
+def _arrow_schema(table: pd.DataFrame, kind: str):
+    """The parquet schema of the whole flattened table, from a few rows that hold a value of every column that
+    has one (a column empty throughout is a string column of nulls)."""
+    import pyarrow as pa
+
+    rows = {0, *(i for i in (table[c].first_valid_index() for c in table.columns) if i is not None)}
+    sample = flat(table.loc[sorted(rows)], kind)
+    schema = pa.Schema.from_pandas(sample, preserve_index=False)
+    return pa.schema([field.with_type(pa.string()) if pa.types.is_null(field.type) else field for field in schema])
+
+
 def write_table(group: Group, root: Path) -> None:
+    """`<group>/<kind>.parquet` and `.csv` per table, flattened and written TABLE_CHUNK rows at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     for kind, table in (("samples", group.samples), ("pairwise", group.pairs), ("candidates", group.candidates)):
         if table.empty:
             continue
-        table = flat(table, kind)
-        table.to_parquet(safe_path(root, group.name, f"{kind}.parquet"), index=False)
-        spreadsheet_safe(table).to_csv(safe_path(root, group.name, f"{kind}.csv"), index=False)
+        schema = _arrow_schema(table, kind)
+        csv = safe_path(root, group.name, f"{kind}.csv")
+        with pq.ParquetWriter(safe_path(root, group.name, f"{kind}.parquet"), schema) as writer:
+            for start in range(0, len(table), TABLE_CHUNK):
+                part = flat(table.iloc[start:start + TABLE_CHUNK], kind)
+                writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+                spreadsheet_safe(part).to_csv(csv, index=False, header=start == 0, mode="w" if start == 0 else "a")
 
 
 # npz and npnet ----------------------------------------------------------------------------------------
