@@ -5,7 +5,7 @@ import json
 import pytest
 
 from goldennoise.errors import PromptFileError
-from goldennoise.store.prompts import MAX_FILE_BYTES, load_prompts, parse_prompts
+from goldennoise.store.prompts import MAX_CAMPAIGN_FILE_BYTES, MAX_FILE_BYTES, load_prompts, parse_prompts
 
 GOOD = {
     "p.csv": b'id,prompt,style\nA1,"a cat, sitting",photo\nA2,a dog,anime\n,,\nA3,a cat sitting,\n',
@@ -93,3 +93,19 @@ def test_unreadable_text_and_numbers_are_refused_with_the_place():
         parse_prompts(b'[{"prompt": "x", "n": ' + b"1" * 5000 + b"}]", "n.json")
     prompts = parse_prompts("an \x1b[31mescaped\x07 prompt\n".encode(), "c.txt").prompts
     assert prompts[0].text == "an [31mescaped prompt"
+
+
+def test_a_campaigns_own_file_may_be_larger_than_an_upload(tmp_path):
+    """An upload through the app stops at 20 MiB; the administrator's campaign file (500k prompts for a million
+    answers are 25 MiB) is read up to 1 GiB."""
+    from goldennoise.store.campaign import Campaign, load_prompt_set
+
+    path = tmp_path / "big.txt"
+    line = "a prompt long enough to make a large campaign file quickly, number "
+    with open(path, "w") as handle:
+        for i in range(MAX_FILE_BYTES // len(line) + 1000):
+            handle.write(f"{line}{i}\n")
+    with pytest.raises(PromptFileError, match="limit is 20 MiB"):
+        load_prompts(path)
+    assert MAX_CAMPAIGN_FILE_BYTES >= 1024 ** 3
+    assert len(load_prompt_set(Campaign(prompts=str(path))).prompts) > 300_000

@@ -34,7 +34,7 @@ from pathlib import Path
 from goldennoise.errors import CampaignError
 from goldennoise.ids import slug
 from goldennoise.store.names import identity
-from goldennoise.store.prompts import PromptSet, load_prompts
+from goldennoise.store.prompts import MAX_CAMPAIGN_FILE_BYTES, PromptSet, load_prompts
 
 CAMPAIGNS_DIR = "campaigns"
 MAX_SEED = 2**63 - 1
@@ -467,7 +467,7 @@ def load_prompt_set(campaign: Campaign) -> PromptSet:
     """The campaign's prompt file, parsed (a missing or bad file is a CampaignError)."""
     if not Path(campaign.prompts).is_file():
         raise CampaignError(f"campaign prompts.file: {Path(campaign.prompts).name!r} does not exist.", "prompts.file")
-    return load_prompts(campaign.prompts)
+    return load_prompts(campaign.prompts, MAX_CAMPAIGN_FILE_BYTES)  # the administrator's own file: larger
 
 
 def prompts_sha256(prompt_set: PromptSet) -> str:

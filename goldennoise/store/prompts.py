@@ -22,7 +22,8 @@ from pathlib import Path
 
 from goldennoise.errors import PromptFileError
 
-MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024  # an upload through the app
+MAX_CAMPAIGN_FILE_BYTES = 1024 * 1024 * 1024  # a campaign's own file on disk (500k prompts are ~25 MiB)
 MAX_PROMPT_CHARS = 4000
 FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
 
@@ -83,9 +84,9 @@ def prompt_id(text: str) -> str:
     return "p-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _check_size(name: str, size: int) -> None:
-    if size > MAX_FILE_BYTES:
-        raise PromptFileError(f"{name}: file is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB.")
+def _check_size(name: str, size: int, limit: int = MAX_FILE_BYTES) -> None:
+    if size > limit:
+        raise PromptFileError(f"{name}: file is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB.")
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -176,13 +177,13 @@ def _parse_txt(text: str, source: str) -> list[tuple[str, dict, str]]:
 _PARSERS = {"csv": _parse_csv, "json": _parse_json, "jsonl": _parse_jsonl, "txt": _parse_txt}
 
 
-def parse_prompts(data: bytes, source: str, fmt: str | None = None) -> PromptSet:
+def parse_prompts(data: bytes, source: str, fmt: str | None = None, limit: int = MAX_FILE_BYTES) -> PromptSet:
     """Parse prompt file bytes; `fmt` defaults to the format named by `source`'s extension."""
     name = Path(source).name
     fmt = fmt or FORMATS.get(Path(source).suffix.lower())
     if fmt not in _PARSERS:
         raise PromptFileError(f"{name}: unsupported file type; use one of {', '.join(sorted(FORMATS))}.")
-    _check_size(name, len(data))
+    _check_size(name, len(data), limit)
     rows = _PARSERS[fmt](_decode(data, name), name)
     prompts, seen, duplicates, empty, ids = [], set(), [], 0, {}
     for text, metadata, where in rows:
@@ -216,12 +217,12 @@ def parse_prompts(data: bytes, source: str, fmt: str | None = None) -> PromptSet
     return PromptSet(prompts=prompts, source=name, duplicates=duplicates, empty=empty)
 
 
-def load_prompts(path: str | Path) -> PromptSet:
-    """Read and parse a prompt file from disk."""
+def load_prompts(path: str | Path, limit: int = MAX_FILE_BYTES) -> PromptSet:
+    """Read and parse a prompt file from disk (at most `limit` bytes: an upload's, unless the caller says)."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError as error:
         raise PromptFileError(f"{path.name}: cannot read ({error.strerror}).") from None
-    _check_size(path.name, size)
-    return parse_prompts(path.read_bytes(), str(path))
+    _check_size(path.name, size, limit)
+    return parse_prompts(path.read_bytes(), str(path), limit=limit)
