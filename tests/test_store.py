@@ -330,3 +330,21 @@ def test_answer_counts_equal_the_rules_applied_to_the_list_on_both_backends(tmp_
     assert got["superseded"] == len(answers) - len(undone) - sum(kinds.values())
     assert got["second_opinions"] == sum(1 for r in counted if getattr(r, "second_opinion_of", None))
     store.close()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rebuild_on_postgresql_equals_the_state_kept_answer_by_answer(tmp_path, postgresql_url, seed):
+    """queue.rebuild (after an import, or rows written straight into the store) in batched statements gives, on
+    PostgreSQL too, the queue state, `done` rows and counters the answers left one by one."""
+    from goldennoise.store import queue
+    from tests.pg import reset
+
+    reset(postgresql_url)
+    store = RecordStore(tmp_path, postgresql_url)
+    for record in _random_history(random.Random(seed), 60):
+        store.append(record)
+    incremental = _derived(store)
+    with store.queue(write=True) as conn:
+        queue.rebuild(conn, "c-1")
+    assert _derived(store) == incremental
+    store.close()

@@ -23,7 +23,7 @@ import functools
 import hashlib
 from collections import defaultdict
 
-from sqlalchemy import and_, case, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, select, update
 
 from goldennoise.store.database import counts, done, insert, is_postgresql, leases, progress, prompt_state, prompts
 from goldennoise.store.database import records as records_table
@@ -172,12 +172,16 @@ def rebuild(conn, campaign: str) -> None:
         r.c.campaign == campaign, r.c.live, r.c.kind == "pairwise").group_by(r.c.prompt_id)).all()
     for p, n in pair_answers:
         judged[("pairwise", p)] = n
-    for (m, p), n in judged.items():
-        conn.execute(insert(ps, conn).on_conflict_do_nothing(), {"campaign": campaign, "mode": m, "prompt_id": p,
-                                                                 "idx": None, "capacity": 1, "judged": 0,
-                                                                 "open": True})
-        conn.execute(update(ps).where(ps.c.campaign == campaign, ps.c.mode == m, ps.c.prompt_id == p).values(
-            judged=n, open=n < ps.c.capacity))
+    # one executemany per statement (not two round trips per prompt: 100k answers on PostgreSQL took minutes)
+    found = [{"campaign": campaign, "mode": m, "prompt_id": p, "idx": None, "capacity": 1, "judged": 0, "open": True}
+             for (m, p) in judged]
+    counted = [{"c": campaign, "m": m, "p": p, "n": n} for (m, p), n in judged.items()]
+    set_judged = update(ps).where(ps.c.campaign == bindparam("c"), ps.c.mode == bindparam("m"),
+                                  ps.c.prompt_id == bindparam("p")).values(
+        judged=bindparam("n"), open=bindparam("n") < ps.c.capacity)
+    for start in range(0, len(found), 5000):
+        conn.execute(insert(ps, conn).on_conflict_do_nothing(), found[start:start + 5000])
+        conn.execute(set_judged, counted[start:start + 5000])
     listed = and_(ps.c.campaign == campaign, ps.c.idx.is_not(None))
     for m in MODES:
         total = conn.execute(select(func.count()).where(listed, ps.c.mode == m)).scalar_one()
