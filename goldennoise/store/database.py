@@ -207,9 +207,10 @@ def connect(url: str) -> Engine:
         def _sqlite(dbapi, _record):
             dbapi.isolation_level = None  # the driver's own BEGINs off: we say when a transaction begins, and how
             cursor = dbapi.cursor()
+            # the wait first: switching to WAL needs a lock another process (a torchrun rank, a replica) may hold
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged answer survives a crash of the machine
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
