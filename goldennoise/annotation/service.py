@@ -567,7 +567,7 @@ class Service:
     def _answerable(self, mode: str) -> None:
         """UserError when the campaign's batches cannot be answered in this view (a same-seed campaign's pairs in the
         Workbench: a judgement names golden seeds, and both of a pair's images have one seed)."""
-        if mode == "batch" and self.batches is not None and self.batches.twinned:
+        if mode == "batch" and self.pairwise_only:
             raise UserError("mode: this campaign compares each seed's two noises side by side; its prompts are "
                             "answered in the Pairwise view (mode \"pairwise\").", "mode")
 
@@ -596,7 +596,7 @@ class Service:
             if kept:
                 view.screen = replace(screen, shown_at=time.monotonic(), shown_at_iso=utc_now(), notice=notice)
                 return view.screen
-        if mode == "batch" and self.batches is not None and self.batches.twinned:
+        if mode == "batch" and self.pairwise_only:
             view.screen = Screen(mode, "idle", notice=TWINS_NOTICE)
             return view.screen
         prompt = self._claim(tab, mode)

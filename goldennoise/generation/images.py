@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -70,13 +71,10 @@ def save_batch(outputs: Path, folder: str, prompt: str, seeds: list[int], images
     """Save one PNG per seed under `outputs/folder`; return paths relative to `outputs`, in seed order. A seed shown
     twice (from two noises) is saved as `<seed>-0.png` and `<seed>-1.png` in order of place: which of the two came
     from a noise source was drawn at random, so the names do not tell."""
-    paths, twice = [], {seed for seed in seeds if list(seeds).count(seed) > 1}
-    seen: dict[int, int] = {}
+    paths, times, seen = [], Counter(seeds), Counter()
     for seed, image in zip(seeds, images, strict=True):
-        relative = f"{folder}/{int(seed)}.png"
-        if seed in twice:
-            relative = f"{folder}/{int(seed)}-{seen.get(seed, 0)}.png"
-            seen[seed] = seen.get(seed, 0) + 1
+        relative = f"{folder}/{int(seed)}.png" if times[seed] == 1 else f"{folder}/{int(seed)}-{seen[seed]}.png"
+        seen[seed] += 1
         save_png(image, confined(outputs, relative), {"prompt": prompt, "seed": str(seed), "parameters": settings})
         paths.append(relative)
     return paths

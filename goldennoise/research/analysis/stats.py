@@ -43,10 +43,8 @@ def wilson(p_hat: float, n: float) -> tuple[float, float]:
 
         ci = binomtest(int(round(k)), int(round(n))).proportion_ci(LEVEL, method="wilson")
         return float(ci.low), float(ci.high)
-    z = 1.959963984540054
-    centre = (p_hat + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p_hat * (1 - p_hat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+    low, high = wilson_many(np.array([p_hat]), np.array([n]))
+    return float(low[0]), float(high[0])
 
 
 def kish(w) -> float:
