@@ -105,3 +105,20 @@ def test_tabs_claiming_at_once_never_hold_one_prompt_together(engine, threads):
         rows = conn.execute(select(database.leases.c.prompt_id, database.leases.c.session)).all()
     assert sorted((pid, tab) for pid, tab in rows) == sorted((pid, tab) for tab, pids in claimed.items()
                                                              for pid in pids)
+
+
+def test_postgresql_plans_a_registered_campaigns_prompt_lookups_on_the_primary_key(postgresql_url, tmp_path):
+    """Rows registered in one transaction are counted before the queue is rebuilt: on a table the planner believes
+    empty, the per-prompt update scanned the queue index (50k prompts took minutes to rebuild on PostgreSQL)."""
+    reset(postgresql_url)
+    engine = database.connect(database.url_for(tmp_path, postgresql_url))
+    try:
+        with database.writing(engine) as conn:  # one transaction: autovacuum cannot have counted these rows
+            queue.register(conn, "c", [{"idx": i, "prompt_id": f"p{i}", "text": f"prompt {i}", "source": "test",
+                                        "metadata_sha256": None} for i in range(5000)], 0.0)
+            plan = "\n".join(conn.exec_driver_sql(
+                "EXPLAIN UPDATE prompt_state SET judged = 1 WHERE campaign = 'c' AND mode = 'batch' "
+                "AND prompt_id = 'p17'").scalars())
+        assert "prompt_state_pkey" in plan, plan
+    finally:
+        engine.dispose()

@@ -250,6 +250,16 @@ def is_postgresql(conn_or_engine) -> bool:
     return conn_or_engine.dialect.name == "postgresql"
 
 
+def analyze(conn, *tables) -> None:
+    """Refresh PostgreSQL's planner statistics after many rows landed in one transaction (its autovacuum comes
+    later). Without them a fresh table looks empty and the planner takes the queue index for a prompt's
+    primary-key lookup: rebuilding the queue of 50k prompts then ran for minutes, one row scan per update,
+    instead of seconds. SQLite's planner needs no statistics for these lookups."""
+    if is_postgresql(conn):
+        for table in tables:
+            conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
 def insert(table, conn):
     """INSERT with ON CONFLICT support for the connection's dialect."""
     if is_postgresql(conn):

@@ -25,7 +25,8 @@ from collections import defaultdict
 
 from sqlalchemy import and_, bindparam, case, delete, exists, func, select, update
 
-from goldennoise.store.database import counts, done, insert, is_postgresql, leases, progress, prompt_state, prompts
+from goldennoise.store.database import (analyze, counts, done, insert, is_postgresql, leases, progress, prompt_state,
+                                        prompts)
 from goldennoise.store.database import records as records_table
 
 MODES = ("batch", "pairwise")
@@ -153,6 +154,7 @@ def _bump_progress(conn, campaign: str, mode: str, who: str, delta: dict) -> Non
 def rebuild(conn, campaign: str) -> None:
     """Recompute a campaign's queue state, `done` rows and counters from scratch (after an import)."""
     r, ps = records_table, prompt_state
+    analyze(conn, records_table, prompts, prompt_state)  # rows just imported or registered: plan with their count
     for table in (done, progress, counts):
         conn.execute(delete(table).where(table.c.campaign == campaign))
     mode = func.coalesce(r.c.mode, "batch")
@@ -182,6 +184,7 @@ def rebuild(conn, campaign: str) -> None:
     for start in range(0, len(found), 5000):
         conn.execute(insert(ps, conn).on_conflict_do_nothing(), found[start:start + 5000])
         conn.execute(set_judged, counted[start:start + 5000])
+    analyze(conn, done, prompt_state)
     listed = and_(ps.c.campaign == campaign, ps.c.idx.is_not(None))
     for m in MODES:
         total = conn.execute(select(func.count()).where(listed, ps.c.mode == m)).scalar_one()
