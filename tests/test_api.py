@@ -158,3 +158,29 @@ def test_annotators_of_a_campaign_with_a_noise_source_are_not_told_which_candida
             assert settings["noise_source"] == "redenoise" and settings["noise_share"] == 0.5
     finally:
         service.close_all()
+
+
+def test_the_queue_does_not_summarise_its_events_after_each_one(tmp_path, monkeypatch):
+    """Gradio 6's queue builds a pandas summary of up to 10,000 past events after every event (2-11 ms of the
+    interpreter while the browser fetches the next images). The app keeps it to a small window, computed rarely."""
+    import pandas as pd
+
+    from goldennoise import ui
+
+    for name in ui.layout.QUEUE_ANALYTICS:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "p.txt").write_text("a prompt\n")
+    service = make_service(tmp_path / "out", Campaign(name="q", model="tiny-flux", height=64, width=64,
+                                                      prompts=str(tmp_path / "p.txt")))
+    try:
+        queue = ui.build_demo(service)._queue
+        built = []
+        monkeypatch.setattr(pd, "DataFrame", lambda *a, **k: built.append(1))
+        events = [{"time": 0.0, "status": "success", "process_time": 0.01, "function": "act_batch",
+                   "session_hash": "s"}] * 100
+        for _ in range(500):  # as the queue does after each finished event
+            queue.events_recorded += 1
+            queue.compute_analytics_summary(events)
+        assert built == [] and queue.ANALYTICS_MAX_EVENTS <= 100
+    finally:
+        service.close_all()

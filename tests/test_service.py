@@ -212,7 +212,7 @@ def test_no_sequence_of_relabel_undo_and_skip_leaves_an_unintended_second_answer
 def test_a_failed_write_keeps_the_screen_for_a_retry(service, monkeypatch):
     screen = service.join(A, "ada")
 
-    def full(record, guard=None):
+    def full(record, guard=None, then=None):
         raise NotSaved("Not saved: the disk holding the records is full.")
 
     monkeypatch.setattr(service.store, "append", full)
@@ -508,3 +508,43 @@ def test_a_second_replica_follows_a_switch_of_a_campaign_with_list_settings(tmp_
     finally:
         one.close_all()
         two.close_all()
+
+
+def test_an_answer_and_the_next_prompt_are_one_write_transaction(service):
+    """One fsync per answer: the record, the queue's state and the next prompt's hold commit together."""
+    from sqlalchemy import event
+
+    screen = service.join(A, "ada")
+    service.batches.ensure(service.runtime.prompts.at(screen.prompt.index + 1))  # made ahead, as prefetching does
+    writes = []
+
+    def committed(conn):
+        writes.append(bool(conn.info.get("write")))
+
+    event.listen(service.store.engine, "commit", committed)
+    try:
+        done = service.answer(A, "batch", screen.batch.batch_id, golden=[screen.batch.seeds[0]])
+    finally:
+        event.remove(service.store.engine, "commit", committed)
+    assert done.screen.state == "batch" and done.screen.prompt.index == screen.prompt.index + 1
+    assert writes.count(True) == 1, writes
+    with service.store.queue() as conn:  # the next prompt is held by this tab, in the store
+        assert queue.holder(conn, service.runtime.id, "batch", done.screen.prompt.id, service.clock()) is not None
+
+
+def test_when_the_next_prompt_cannot_be_taken_with_the_answer_the_answer_stands(service, monkeypatch):
+    screen = service.join(A, "ada")
+    real = queue.take
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("lease table trouble")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "take", fails_once)
+    done = service.answer(A, "batch", screen.batch.batch_id, golden=[screen.batch.seeds[0]])
+    assert [r.kind for r in service.store.read().records] == ["judgement"]  # saved, savepoint undone alone
+    assert len(calls) == 2 and done.screen.state == "batch"  # the next prompt was taken on its own afterwards
+    assert done.screen.prompt.id != screen.prompt.id

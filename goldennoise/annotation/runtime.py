@@ -94,23 +94,27 @@ class Prompts:
     def _make(self, row) -> Prompt:
         return Prompt(row.text, row.prompt_id, row.idx, row.source)
 
+    BLOCK = 64  # prompts read together on a miss by place: the queue hands them out in list order
+
     def _lookup(self, key: tuple, where) -> Prompt | None:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         rows = self.store.prompt_rows(self.campaign_id, where)
-        if not rows:
-            return None
-        prompt = self._make(rows[0])
+        found = None
         with self._lock:
-            self._cache[("idx", prompt.index)] = self._cache[("id", prompt.id)] = prompt
+            for row in rows:
+                prompt = self._make(row)
+                self._cache[("idx", prompt.index)] = self._cache[("id", prompt.id)] = prompt
+                if key in (("idx", prompt.index), ("id", prompt.id)):
+                    found = prompt
             while len(self._cache) > 2 * self.CACHED:
                 self._cache.popitem(last=False)
-        return prompt
+        return found
 
     def at(self, index: int) -> Prompt:
-        prompt = self._lookup(("idx", index), table.c.idx == index)
+        prompt = self._lookup(("idx", index), table.c.idx.between(index, index + self.BLOCK - 1))
         if prompt is None:
             raise CampaignError(f"prompt {index}: not in campaign {self.campaign_id}.", "prompt")
         return prompt

@@ -75,6 +75,14 @@ class Answered:
 
 
 @dataclass
+class Claimed:
+    """A view's next prompt, held in the transaction that recorded its last answer, and the ones to make ahead."""
+
+    prompt: Prompt | None
+    ahead: list[Prompt]
+
+
+@dataclass
 class Display:
     """A view as the screen shows it: the screen, the annotator's progress and the campaign's rules for it."""
 
@@ -539,25 +547,45 @@ class Service:
             check_params(params, size_multiple(runtime.workers[0].model.pipe))
         return params
 
-    def _claim(self, tab: Tab, mode: str) -> Prompt | None:
-        """Hold the first open prompt after this view's place in the list (wrapping round); None if none is open."""
+    def _claim(self, tab: Tab, mode: str, conn=None) -> Prompt | None:
+        """Hold the first open prompt after this view's place in the list (wrapping round); None if none is open.
+        `conn`: within that write transaction (an answer's), else in one of its own."""
+        if conn is None:
+            with self.store.queue(write=True) as conn:
+                return self._claim(tab, mode, conn)
         runtime, view, now = self._runtime(), tab.views[mode], self.clock()
-        with self.store.queue(write=True) as conn:
-            while True:
-                found = queue.candidates(conn, runtime.id, mode, tab.who, tab.connection, view.position, now, 8)
-                if not found:
-                    return None
-                for index, pid in found:
-                    if queue.take(conn, runtime.id, mode, pid, tab.who, tab.connection, now, self.lease_seconds):
-                        return runtime.prompts.at(index)
+        while True:
+            found = queue.candidates(conn, runtime.id, mode, tab.who, tab.connection, view.position, now, 8)
+            if not found:
+                return None
+            for index, pid in found:
+                if queue.take(conn, runtime.id, mode, pid, tab.who, tab.connection, now, self.lease_seconds):
+                    return runtime.prompts.at(index)
 
-    def _upcoming(self, tab: Tab, mode: str, count: int) -> list[Prompt]:
-        """The next `count` prompts this tab could be given (claiming none): what to make ahead of time."""
+    def _upcoming(self, tab: Tab, mode: str, count: int, after: int | None = None, conn=None) -> list[Prompt]:
+        """The next `count` prompts this tab could be given after `after` (default: its place), claiming none: what
+        to make ahead of time."""
+        if conn is None:
+            with self.store.queue() as conn:
+                return self._upcoming(tab, mode, count, after, conn)
         runtime, view = self._runtime(), tab.views[mode]
-        with self.store.queue() as conn:
-            found = queue.candidates(conn, runtime.id, mode, tab.who, tab.connection, view.position, self.clock(),
-                                     count)
+        found = queue.candidates(conn, runtime.id, mode, tab.who, tab.connection,
+                                 view.position if after is None else after, self.clock(), count)
         return [runtime.prompts.at(index) for index, _ in found]
+
+    def _claim_next(self, tab: Tab, mode: str):
+        """What an answer's own transaction does after its record (RecordStore.append's `then`): hold the tab's next
+        prompt and find the ones to make ahead. None when the next screen is not a plain claim (a relabel's
+        interrupted prompt comes back first; a same-seed campaign's Workbench holds nothing)."""
+        if tab.views[mode].resume is not None or (mode == "batch" and self.pairwise_only):
+            return None
+
+        def then(conn) -> Claimed:
+            prompt = self._claim(tab, mode, conn)
+            ahead = ([] if prompt is None or not self.prefetching else
+                     self._upcoming(tab, mode, PREFETCH_AHEAD, prompt.index, conn))
+            return Claimed(prompt, ahead)
+        return then
 
     @property
     def pairwise_only(self) -> bool:
@@ -586,8 +614,11 @@ class Service:
             raise
         return Screen(mode, "batch", prompt, batch, shown_at=time.monotonic(), shown_at_iso=utc_now())
 
-    def _advance(self, tab: Tab, mode: str, notice: str | None = None) -> Screen:
+    def _advance(self, tab: Tab, mode: str, notice: str | None = None, claimed: Claimed | None = None) -> Screen:
+        """The view's next screen. `claimed`: its next prompt, already held in the answer's transaction."""
         view = tab.views[mode]
+        if claimed is not None:
+            return self._advance_to(tab, mode, claimed.prompt, notice, claimed.ahead)
         if view.resume is not None:  # back to the prompt a relabel interrupted, if this tab still holds it
             screen, view.resume = view.resume, None
             with self.store.queue(write=True) as conn:
@@ -599,22 +630,27 @@ class Service:
         if mode == "batch" and self.pairwise_only:
             view.screen = Screen(mode, "idle", notice=TWINS_NOTICE)
             return view.screen
-        prompt = self._claim(tab, mode)
+        return self._advance_to(tab, mode, self._claim(tab, mode), notice)
+
+    def _advance_to(self, tab: Tab, mode: str, prompt: Prompt | None, notice: str | None,
+                    ahead: list[Prompt] | None = None) -> Screen:
+        """Show the prompt this view holds now (None: nothing is open), and make the following ones ahead."""
+        view = tab.views[mode]
         if prompt is None:
             view.screen = Screen(mode, "done", notice=notice)
             return view.screen
         view.position = prompt.index
         view.screen = replace(self._present(tab, mode, prompt), notice=notice)
         if self.prefetching:
-            for following in self._upcoming(tab, mode, PREFETCH_AHEAD):
+            for following in self._upcoming(tab, mode, PREFETCH_AHEAD) if ahead is None else ahead:
                 self.batches.prefetch(following)
         return view.screen
 
-    def _advance_after_answer(self, tab: Tab, mode: str) -> Screen:
+    def _advance_after_answer(self, tab: Tab, mode: str, claimed: Claimed | None = None) -> Screen:
         """The next screen once an answer is saved; if it cannot be made, an idle screen that says so (the answered
         batch never stays on screen, so a retry cannot record it twice)."""
         try:
-            return self._advance(tab, mode)
+            return self._advance(tab, mode, claimed=claimed)
         except Exception as error:  # noqa: BLE001 - the answer is saved; the next batch is retried on demand
             reason = str(error) if isinstance(error, UserError) else "a server error (logged)"
             if not isinstance(error, UserError):
@@ -654,14 +690,14 @@ class Service:
             queued = screen.origin in ("queue", "undo")
             guard = Guard(session=tab.connection if queued else None,
                           new_judgement=screen.origin != "relabel", now=self.clock())
-            try:
-                self.store.append(record, guard)  # NotSaved / Refused: nothing changes, the screen stays for a retry
+            try:  # NotSaved / Refused: nothing changes, the screen stays for a retry
+                claimed = self.store.append(record, guard, then=self._claim_next(tab, mode) if current else None)
             except LeaseLost:
                 view.screen = self._advance(tab, mode, "The prompt you were answering was released (you opened more "
                                                        "tabs, or it was idle too long); here is the next one.")
                 raise
             if current:
-                nxt = self._advance_after_answer(tab, mode)
+                nxt = self._advance_after_answer(tab, mode, claimed)
             else:
                 view.explicit.pop(batch_id, None)
                 nxt = view.screen

@@ -23,6 +23,7 @@ prompt twice or record two live judgements of one batch by one annotator.
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -258,6 +259,21 @@ def analyze(conn, *tables) -> None:
     if is_postgresql(conn):
         for table in tables:
             conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
+def per_dialect(build):
+    """A statement built once per database dialect by `build(conn)` and reused with bound parameters: building a
+    SQLAlchemy expression costs about 7x executing it on SQLite (150 us against 20), and an answer runs some thirty
+    statements on the queue and the records."""
+    made: dict[str, object] = {}
+
+    @functools.wraps(build)
+    def get(conn):
+        name = conn.dialect.name
+        if name not in made:
+            made[name] = build(conn)
+        return made[name]
+    return get
 
 
 def insert(table, conn):

@@ -25,8 +25,8 @@ from collections import defaultdict
 
 from sqlalchemy import and_, bindparam, case, delete, exists, func, select, update
 
-from goldennoise.store.database import (analyze, counts, done, insert, is_postgresql, leases, progress, prompt_state,
-                                        prompts)
+from goldennoise.store.database import (analyze, counts, done, insert, is_postgresql, leases, per_dialect, progress,
+                                        prompt_state, prompts)
 from goldennoise.store.database import records as records_table
 
 MODES = ("batch", "pairwise")
@@ -68,22 +68,100 @@ def is_registered(conn, campaign: str) -> bool:
     return conn.execute(select(prompts.c.idx).where(prompts.c.campaign == campaign).limit(1)).first() is not None
 
 
+# Statements built once, executed with bound parameters (database.per_dialect says why): `cid` the campaign, `m` the
+# view, `pid` the prompt, `who` the annotator, `sess` the tab, `now` the clock.
+B = bindparam
+ps = prompt_state
+_STATE_KEY = and_(ps.c.campaign == B("cid"), ps.c.mode == B("m"), ps.c.prompt_id == B("pid"))
+_DONE_KEY = and_(done.c.campaign == B("cid"), done.c.mode == B("m"), done.c.prompt_id == B("pid"))
+_LEASE_KEY = and_(leases.c.campaign == B("cid"), leases.c.mode == B("m"), leases.c.prompt_id == B("pid"))
+_LOCK = select(ps.c.mode).where(ps.c.campaign == B("cid"), ps.c.prompt_id == B("pid")).with_for_update()
+_LIVE = select(records_table.c.annotator, records_table.c.kind, records_table.c.mode).where(
+    records_table.c.campaign == B("cid"), records_table.c.prompt_id == B("pid"), records_table.c.live)
+_STATE = select(ps.c.idx, ps.c.capacity, ps.c.judged, ps.c.open).where(_STATE_KEY)
+_SET_STATE = update(ps).where(_STATE_KEY).values(judged=B("n"), open=B("is_open"))
+_DONE = select(done.c.annotator, done.c.kind).where(_DONE_KEY)
+_DONE_BY = select(done.c.kind).where(_DONE_KEY, done.c.annotator == B("who"))
+_UNDONE = delete(done).where(_DONE_KEY, done.c.annotator == B("who"))
+_COUNTS = select(counts.c.total, counts.c.full).where(counts.c.campaign == B("cid"), counts.c.mode == B("m"))
+_PROGRESS = select(progress.c.judged, progress.c.skipped, progress.c.done_full).where(
+    progress.c.campaign == B("cid"), progress.c.mode == B("m"), progress.c.annotator == B("who"))
+_LIVE_HOLD = and_(leases.c.expires > B("now"), leases.c.revoked.is_(False))
+_HOLDER = select(leases.c.session).where(_LEASE_KEY, _LIVE_HOLD)
+_DROP_STALE = delete(leases).where(_LEASE_KEY, (leases.c.expires <= B("now")) | (
+    (leases.c.session == B("sess")) & leases.c.revoked.is_(False)))
+_DROP_ANY = delete(leases).where(_LEASE_KEY)
+_OTHER_HOLDS = select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
+    leases.c.annotator == B("who"), _LIVE_HOLD, leases.c.session != B("sess")).order_by(leases.c.taken)
+_REVOKE = update(leases).where(_LEASE_KEY).values(revoked=True, expires=B("until"))
+_RENEW = update(leases).where(leases.c.session == B("sess"), _LIVE_HOLD).values(expires=B("until"))
+_HELD = select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(leases.c.session == B("sess"), _LIVE_HOLD)
+_RELEASE = delete(leases).where(_LEASE_KEY, leases.c.session == B("sess"), leases.c.revoked.is_(False)).returning(
+    leases.c.prompt_id)
+_RELEASE_SESSION = delete(leases).where(leases.c.session == B("sess"), leases.c.revoked.is_(False)).returning(
+    leases.c.prompt_id)
+
+
+def _open_for():
+    """The condition "this prompt may be handed to tab `sess` of `who` now" (claiming nothing)."""
+    mine = exists().where(done.c.campaign == B("cid"), done.c.mode == B("m"), done.c.prompt_id == ps.c.prompt_id,
+                          done.c.annotator == B("who"))
+    held = exists().where(leases.c.campaign == B("cid"), leases.c.mode == B("m"), leases.c.prompt_id == ps.c.prompt_id,
+                          leases.c.expires > B("now"), (leases.c.session != B("sess")) | leases.c.revoked)
+    return and_(ps.c.campaign == B("cid"), ps.c.mode == B("m"), ps.c.open, ps.c.idx.is_not(None), ~mine, ~held)
+
+
+_CANDIDATES = tuple(select(ps.c.idx, ps.c.prompt_id).where(_open_for(), where).order_by(ps.c.idx).limit(B("n"))
+                    for where in (ps.c.idx > B("after"), ps.c.idx <= B("after")))
+
+
+@per_dialect
+def _ensure_state(conn):
+    return insert(prompt_state, conn).on_conflict_do_nothing()
+
+
+@per_dialect
+def _put_done(conn):
+    stmt = insert(done, conn)
+    return stmt.on_conflict_do_update(index_elements=["campaign", "mode", "prompt_id", "annotator"],
+                                      set_={"kind": stmt.excluded.kind})
+
+
+@per_dialect
+def _add_counts(conn):
+    stmt = insert(counts, conn)
+    return stmt.on_conflict_do_update(index_elements=["campaign", "mode"],
+                                      set_={"total": counts.c.total + stmt.excluded.total,
+                                            "full": counts.c.full + stmt.excluded.full})
+
+
+@per_dialect
+def _add_progress(conn):
+    stmt = insert(progress, conn)
+    return stmt.on_conflict_do_update(index_elements=["campaign", "mode", "annotator"],
+                                      set_={k: getattr(progress.c, k) + getattr(stmt.excluded, k)
+                                            for k in ("judged", "skipped", "done_full")})
+
+
+@per_dialect
+def _take(conn):
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that did nothing, which reads as "held"
+    return insert(leases, conn).on_conflict_do_nothing().returning(leases.c.prompt_id)
+
+
 def lock(conn, campaign: str, prompt_id: str, overlap: float) -> None:
     """Make sure the prompt's state rows exist and lock them until the transaction ends (PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers)."""
-    for mode in MODES:
-        conn.execute(insert(prompt_state, conn).on_conflict_do_nothing(),
-                     {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "idx": None,
-                      "capacity": capacity(mode, prompt_id, overlap), "judged": 0, "open": True})
+    conn.execute(_ensure_state(conn), [{"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "idx": None,
+                                        "capacity": capacity(mode, prompt_id, overlap), "judged": 0, "open": True}
+                                       for mode in MODES])
     if is_postgresql(conn):
-        conn.execute(select(prompt_state.c.mode).where(prompt_state.c.campaign == campaign,
-                                                       prompt_state.c.prompt_id == prompt_id).with_for_update())
+        conn.execute(_LOCK, {"cid": campaign, "pid": prompt_id})
 
 
 def _live_state(conn, campaign: str, prompt_id: str) -> dict[str, tuple[dict[str, str], int]]:
     """mode -> ({annotator: "judged" | "skipped"}, judged count) from the prompt's live answers."""
-    rows = conn.execute(select(records_table.c.annotator, records_table.c.kind, records_table.c.mode).where(
-        records_table.c.campaign == campaign, records_table.c.prompt_id == prompt_id, records_table.c.live)).all()
+    rows = conn.execute(_LIVE, {"cid": campaign, "pid": prompt_id}).all()
     found = {mode: ({}, set(), 0) for mode in MODES}
     for who, kind, mode in rows:
         mode = mode or ("pairwise" if kind == "pairwise" else "batch")
@@ -100,29 +178,25 @@ def _live_state(conn, campaign: str, prompt_id: str) -> dict[str, tuple[dict[str
             for mode, (status, judged, answers) in found.items()}
 
 
-def refresh(conn, campaign: str, prompt_id: str) -> None:
-    """Recompute one prompt's queue state, `done` rows and the counters from its live answers (call `lock` first)."""
+def refresh(conn, campaign: str, prompt_id: str, modes=MODES) -> None:
+    """Recompute one prompt's queue state, `done` rows and the counters from its live answers (call `lock` first);
+    `modes`: the views the written record can change (an answer: its own; a retraction: both)."""
     for mode, (status, judged) in _live_state(conn, campaign, prompt_id).items():
-        row = conn.execute(select(prompt_state.c.idx, prompt_state.c.capacity, prompt_state.c.open).where(
-            prompt_state.c.campaign == campaign, prompt_state.c.mode == mode,
-            prompt_state.c.prompt_id == prompt_id)).one()
+        if mode not in modes:
+            continue
+        key = {"cid": campaign, "m": mode, "pid": prompt_id}
+        row = conn.execute(_STATE, key).one()
         was_open, is_open = row.open, judged < row.capacity
         listed = row.idx is not None
-        old = dict(conn.execute(select(done.c.annotator, done.c.kind).where(
-            done.c.campaign == campaign, done.c.mode == mode, done.c.prompt_id == prompt_id)).all())
-        conn.execute(update(prompt_state).where(prompt_state.c.campaign == campaign, prompt_state.c.mode == mode,
-                                                prompt_state.c.prompt_id == prompt_id).values(judged=judged,
-                                                                                              open=is_open))
+        old = dict(conn.execute(_DONE, key).all())
+        if (row.judged, row.open) != (judged, is_open):
+            conn.execute(_SET_STATE, {**key, "n": judged, "is_open": is_open})
         for who in set(old) - set(status):
-            conn.execute(delete(done).where(done.c.campaign == campaign, done.c.mode == mode,
-                                            done.c.prompt_id == prompt_id, done.c.annotator == who))
-        for who, kind in status.items():
-            if old.get(who) != kind:
-                stmt = insert(done, conn)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["campaign", "mode", "prompt_id", "annotator"],
-                                                        set_={"kind": stmt.excluded.kind}),
-                             {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "annotator": who,
-                              "kind": kind})
+            conn.execute(_UNDONE, {**key, "who": who})
+        changed = [{"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "annotator": who, "kind": kind}
+                   for who, kind in status.items() if old.get(who) != kind]
+        if changed:
+            conn.execute(_put_done(conn), changed)
         if not listed:
             continue  # the progress line counts the campaign's own prompts only
         if was_open != is_open:
@@ -137,18 +211,11 @@ def refresh(conn, campaign: str, prompt_id: str) -> None:
 
 
 def _bump_counts(conn, campaign: str, mode: str, total: int = 0, full: int = 0) -> None:
-    stmt = insert(counts, conn)
-    conn.execute(stmt.on_conflict_do_update(index_elements=["campaign", "mode"],
-                                            set_={"total": counts.c.total + total, "full": counts.c.full + full}),
-                 {"campaign": campaign, "mode": mode, "total": total, "full": full})
+    conn.execute(_add_counts(conn), {"campaign": campaign, "mode": mode, "total": total, "full": full})
 
 
 def _bump_progress(conn, campaign: str, mode: str, who: str, delta: dict) -> None:
-    stmt = insert(progress, conn)
-    conn.execute(stmt.on_conflict_do_update(
-        index_elements=["campaign", "mode", "annotator"],
-        set_={k: getattr(progress.c, k) + v for k, v in delta.items()}),
-        {"campaign": campaign, "mode": mode, "annotator": who, **delta})
+    conn.execute(_add_progress(conn), {"campaign": campaign, "mode": mode, "annotator": who, **delta})
 
 
 def rebuild(conn, campaign: str) -> None:
@@ -204,33 +271,20 @@ def rebuild(conn, campaign: str) -> None:
 
 def progress_of(conn, campaign: str, mode: str, who: str) -> dict:
     """This annotator's counts in a campaign: total, judged, skipped, remaining_for_you (ignoring leases)."""
-    c = conn.execute(select(counts.c.total, counts.c.full).where(counts.c.campaign == campaign,
-                                                                 counts.c.mode == mode)).first()
-    p = conn.execute(select(progress.c.judged, progress.c.skipped, progress.c.done_full).where(
-        progress.c.campaign == campaign, progress.c.mode == mode, progress.c.annotator == who)).first()
+    c = conn.execute(_COUNTS, {"cid": campaign, "m": mode}).first()
+    p = conn.execute(_PROGRESS, {"cid": campaign, "m": mode, "who": who}).first()
     total, full = (c.total, c.full) if c else (0, 0)
     judged, skipped, done_full = (p.judged, p.skipped, p.done_full) if p else (0, 0, 0)
     return {"total": total, "judged": judged, "skipped": skipped,
             "remaining_for_you": total - judged - skipped - (full - done_full)}
 
 
-def _open_for(campaign: str, mode: str, who: str, session: str, now: float):
-    """The condition "this prompt may be handed to `who`'s tab `session` now" (claiming nothing)."""
-    ps = prompt_state
-    mine = exists().where(done.c.campaign == campaign, done.c.mode == mode, done.c.prompt_id == ps.c.prompt_id,
-                          done.c.annotator == who)
-    held = exists().where(leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == ps.c.prompt_id,
-                          leases.c.expires > now, (leases.c.session != session) | leases.c.revoked)
-    return and_(ps.c.campaign == campaign, ps.c.mode == mode, ps.c.open, ps.c.idx.is_not(None), ~mine, ~held)
-
-
 def candidates(conn, campaign: str, mode: str, who: str, session: str, after: int, now: float, limit: int) -> list:
     """Up to `limit` prompts (idx, prompt_id) this tab could take, in list order after `after`, wrapping round."""
-    ps = prompt_state
     found = []
-    for where in (ps.c.idx > after, ps.c.idx <= after):
-        rows = conn.execute(select(ps.c.idx, ps.c.prompt_id).where(_open_for(campaign, mode, who, session, now), where)
-                            .order_by(ps.c.idx).limit(limit - len(found))).all()
+    for stmt in _CANDIDATES:
+        rows = conn.execute(stmt, {"cid": campaign, "m": mode, "who": who, "sess": session, "now": now,
+                                   "after": after, "n": limit - len(found)}).all()
         found += [tuple(row) for row in rows]
         if len(found) >= limit:
             break
@@ -243,63 +297,45 @@ def take(conn, campaign: str, mode: str, prompt_id: str, who: str, session: str,
 
     One annotator holds at most MAX_HELD prompts over all tabs: taking one more revokes their oldest other hold
     (that tab is told on its next renewal, and until then nobody is given the prompt)."""
-    key = and_(leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == prompt_id)
-    mine = (leases.c.session == session) & leases.c.revoked.is_(False)
-    conn.execute(delete(leases).where(key, (leases.c.expires <= now) | mine) if not force else delete(leases).where(key))
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that did nothing, which reads as "held"
-    inserted = conn.execute(insert(leases, conn).on_conflict_do_nothing().returning(leases.c.prompt_id),
-                            {"campaign": campaign, "mode": mode, "prompt_id": prompt_id, "session": session,
-                             "annotator": who, "expires": now + lease_seconds, "taken": now,
-                             "revoked": False}).first()
+    key = {"cid": campaign, "m": mode, "pid": prompt_id}
+    conn.execute(_DROP_ANY if force else _DROP_STALE, {**key, "now": now, "sess": session})
+    inserted = conn.execute(_take(conn), {"campaign": campaign, "mode": mode, "prompt_id": prompt_id,
+                                          "session": session, "annotator": who, "expires": now + lease_seconds,
+                                          "taken": now, "revoked": False}).first()
     if inserted is None:
         return False
-    others = conn.execute(select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
-        leases.c.annotator == who, leases.c.expires > now, leases.c.session != session,
-        leases.c.revoked.is_(False)).order_by(leases.c.taken)).all()
+    others = conn.execute(_OTHER_HOLDS, {"who": who, "now": now, "sess": session}).all()
     for row in others[:max(0, len(others) - MAX_HELD + 1)]:
-        conn.execute(update(leases).where(leases.c.campaign == row.campaign, leases.c.mode == row.mode,
-                                          leases.c.prompt_id == row.prompt_id).values(
-            revoked=True, expires=min(now + REVOKED_SECONDS, now + lease_seconds)))
+        conn.execute(_REVOKE, {"cid": row.campaign, "m": row.mode, "pid": row.prompt_id,
+                               "until": min(now + REVOKED_SECONDS, now + lease_seconds)})
     return True
 
 
 def holder(conn, campaign: str, mode: str, prompt_id: str, now: float) -> str | None:
     """The session holding the prompt now (a revoked hold is nobody's), or None."""
-    return conn.execute(select(leases.c.session).where(
-        leases.c.campaign == campaign, leases.c.mode == mode, leases.c.prompt_id == prompt_id,
-        leases.c.expires > now, leases.c.revoked.is_(False))).scalar_one_or_none()
+    return conn.execute(_HOLDER, {"cid": campaign, "m": mode, "pid": prompt_id, "now": now}).scalar_one_or_none()
 
 
 def renew(conn, session: str, now: float, lease_seconds: float = LEASE_SECONDS) -> set[tuple[str, str, str]]:
     """Extend this tab's leases; returns (campaign, mode, prompt_id) of every prompt it still holds (not the
     revoked ones, which it must give up)."""
-    conn.execute(update(leases).where(leases.c.session == session, leases.c.expires > now,
-                                      leases.c.revoked.is_(False)).values(expires=now + lease_seconds))
-    return {tuple(row) for row in conn.execute(select(leases.c.campaign, leases.c.mode, leases.c.prompt_id).where(
-        leases.c.session == session, leases.c.expires > now, leases.c.revoked.is_(False)))}
+    conn.execute(_RENEW, {"sess": session, "now": now, "until": now + lease_seconds})
+    return {tuple(row) for row in conn.execute(_HELD, {"sess": session, "now": now})}
 
 
 def release(conn, campaign: str, mode: str, prompt_id: str, session: str) -> int:
-    return len(conn.execute(delete(leases).where(leases.c.campaign == campaign, leases.c.mode == mode,
-                                                 leases.c.prompt_id == prompt_id, leases.c.session == session,
-                                                 leases.c.revoked.is_(False)).returning(leases.c.prompt_id)).all())
+    return len(conn.execute(_RELEASE, {"cid": campaign, "m": mode, "pid": prompt_id, "sess": session}).all())
 
 
 def release_session(conn, session: str) -> int:
     """A tab closed: free what it held (a revoked hold keeps its grace: the tab was not told)."""
-    return len(conn.execute(delete(leases).where(leases.c.session == session, leases.c.revoked.is_(False))
-                            .returning(leases.c.prompt_id)).all())
+    return len(conn.execute(_RELEASE_SESSION, {"sess": session}).all())
 
 
 def state_of(conn, campaign: str, mode: str, prompt_id: str):
     """The prompt's row: idx, capacity, judged, open (or None)."""
-    return conn.execute(select(prompt_state.c.idx, prompt_state.c.capacity, prompt_state.c.judged,
-                               prompt_state.c.open).where(prompt_state.c.campaign == campaign,
-                                                          prompt_state.c.mode == mode,
-                                                          prompt_state.c.prompt_id == prompt_id)).first()
+    return conn.execute(_STATE, {"cid": campaign, "m": mode, "pid": prompt_id}).first()
 
 
 def done_by(conn, campaign: str, mode: str, prompt_id: str, who: str) -> str | None:
-    return conn.execute(select(done.c.kind).where(done.c.campaign == campaign, done.c.mode == mode,
-                                                  done.c.prompt_id == prompt_id, done.c.annotator == who)
-                        ).scalar_one_or_none()
+    return conn.execute(_DONE_BY, {"cid": campaign, "m": mode, "pid": prompt_id, "who": who}).scalar_one_or_none()

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from goldennoise.errors import GenerationError, LeaseLost, NotSaved, Refused
@@ -91,6 +91,17 @@ def _link(row) -> Link:
                 row.second_opinion_of)
 
 
+# Statements of the answer path, built once (database.per_dialect says why).
+_GROUP_OF = select(table.c.grp, table.c.annotator).where(table.c.record_id == bindparam("rid"))
+_GROUP = select(table.c.seq, table.c.record_id, table.c.kind, table.c.annotator, table.c.batch_id, table.c.retracts,
+                table.c.supersedes, table.c.second_opinion_of, table.c.live).where(
+    table.c.grp == bindparam("grp")).order_by(table.c.seq)
+_SET_LIVE = update(table).where(table.c.seq == bindparam("at")).values(live=bindparam("flag"))
+_INSERT = table.insert()
+_ANSWERED = select(table.c.seq).where(table.c.batch_id == bindparam("bid"), table.c.annotator == bindparam("who"),
+                                      table.c.campaign == bindparam("cid"), table.c.live).limit(1)
+
+
 class RecordStore:
     """Records of one outputs folder (or one PostgreSQL database): append, ask, stream, import, export."""
 
@@ -111,16 +122,28 @@ class RecordStore:
 
     # Writing ----------------------------------------------------------------------------------
 
-    def append(self, record, guard: Guard | None = None) -> None:
+    def append(self, record, guard: Guard | None = None, then=None):
         """Validate and durably write one record (committed with an fsync before returning).
 
+        `then(conn)`: more queue work committed with the record (the service takes the tab's next prompt: one
+        transaction and one fsync per answer, not two). It runs in a savepoint: when it fails, it is logged and
+        undone, the record stands, and append returns None; else it returns what `then` returned.
         Raises NotSaved (with the reason) when it could not be written, Refused when `guard` no longer holds.
         """
         record = schema.RECORD.validate_python(record)
         body = codec.encode_data(schema.dump(record))
+        result = None
         try:
             with database.writing(self.engine) as conn:
                 self._append(conn, record, body, guard)
+                if then is not None:
+                    try:
+                        with conn.begin_nested():
+                            result = then(conn)
+                    except Exception:  # noqa: BLE001 - the record is what counts; the caller redoes its part
+                        log.exception("work committed with a record failed; the record stands")
+                        result = None
+            return result
         except (Refused, NotSaved):
             raise
         except IntegrityError as error:
@@ -142,29 +165,28 @@ class RecordStore:
         grp = group_key(campaign, who, getattr(record, "batch_id", None), record.record_id)
         target = getattr(record, "retracts", None) or getattr(record, "supersedes", None)
         if target:
-            row = conn.execute(select(table.c.grp, table.c.annotator).where(table.c.record_id == target)).first()
+            row = conn.execute(_GROUP_OF, {"rid": target}).first()
             if row is not None and row.annotator == who:
                 grp = row.grp
-        group = conn.execute(select(table.c.seq, table.c.record_id, table.c.kind, table.c.annotator, table.c.batch_id,
-                                    table.c.retracts, table.c.supersedes, table.c.second_opinion_of, table.c.live)
-                             .where(table.c.grp == grp).order_by(table.c.seq)).all()
+        group = conn.execute(_GROUP, {"grp": grp}).all()
         new = Link(record.record_id, record.kind, who, getattr(record, "batch_id", None),
                    getattr(record, "retracts", None), getattr(record, "supersedes", None),
                    getattr(record, "second_opinion_of", None))
         counted = live_ids([_link(row) for row in group] + [new])
         for row in group:  # flags turned off first, so the unique index never sees two live judgements
             if row.live and row.record_id not in counted:
-                conn.execute(update(table).where(table.c.seq == row.seq).values(live=False))
+                conn.execute(_SET_LIVE, {"at": row.seq, "flag": False})
         for row in group:
             if not row.live and row.record_id in counted:
-                conn.execute(update(table).where(table.c.seq == row.seq).values(live=True))
-        conn.execute(table.insert().values(
+                conn.execute(_SET_LIVE, {"at": row.seq, "flag": True})
+        conn.execute(_INSERT, dict(
             record_id=record.record_id, kind=record.kind, campaign=campaign, annotator=who,
             prompt_id=record.prompt.id, prompt_text=record.prompt.text, mode=mode,
             batch_id=getattr(record, "batch_id", None), session_id=record.session_id or None,
             retracts=new.retracts, supersedes=new.supersedes, second_opinion_of=new.second_opinion_of, grp=grp,
             created_at=record.created_at, live=record.record_id in counted, body=body))
-        queue.refresh(conn, campaign, record.prompt.id)
+        # a retraction can change either view (the one its answer was in); an answer only its own
+        queue.refresh(conn, campaign, record.prompt.id, (mode,) if mode else queue.MODES)
         if guard is not None and guard.session and mode:
             queue.release(conn, campaign, mode, record.prompt.id, guard.session)
 
@@ -185,9 +207,7 @@ class RecordStore:
 
     @staticmethod
     def _answered(conn, campaign: str, who: str, batch_id: str) -> bool:
-        return conn.execute(select(table.c.seq).where(table.c.batch_id == batch_id, table.c.annotator == who,
-                                                      table.c.campaign == campaign, table.c.live).limit(1)
-                            ).first() is not None
+        return conn.execute(_ANSWERED, {"bid": batch_id, "who": who, "cid": campaign}).first() is not None
 
     def overlap(self, campaign: str, conn=None) -> float:
         """The campaign's overlap share (0 when the campaign is not known to the store)."""

@@ -10,6 +10,7 @@ returns a dict keyed by component, never a tuple that must match a list here.
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import gradio as gr
@@ -31,6 +32,11 @@ TAB_KEY_JS = """(name, key) => {
   return [name, k];
 }"""
 ANSWERS = dict(concurrency_id="answers", concurrency_limit=api.ANSWERS_AT_ONCE)  # the browser's and the API's
+# Gradio's queue summarises its last events (up to 10,000) with pandas after every event, for a monitoring page this
+# app does not serve: 2-11 ms of the interpreter after each answer, renewal and image batch, growing with the
+# session (a tab renews its hold every 4 s), while the browser fetches the next images. Kept to a small window and
+# computed rarely; set either variable to override.
+QUEUE_ANALYTICS = {"GRADIO_ANALYTICS_MAX_EVENTS": "100", "GRADIO_ANALYTICS_CACHE_FREQUENCY": "1000000"}
 
 
 def start_tab(ui) -> None:
@@ -131,6 +137,8 @@ def analysis_tab(ui) -> None:
 def build_demo(service: Service, banner: str | None = None) -> gr.Blocks:
     """The app around a started service; `banner` warns on every page (no logins beyond this machine, ...)."""
     ui = SimpleNamespace()
+    for name, value in QUEUE_ANALYTICS.items():  # read when the Blocks make their queue
+        os.environ.setdefault(name, value)
     with gr.Blocks(title="GoldenNoise", delete_cache=(3600, 3600)) as demo:
         api.register(service)  # first, so the public endpoints keep their plain names
         ui.remembered = gr.BrowserState("", storage_key="goldennoise-annotator")
