@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import binomtest, false_discovery_control, spearmanr
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
-from goldennoise.research.analysis import pairwise, seeds, stats
+from goldennoise.research.analysis import inference, pairwise, seeds, stats
 from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, format_p, holm, weighted_auc
 
 
@@ -109,6 +109,30 @@ def test_agreement_table_has_a_clustered_kappa_interval_and_nan_for_a_constant_r
     assert row["kappa_ci_low"] < row["cohens_kappa"] < row["kappa_ci_high"]
     constant = stats.agreement(_agreement_rows(True), draws=300).iloc[0]
     assert np.isnan(constant["cohens_kappa"]) and "undefined" in constant["note"]
+
+
+def test_the_kappa_interval_from_per_prompt_counts_is_the_interval_of_the_drawn_rows():
+    """The bootstrap weighs per-prompt counts by how often each prompt was drawn (linear in the prompts); the oracle
+    gathers the drawn prompts' rows and computes kappa from them, draw by draw, on the same draws."""
+    from scipy.stats import bootstrap
+
+    rows = _agreement_rows(False)
+    row = stats.agreement(rows, draws=300, seed=3).iloc[0]
+    wide = rows.pivot_table(index=["prompt_id", "seed"], columns="annotator", values="golden", aggfunc="first")
+    a, b = wide["ann"].astype(bool).to_numpy(), wide["bob"].astype(bool).to_numpy()
+    prompt_of = wide.index.get_level_values(0).to_numpy()
+    prompts = np.unique(prompt_of)
+    rows_of = [np.flatnonzero(prompt_of == p) for p in prompts]
+
+    def gathered(index):
+        take = np.concatenate([rows_of[k] for k in np.asarray(index, dtype=int)])
+        return stats._kappa_fast(a[take], b[take])
+
+    oracle = bootstrap((np.arange(len(prompts)),), gathered, vectorized=False, n_resamples=300, method="percentile",
+                       random_state=np.random.default_rng(3))
+    draws = np.asarray(oracle.bootstrap_distribution, dtype=float)
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    assert (row["kappa_ci_low"], row["kappa_ci_high"]) == (pytest.approx(low), pytest.approx(high))
 
 
 def test_bh_leaves_no_feature_significant_when_labels_do_not_depend_on_the_noise():
@@ -300,3 +324,14 @@ def test_bradley_terry_with_its_prior_is_the_penalised_maximum_likelihood():
     oracle = minimize(loss, np.zeros(5), method="BFGS", options={"gtol": 1e-10}).x
     assert np.allclose(pairwise.bradley_terry(i, j, score, 5, tol=1e-12, iterations=20000),
                        oracle - oracle.mean(), atol=1e-4)
+
+
+def test_mixed_judgements_are_those_with_both_golden_and_bad_rows():
+    rng = np.random.default_rng(2)
+    rows = pd.DataFrame({"record_id": pd.Categorical(rng.integers(0, 40, 300).astype(str)),
+                         "golden": rng.random(300) < 0.3})
+    rows.loc[rows["record_id"] == "7", "golden"] = True  # an all-golden judgement is not mixed
+    expected = rows.groupby("record_id", observed=True)["golden"].transform(lambda g: 0 < g.sum() < len(g))
+    got = inference.mixed_judgements(rows)
+    assert got.tolist() == expected.astype(bool).tolist() and 0 < got.sum() < len(rows)
+    assert not got[rows["record_id"] == "7"].any()

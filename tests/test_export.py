@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from goldennoise.annotation.service import Caller, Service
@@ -384,3 +385,21 @@ def test_text_cells_cannot_run_as_spreadsheet_formulas():
     assert safe["prompt"].tolist() == ["'=HYPERLINK(\"http://evil/\",\"x\")", "'+cmd|' /C calc'!A0", "a cat",
                                        "'@SUM(1)"]
     assert safe["seed"].tolist() == [1, 2, 3, 4]
+
+
+def test_tables_made_in_small_chunks_in_one_pass_equal_the_tables_made_at_once(corpus, monkeypatch):
+    """The analysis and export read the store once, a few rows at a time, joining categorical chunks column by
+    column; the result must be the tables made from the whole list of records at once."""
+    whole = (dataset.sample_table(RecordStore(corpus).read().records),
+             dataset.pair_table(RecordStore(corpus).read().records),
+             dataset.candidate_table(RecordStore(corpus).read().records))
+    monkeypatch.setattr(dataset, "CHUNK", 3)
+    chunked = dataset.tables(RecordStore(corpus))
+    for made, expected in zip(chunked, whole):
+        assert len(made) > 0 and list(made.columns) == list(expected.columns)
+        for column in made.columns:
+            assert isinstance(made[column].dtype, pd.CategoricalDtype) == isinstance(
+                expected[column].dtype, pd.CategoricalDtype), column
+        plain = {c: object for c in made.columns if isinstance(made[c].dtype, pd.CategoricalDtype)}
+        pd.testing.assert_frame_equal(made.astype(plain), expected.astype(plain), check_dtype=False)
+        assert made.attrs == expected.attrs

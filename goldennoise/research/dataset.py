@@ -23,7 +23,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from goldennoise.generation.latents import check_block, initial_noise, made_noise, verify
 from goldennoise.generation.noises import NoiseStore, source_name
@@ -36,7 +35,7 @@ CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "wid
                "guidance_scale", "scheduler", "max_sequence_length")
 
 
-CHUNK = 20_000  # records turned into rows at a time: a million answers never sit in memory as objects
+CHUNK = 5_000  # records turned into rows at a time: a million answers never sit in memory as objects
 CATEGORICAL = ("record_id", "created_at", "annotator", "campaign", "configuration", "configuration_label",
                "model_id", "revision", "pipeline_class", "dtype", "scheduler", "prompt_id", "prompt", "seed_strategy",
                "batch_id", "verdict", "second_opinion_of", "slot", "noise_shape", "family", "packing",
@@ -66,17 +65,19 @@ def configurations(table: pd.DataFrame) -> list[dict] | list[None]:
             for row in table[keys].astype(object).to_dict("records")]
 
 
-def live_data(source, campaign=...) -> Iterator[dict]:
-    """The live answers as JSON data: streamed from a RecordStore (one campaign, or every one with `...`; None:
-    records made without one), or from a list of records (schema models or dicts; the live rules applied)."""
+def live_data(source, campaign=..., kinds=("judgement", "pairwise")) -> Iterator[dict]:
+    """The live answers (of `kinds`) as JSON data: streamed from a RecordStore (one campaign, or every one with
+    `...`; None: records made without one), or from a list of records (schema models or dicts; the live rules
+    applied)."""
     if hasattr(source, "iter_data"):
-        yield from source.iter_data(campaign, live_only=True, kinds=("judgement", "pairwise"))
+        yield from source.iter_data(campaign, live_only=True, kinds=kinds)
         return
     records = [r for r in source if campaign is ... or (_data(r).get("campaign")) == campaign]
     if records and isinstance(records[0], dict):
         records = [schema.parse(r) for r in records]
     for record in live(records):
-        yield schema.dump(record)
+        if record.kind in kinds:
+            yield schema.dump(record)
 
 
 class _Interned:
@@ -137,63 +138,96 @@ def _numeric(column: str) -> bool:
     return column in NUMBERS or column.removeprefix("left_").removeprefix("right_").startswith("score_")
 
 
-def _compact(rows: list[dict]) -> pd.DataFrame:
+def _compact(rows: list[dict]) -> dict[str, pd.Series]:
+    """A chunk's rows as columns, text categorical and numbers float (kept apart: joined column by column)."""
     frame = pd.DataFrame(rows)
-    for column in CATEGORICAL:
-        if column in frame:
-            frame[column] = frame[column].astype("category")
-    for column in [c for c in frame.columns if _numeric(c)]:
-        if column in frame:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
+    out = {}
+    for column in list(frame.columns):
+        values = frame.pop(column)
+        if column in CATEGORICAL:
+            values = values.astype("category")
+        elif _numeric(column):
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+        out[column] = values.reset_index(drop=True)
+    return out
 
 
-def _table(source, campaign, rows_of) -> pd.DataFrame:
-    """Rows made record by record (`rows_of(data) -> list of rows`), a chunk of records at a time, with the text
-    columns categorical: memory grows with the rows' numbers, not with Python objects per row."""
-    frames, rows, attrs = [], [], {}
-    for data in live_data(source, campaign):
-        rows += rows_of(data, attrs)
-        if len(rows) >= CHUNK:
-            frames.append(_compact(rows))
-            rows = []
-    if rows or not frames:
-        frames.append(_compact(rows))
-    table = _concat(frames)
-    table.attrs.update(attrs)
-    return table
+def _tables(source, campaign, makers: dict) -> dict[str, pd.DataFrame]:
+    """Tables made in one pass over the live answers: `makers` = {name: (kinds, rows_of)}, where
+    `rows_of(data, attrs) -> list of rows` for each answer of its kinds. Rows are kept a chunk of records at a time as
+    columns (text categorical), so memory grows with the tables' numbers, not with Python objects per row."""
+    chunks = {name: [] for name in makers}
+    rows = {name: [] for name in makers}
+    attrs = {name: {} for name in makers}
+    kinds = tuple(dict.fromkeys(k for wanted, _ in makers.values() for k in wanted))
+    for data in live_data(source, campaign, kinds):
+        for name, (wanted, rows_of) in makers.items():
+            if data["kind"] in wanted:
+                rows[name] += rows_of(data, attrs[name])
+                if len(rows[name]) >= CHUNK:
+                    chunks[name].append(_compact(rows[name]))
+                    rows[name] = []
+    tables = {}
+    for name in makers:
+        if rows[name] or not chunks[name]:
+            chunks[name].append(_compact(rows[name]))
+        tables[name] = _concat(chunks.pop(name))
+        tables[name].attrs.update(attrs[name])
+    return tables
 
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Frames concatenated with their categorical columns kept categorical (the union of their categories)."""
-    if len(frames) == 1:
-        return frames[0].reset_index(drop=True)
-    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+def _table(source, campaign, kinds, rows_of) -> pd.DataFrame:
+    return _tables(source, campaign, {"table": (kinds, rows_of)})["table"]
+
+
+def _as_one_kind(parts: list[pd.Series]) -> list[pd.Series]:
+    """A number column whose chunk held only None (a model without that parameter) is NaN there, as the table made
+    at once has it, not an object column of numbers and None."""
+    empty = [p.dtype == object and bool(p.isna().all()) for p in parts]
+    filled = [p for p, e in zip(parts, empty) if not e]
+    if any(empty) and filled and all(pd.api.types.is_numeric_dtype(p.dtype) and not pd.api.types.is_bool_dtype(p.dtype)
+                                     for p in filled):
+        return [p.astype("float64") if e else p for p, e in zip(parts, empty)]
+    return parts
+
+
+def _union(parts: list[pd.Series]) -> pd.Series:
+    """Categorical chunks as one categorical column: categories in order of appearance (as union_categoricals
+    gives), held as plain objects and looked up once per chunk. (union_categoricals lets pandas infer an Arrow string
+    index for the union and converts all of it back for every chunk it recodes: quadratic over a million record
+    ids.)"""
+    cats = [p.cat.categories.to_numpy(dtype=object) for p in parts]
+    union = pd.Index(pd.unique(np.concatenate(cats)) if cats else [], dtype=object)
+    codes = []
+    for part, own in zip(parts, cats):
+        where = union.get_indexer(own) if len(own) else np.zeros(0, dtype=np.intp)
+        mapped = np.append(where, -1)[part.cat.codes.to_numpy()]  # code -1 (missing) stays -1
+        codes.append(mapped)
+    dtype = np.int8 if len(union) < 127 else np.int16 if len(union) < 32_767 else np.int32
+    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes).astype(dtype), categories=union))
+
+
+def _concat(chunks: list[dict[str, pd.Series]]) -> pd.DataFrame:
+    """Chunks' columns joined, categorical columns kept categorical (the union of their categories); each column's
+    chunks are let go as soon as it is joined, so the peak is the table and one column, not the table twice."""
+    columns = list(dict.fromkeys(c for chunk in chunks for c in chunk))
+    sizes = [len(next(iter(chunk.values()))) if chunk else 0 for chunk in chunks]
     out = {}
     for column in columns:
         missing = (lambda n: pd.Series(np.full(n, np.nan))) if _numeric(column) else (lambda n: pd.Series([None] * n))
-        parts = [f[column] if column in f else missing(len(f)) for f in frames]
-        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
-            # one dtype for the categories (a chunk of only None infers another than a chunk of text)
-            parts = [p.astype(pd.CategoricalDtype(p.cat.categories.astype(object))) for p in parts]
-            out[column] = pd.Series(union_categoricals(parts, ignore_order=True))
+        parts = [chunk.pop(column) if column in chunk else missing(n) for chunk, n in zip(chunks, sizes)]
+        if len(parts) == 1:
+            out[column] = parts[0]
+        elif all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            out[column] = _union(parts)
         else:
-            out[column] = pd.concat(parts, ignore_index=True)
+            out[column] = pd.concat(_as_one_kind(parts), ignore_index=True)
+        del parts
     return pd.DataFrame(out)
 
 
-def sample_table(source, campaign=...) -> pd.DataFrame:
-    """One row per seed shown in a live judgement (retractions and relabels applied), from a RecordStore
-    (streamed) or a list of records.
-
-    Samples recorded without a noise block (schema-1 lines written by hand, say) cannot be
-    re-made: they are left out, and `table.attrs["without_noise"]` counts them.
-    """
-    intern = _Interned()
-
+def _sample_rows(intern: _Interned):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
-        if d["kind"] != "judgement":
-            return []
         _note_verifiers(attrs, d)
         base = {**_base(d), "verdict": d["verdict"], "n_golden": len(d["golden_seeds"]),
                 "prefiltered": d.get("prefilter") is not None, "second_opinion_of": d.get("second_opinion_of")}
@@ -208,20 +242,19 @@ def sample_table(source, campaign=...) -> pd.DataFrame:
                         else sample["propensity"], "rank_score": sample.get("rank_score"), **_scores(sample),
                         **_noise_columns(sample, intern)})
         return out
+    return ("judgement",), rows_of
 
-    table = _table(source, campaign, rows_of)
+
+def _samples_done(table: pd.DataFrame) -> pd.DataFrame:
     table.attrs.setdefault("without_noise", 0)
     if not table.empty:
         table["seed"] = table["seed"].astype("int64")
     return table
 
 
-def candidate_table(source, campaign=...) -> pd.DataFrame:
-    """Pre-filtered judgements: every candidate, shown (with its label) or hidden (label unknown)."""
-    intern = _Interned()
-
+def _candidate_rows(intern: _Interned):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
-        if d["kind"] != "judgement" or d.get("prefilter") is None:
+        if d.get("prefilter") is None:
             return []
         base = _base(d)
         out = [{**base, "seed": int(s["seed"]), "shown": True, "golden": bool(s["golden"]), "slot": s.get("slot"),
@@ -232,17 +265,11 @@ def candidate_table(source, campaign=...) -> pd.DataFrame:
                  "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, intern)}
                 for s in d["prefilter"]["hidden"]]
         return out
+    return ("judgement",), rows_of
 
-    return _table(source, campaign, rows_of)
 
-
-def pair_table(source, campaign=...) -> pd.DataFrame:
-    """One row per live pairwise answer: left and right seeds, their images, scores and noises, the winner."""
-    intern = _Interned()
-
+def _pair_rows(intern: _Interned):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
-        if d["kind"] != "pairwise":
-            return []
         left, right = d["samples"]
         _note_verifiers(attrs, d)
         return [{**_base(d), "left_seed": int(left["seed"]), "right_seed": int(right["seed"]),
@@ -254,8 +281,36 @@ def pair_table(source, campaign=...) -> pd.DataFrame:
                  "left_noise_source": source_name(left.get("noise")),
                  "right_noise_source": source_name(right.get("noise")),
                  "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]
+    return ("pairwise",), rows_of
 
-    return _table(source, campaign, rows_of)
+
+def sample_table(source, campaign=...) -> pd.DataFrame:
+    """One row per seed shown in a live judgement (retractions and relabels applied), from a RecordStore
+    (streamed) or a list of records.
+
+    Samples recorded without a noise block (schema-1 lines written by hand, say) cannot be
+    re-made: they are left out, and `table.attrs["without_noise"]` counts them.
+    """
+    return _samples_done(_table(source, campaign, *_sample_rows(_Interned())))
+
+
+def candidate_table(source, campaign=...) -> pd.DataFrame:
+    """Pre-filtered judgements: every candidate, shown (with its label) or hidden (label unknown)."""
+    return _table(source, campaign, *_candidate_rows(_Interned()))
+
+
+def pair_table(source, campaign=...) -> pd.DataFrame:
+    """One row per live pairwise answer: left and right seeds, their images, scores and noises, the winner."""
+    return _table(source, campaign, *_pair_rows(_Interned()))
+
+
+def tables(source, campaign=...) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`sample_table`, `pair_table` and `candidate_table` in one pass over the store (a million answers are
+    decoded once, not three times)."""
+    intern = _Interned()
+    made = _tables(source, campaign, {"samples": _sample_rows(intern), "pairs": _pair_rows(intern),
+                                      "candidates": _candidate_rows(intern)})
+    return _samples_done(made["samples"]), made["pairs"], made["candidates"]
 
 
 def groups(table: pd.DataFrame, pool: bool = False) -> dict[str, pd.DataFrame]:

@@ -247,8 +247,7 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         known = sorted({plain(c or NO_CAMPAIGN, 60) for c in records.campaigns_of()})
         raise UserError(f"campaign: no records of {plain(campaign, 60)!r}; known: {', '.join(known) or 'none'}.",
                         "campaign")
-    samples, pairs = dataset.sample_table(records, chosen), dataset.pair_table(records, chosen)
-    candidates = dataset.candidate_table(records, chosen)
+    samples, pairs, candidates = dataset.tables(records, chosen)
     if samples.empty and pairs.empty:
         raise UserError(f"{outputs.name or outputs}: no live judgements or pairwise answers to export.", "outputs")
     checker, bad = Checker(NoiseStore(outputs)), {}

@@ -47,13 +47,13 @@ def load(outputs: Path, campaign: str | None, store=None) -> Data:
         known = sorted({c or "(none)" for c in records.campaigns_of()})
         raise UserError(f"campaign: no records of campaign {campaign!r} in {Path(outputs).name}/; campaigns with "
                         f"records: {', '.join(known) or 'none'}.", "campaign")
-    samples, pairs = dataset.sample_table(records, chosen), dataset.pair_table(records, chosen)
+    samples, pairs, candidates = dataset.tables(records, chosen)
     if samples.empty and pairs.empty:
         raise UserError(f"outputs: nothing to analyse in {Path(outputs).name}/: no live judgements or pairwise "
                         "answers yet. Judge some batches first.", "outputs")
     if not samples.empty:
         samples["weight"] = 1.0 / samples["propensity"].astype(float).clip(lower=1e-6)
-    return Data(samples, pairs, dataset.candidate_table(records, chosen), warnings=records.warnings(),
+    return Data(samples, pairs, candidates, warnings=records.warnings(),
                 noise_store=NoiseStore(outputs))
 
 

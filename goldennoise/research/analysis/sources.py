@@ -54,8 +54,10 @@ def _permutation_p(golden: np.ndarray, arm: np.ndarray, batches: np.ndarray, pos
     n_batches = batch_codes.max() + 1
     slot = np.zeros(len(arm), dtype=np.int64)  # each row's candidate: its place among its batch's positions
     labels = {}
+    by_batch = np.argsort(batch_codes, kind="stable")  # each batch's rows in order, found once (not a scan a batch)
+    bounds = np.searchsorted(batch_codes[by_batch], np.arange(n_batches + 1))
     for b in range(n_batches):
-        rows = np.flatnonzero(batch_codes == b)
+        rows = by_batch[bounds[b]:bounds[b + 1]]
         places = np.unique(positions[rows])
         slot[rows] = np.searchsorted(places, positions[rows])
         labels[b] = np.array([arm[rows[positions[rows] == p][0]] for p in places])
@@ -109,9 +111,10 @@ def analyse(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> dict:
     arms = frame["noise_source"].astype(object)
     for name in sources:
         # judgements that had both this source and plain seeds: the arms compared within them
-        mixed = frame.groupby("record_id", observed=True)["noise_source"].transform(
-            lambda s, name=name: (s.astype(object) == "seed").any() and (s.astype(object) == name).any()
-        ).to_numpy(bool)
+        kind = frame["noise_source"].astype(object)
+        by_record = frame["record_id"]
+        mixed = ((kind == "seed").groupby(by_record, observed=True).transform("any")
+                 & (kind == name).groupby(by_record, observed=True).transform("any")).to_numpy(bool)
         use = mixed & arms.isin(["seed", name]).to_numpy()
         if not use.any():
             out["notes"].append(f"{name}: no judgement had both {name} and plain candidates; nothing to compare.")

@@ -26,7 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, holm, weighted_mean
+from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, holm, mixed_judgements, weighted_mean
 from goldennoise.research.analysis.selection import model_assisted_auc
 from goldennoise.research.analysis.ipw import weighted_tests
 
@@ -117,7 +117,7 @@ def clip_agreement(rows: pd.DataFrame, boot: ClusterBootstrap | None = None,
     """Within-judgement AUC of CLIP score for golden vs bad: naive (shown rows as they are), weighted, and,
     given the pre-filtered judgements' `candidates`, model-assisted over all candidates (see `selection`)."""
     scored = rows.dropna(subset=["clip_score"])
-    mixed = scored.groupby("record_id")["golden"].transform(lambda g: 0 < g.sum() < len(g)).astype(bool)
+    mixed = mixed_judgements(scored)
     scored = scored[mixed]
     if scored.empty:
         return {"judgements_used": 0, "note": "no judgement with both golden and bad seeds and CLIP scores"}
@@ -152,6 +152,15 @@ def _kappa_fast(a: np.ndarray, b: np.ndarray) -> float:
     return float((np.mean(a == b) - expected) / (1 - expected))
 
 
+def _kappa_counts(n: float, agrees_a: float, agrees_b: float, same: float) -> float:
+    """`_kappa_fast` from counts: rows, rows rater a said yes, rows b said yes, rows they agree on."""
+    pa, pb = agrees_a / n, agrees_b / n
+    if pa in (0.0, 1.0) or pb in (0.0, 1.0):
+        return float("nan")
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return float((same / n - expected) / (1 - expected))
+
+
 def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per pair of annotators: prompts and seeds both judged, % agreement, Cohen's kappa with a bootstrap interval."""
     from scipy.stats import DegenerateDataWarning, bootstrap
@@ -175,17 +184,25 @@ def agreement(rows: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFr
             if not np.isfinite(row["cohens_kappa"]):
                 row["note"] = "kappa undefined: one annotator gave the same answer to every shared seed"
             elif len(prompts) >= 3:
-                rows_of = [np.flatnonzero(prompt_of == p) for p in prompts]
+                # kappa of two boolean raters depends on four counts, so a draw of prompts (with repeats) is the
+                # per-prompt counts weighted by how often each prompt was drawn: O(prompts) a draw, not O(rows)
+                code = np.searchsorted(prompts, prompt_of)
+                per_prompt = np.stack([np.bincount(code, minlength=len(prompts)),
+                                       np.bincount(code, weights=a, minlength=len(prompts)),
+                                       np.bincount(code, weights=b, minlength=len(prompts)),
+                                       np.bincount(code, weights=a == b, minlength=len(prompts))], axis=1)
 
                 def statistic(index):
-                    take = np.concatenate([rows_of[k] for k in np.asarray(index, dtype=int)])
-                    return _kappa_fast(a[take], b[take])
+                    n, sa, sb, same = np.bincount(np.asarray(index, dtype=int), minlength=len(prompts)) @ per_prompt
+                    return _kappa_counts(n, sa, sb, same)
 
                 with warnings.catch_warnings():
                     # draws where a rater is constant give NaN (counted and left out below), which scipy warns of
                     warnings.simplefilter("ignore", DegenerateDataWarning)
+                    # batch: scipy draws `batch` resamples of the prompts at a time (all at once would hold
+                    # draws x prompts indices: 4 GB for 500k prompts)
                     res = bootstrap((np.arange(len(prompts)),), statistic, vectorized=False, n_resamples=draws,
-                                    method="percentile", random_state=np.random.default_rng(seed))
+                                    batch=20, method="percentile", random_state=np.random.default_rng(seed))
                 draws_ = np.asarray(res.bootstrap_distribution, dtype=float)
                 if np.isfinite(draws_).sum() >= 10:
                     row["kappa_ci_low"], row["kappa_ci_high"] = np.nanpercentile(draws_, [2.5, 97.5])
@@ -210,7 +227,7 @@ def centred_answers(rows: pd.DataFrame) -> np.ndarray:
     w = rows["weight"].to_numpy(float)
     y = rows["golden"].to_numpy(float)
     sums = rows.assign(wy=w * y, w=w).groupby("prompt_id")[["wy", "w"]].transform("sum")
-    unfiltered = rows.groupby("prompt_id")["weight"].transform(lambda v: bool((v == 1).all())).to_numpy(bool)
+    unfiltered = (rows["weight"] == 1).groupby(rows["prompt_id"], observed=True).transform("all").to_numpy(bool)
     reference = np.where(unfiltered, (sums["wy"] / sums["w"]).to_numpy(), np.dot(w, y) / w.sum())
     return y - reference
 

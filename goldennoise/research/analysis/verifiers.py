@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, codes, format_ci, format_p, holm
+from goldennoise.research.analysis.inference import (AUC, ClusterBootstrap, codes, format_ci, format_p, holm,
+                                                      mixed_judgements)
 
 ALPHA = 0.05
 NAMES = ("clip", "pickscore", "hpsv2", "imagereward", "aesthetic", "digits", "learned")
@@ -62,7 +63,7 @@ class _Blocks:
 
 def _mixed(rows: pd.DataFrame, col: str) -> pd.DataFrame:
     scored = rows.dropna(subset=[col])
-    mixed = scored.groupby("record_id")["golden"].transform(lambda g: 0 < g.sum() < len(g)).astype(bool)
+    mixed = mixed_judgements(scored)
     return scored[mixed].reset_index(drop=True)
 
 
