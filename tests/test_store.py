@@ -348,3 +348,35 @@ def test_a_rebuild_on_postgresql_equals_the_state_kept_answer_by_answer(tmp_path
         queue.rebuild(conn, "c-1")
     assert _derived(store) == incremental
     store.close()
+
+
+def test_writers_of_one_process_queue_for_sqlite_in_turn_not_in_its_busy_handler(tmp_path):
+    """A second writer of this process waits on a lock and takes its connection once the first has committed.
+    Without it, it began at once and slept in SQLite's busy handler in growing steps: 34 ms past the first's
+    commit after a 300 ms wait, here."""
+    from goldennoise.store import database
+
+    engine = database.connect(database.url_for(tmp_path, None))
+    with engine.connect(), engine.connect():  # two pooled connections, as a running app has
+        pass
+    events, inside = [], threading.Event()
+    event.listen(engine.pool, "checkout", lambda *a: events.append(("checkout", threading.current_thread().name)))
+    event.listen(engine, "commit", lambda conn: events.append(("commit", threading.current_thread().name)))
+
+    def first():
+        with database.writing(engine):
+            inside.set()
+            time.sleep(0.3)
+
+    def second():
+        inside.wait()
+        with database.writing(engine):
+            pass
+
+    threads = [threading.Thread(target=first, name="first"), threading.Thread(target=second, name="second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    assert events == [("checkout", "first"), ("commit", "first"), ("checkout", "second"), ("commit", "second")], events

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import functools
 import os
-from contextlib import contextmanager
+import threading
+import weakref
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
@@ -37,6 +39,7 @@ from goldennoise.errors import UserError
 DB_FILE = "goldennoise.db"
 STORE_ENV = "GOLDENNOISE_STORE"
 SQLITE_BUSY_MS = 30_000
+_WRITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # engine -> this process's SQLite writer lock
 
 metadata = MetaData()
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid alias must be INTEGER
@@ -217,6 +220,8 @@ def connect(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+        _WRITERS[engine] = threading.RLock()
     else:
         try:
             engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
@@ -228,10 +233,23 @@ def connect(url: str) -> Engine:
     return engine
 
 
+def _writer_lock(engine: Engine):
+    """SQLite takes one writer at a time. A writer that finds the database locked sleeps in SQLite's busy handler
+    in growing steps (1, 2, 5, 10 ms ...), so two answers arriving together used to cost the second one up to 8 ms
+    of sleep beyond the first one's transaction. Writers of this process queue on a lock instead and start the
+    moment the first commits; other processes still meet SQLite's own wait. PostgreSQL: none (row locks)."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    lock = _WRITERS.get(engine)
+    if lock is None:
+        lock = _WRITERS.setdefault(engine, threading.RLock())
+    return lock
+
+
 @contextmanager
 def writing(engine: Engine):
     """A write transaction (SQLite: BEGIN IMMEDIATE, so two writers queue instead of failing to upgrade)."""
-    with engine.connect() as conn:
+    with _writer_lock(engine), engine.connect() as conn:
         conn.info["write"] = True
         try:
             with conn.begin():
