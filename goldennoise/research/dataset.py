@@ -203,8 +203,7 @@ def _union(parts: list[pd.Series]) -> pd.Series:
         where = union.get_indexer(own) if len(own) else np.zeros(0, dtype=np.intp)
         mapped = np.append(where, -1)[part.cat.codes.to_numpy()]  # code -1 (missing) stays -1
         codes.append(mapped)
-    dtype = np.int8 if len(union) < 127 else np.int16 if len(union) < 32_767 else np.int32
-    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes).astype(dtype), categories=union))
+    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes), categories=union))  # codes made small by pandas
 
 
 def _concat(chunks: list[dict[str, pd.Series]]) -> pd.DataFrame:

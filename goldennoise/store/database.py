@@ -220,8 +220,6 @@ def connect(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
-
-        _WRITERS[engine] = threading.RLock()
     else:
         try:
             engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
@@ -241,9 +239,7 @@ def _writer_lock(engine: Engine):
     if engine.dialect.name != "sqlite":
         return nullcontext()
     lock = _WRITERS.get(engine)
-    if lock is None:
-        lock = _WRITERS.setdefault(engine, threading.RLock())
-    return lock
+    return lock if lock is not None else _WRITERS.setdefault(engine, threading.RLock())
 
 
 @contextmanager

@@ -80,6 +80,7 @@ _LIVE = select(records_table.c.annotator, records_table.c.kind, records_table.c.
     records_table.c.campaign == B("cid"), records_table.c.prompt_id == B("pid"), records_table.c.live)
 _STATE = select(ps.c.idx, ps.c.capacity, ps.c.judged, ps.c.open).where(_STATE_KEY)
 _SET_STATE = update(ps).where(_STATE_KEY).values(judged=B("n"), open=B("is_open"))
+_SET_JUDGED = update(ps).where(_STATE_KEY).values(judged=B("n"), open=B("n") < ps.c.capacity)  # rebuild's
 _DONE = select(done.c.annotator, done.c.kind).where(_DONE_KEY)
 _DONE_BY = select(done.c.kind).where(_DONE_KEY, done.c.annotator == B("who"))
 _UNDONE = delete(done).where(_DONE_KEY, done.c.annotator == B("who"))
@@ -244,13 +245,10 @@ def rebuild(conn, campaign: str) -> None:
     # one executemany per statement (not two round trips per prompt: 100k answers on PostgreSQL took minutes)
     found = [{"campaign": campaign, "mode": m, "prompt_id": p, "idx": None, "capacity": 1, "judged": 0, "open": True}
              for (m, p) in judged]
-    counted = [{"c": campaign, "m": m, "p": p, "n": n} for (m, p), n in judged.items()]
-    set_judged = update(ps).where(ps.c.campaign == bindparam("c"), ps.c.mode == bindparam("m"),
-                                  ps.c.prompt_id == bindparam("p")).values(
-        judged=bindparam("n"), open=bindparam("n") < ps.c.capacity)
+    counted = [{"cid": campaign, "m": m, "pid": p, "n": n} for (m, p), n in judged.items()]
     for start in range(0, len(found), 5000):
-        conn.execute(insert(ps, conn).on_conflict_do_nothing(), found[start:start + 5000])
-        conn.execute(set_judged, counted[start:start + 5000])
+        conn.execute(_ensure_state(conn), found[start:start + 5000])
+        conn.execute(_SET_JUDGED, counted[start:start + 5000])
     analyze(conn, done, prompt_state)
     listed = and_(ps.c.campaign == campaign, ps.c.idx.is_not(None))
     for m in MODES:

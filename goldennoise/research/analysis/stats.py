@@ -144,16 +144,13 @@ def _kappa(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _kappa_fast(a: np.ndarray, b: np.ndarray) -> float:
-    """The same kappa for two boolean raters in a few numpy operations (for bootstrap draws; tested against sklearn)."""
-    pa, pb = a.mean(), b.mean()
-    if pa in (0.0, 1.0) or pb in (0.0, 1.0):
-        return float("nan")
-    expected = pa * pb + (1 - pa) * (1 - pb)
-    return float((np.mean(a == b) - expected) / (1 - expected))
+    """The same kappa for two boolean raters in a few numpy operations (tested against sklearn)."""
+    return _kappa_counts(len(a), np.sum(a), np.sum(b), np.sum(a == b))
 
 
 def _kappa_counts(n: float, agrees_a: float, agrees_b: float, same: float) -> float:
-    """`_kappa_fast` from counts: rows, rows rater a said yes, rows b said yes, rows they agree on."""
+    """Kappa of two boolean raters from four counts: rows, rows rater a said yes, rows b said yes, rows they agree
+    on (a bootstrap draw of prompts sums them per prompt)."""
     pa, pb = agrees_a / n, agrees_b / n
     if pa in (0.0, 1.0) or pb in (0.0, 1.0):
         return float("nan")
