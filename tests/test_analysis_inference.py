@@ -9,7 +9,7 @@ from scipy.stats import binomtest, false_discovery_control, spearmanr
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from goldennoise.research.analysis import inference, pairwise, seeds, stats
-from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, format_p, holm, weighted_auc
+from goldennoise.research.analysis.inference import AUC, ClusterBootstrap, bh, codes, format_p, holm, weighted_auc
 
 
 @pytest.mark.parametrize("p, text", [(0.0, "< 1e-6"), (3e-9, "< 1e-6"), (2.5e-5, "2.5e-05"), (0.0004, "4.0e-04"),
@@ -335,3 +335,42 @@ def test_mixed_judgements_are_those_with_both_golden_and_bad_rows():
     got = inference.mixed_judgements(rows)
     assert got.tolist() == expected.astype(bool).tolist() and 0 < got.sum() < len(rows)
     assert not got[rows["record_id"] == "7"].any()
+
+
+def test_codes_of_a_categorical_column_are_the_codes_of_its_labels():
+    """A categorical column is coded from its own codes (categories in any order, some unused, non-ASCII text), and
+    must give what sorting the labels themselves gives."""
+    rng = np.random.default_rng(3)
+    labels = np.array(["zebra", "Äpfel", "apple", "b", "ß", "a b", "日本", "Zed"], dtype=object)
+    values = labels[rng.integers(0, 6, 500)]  # the last two labels unused
+    column = pd.Series(pd.Categorical(values, categories=list(labels[rng.permutation(len(labels))])))
+    expected = np.unique(values, return_inverse=True)[1]
+    assert np.array_equal(codes(column), expected) and np.array_equal(codes(column.array), expected)
+    assert np.array_equal(codes(values), expected)
+
+
+def test_agreement_counts_each_annotators_last_answer_as_a_pivot_of_the_rows_does():
+    """Relabels (a later answer to the same prompt and seed), three annotators, second opinions: the counts and
+    kappa equal those of the plain pandas recipe (sort by time, keep each annotator's last answer, pivot)."""
+    rng = np.random.default_rng(8)
+    n = 600
+    rows = pd.DataFrame({"prompt_id": [f"p{k}" for k in rng.integers(0, 25, n)], "seed": rng.integers(0, 12, n),
+                         "annotator": rng.choice(["ann", "bob", "cy"], n), "golden": rng.random(n) < 0.4,
+                         "record_id": [f"r{k}" for k in range(n)],
+                         "created_at": [f"2026-01-01T00:{k:02d}" for k in rng.integers(0, 60, n)]})
+    rows["second_opinion_of"] = [f"r{k}" if k % 7 == 0 else None for k in rng.integers(0, n, n)]
+    made = stats.agreement(rows.astype({"prompt_id": "category", "annotator": "category", "record_id": "category"}),
+                           draws=50)
+    last = rows.sort_values("created_at", kind="stable").drop_duplicates(["prompt_id", "seed", "annotator"],
+                                                                          keep="last")
+    wide = last.pivot_table(index=["prompt_id", "seed"], columns="annotator", values="golden", aggfunc="first")
+    linked = set(rows["second_opinion_of"].dropna())
+    assert len(made) == 3
+    for _, row in made.iterrows():
+        pair = wide[[row["annotator_a"], row["annotator_b"]]].dropna()
+        a, b = pair.iloc[:, 0].astype(bool).to_numpy(), pair.iloc[:, 1].astype(bool).to_numpy()
+        assert row["shared_seeds"] == len(pair) and row["shared_prompts"] == pair.index.get_level_values(0).nunique()
+        assert row["percent_agreement"] == pytest.approx(np.mean(a == b))
+        assert row["cohens_kappa"] == pytest.approx(cohen_kappa_score(a, b))
+        ids = set(last.loc[last["annotator"].isin([row["annotator_a"], row["annotator_b"]]), "record_id"])
+        assert row["second_opinions"] == len(ids & linked)

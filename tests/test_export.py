@@ -387,19 +387,62 @@ def test_text_cells_cannot_run_as_spreadsheet_formulas():
     assert safe["seed"].tolist() == [1, 2, 3, 4]
 
 
-def test_tables_made_in_small_chunks_in_one_pass_equal_the_tables_made_at_once(corpus, monkeypatch):
-    """The analysis and export read the store once, a few rows at a time, joining categorical chunks column by
-    column; the result must be the tables made from the whole list of records at once."""
-    whole = (dataset.sample_table(RecordStore(corpus).read().records),
-             dataset.pair_table(RecordStore(corpus).read().records),
-             dataset.candidate_table(RecordStore(corpus).read().records))
-    monkeypatch.setattr(dataset, "CHUNK", 3)
-    chunked = dataset.tables(RecordStore(corpus))
-    for made, expected in zip(chunked, whole):
-        assert len(made) > 0 and list(made.columns) == list(expected.columns)
-        for column in made.columns:
-            assert isinstance(made[column].dtype, pd.CategoricalDtype) == isinstance(
-                expected[column].dtype, pd.CategoricalDtype), column
-        plain = {c: object for c in made.columns if isinstance(made[c].dtype, pd.CategoricalDtype)}
-        pd.testing.assert_frame_equal(made.astype(plain), expected.astype(plain), check_dtype=False)
-        assert made.attrs == expected.attrs
+def _pandas_table(rows: list[dict]) -> pd.DataFrame:
+    """The outside oracle: pandas' own inference over the rows, text columns made categorical, numbers float."""
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:
+        if column in dataset.CATEGORICAL:
+            frame[column] = frame[column].astype("category")
+        elif dataset._numeric(column):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def _same_table(made: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(made) > 0 and list(made.columns) == list(expected.columns)
+    for column in made.columns:
+        assert isinstance(made[column].dtype, pd.CategoricalDtype) == isinstance(
+            expected[column].dtype, pd.CategoricalDtype), column
+        assert pd.api.types.is_numeric_dtype(made[column].dtype) == pd.api.types.is_numeric_dtype(
+            expected[column].dtype), column
+    plain = {c: object for c in made.columns if isinstance(made[c].dtype, pd.CategoricalDtype)}
+    pd.testing.assert_frame_equal(made.astype(plain), expected.astype(plain), check_dtype=False)
+
+
+def test_tables_built_column_by_column_from_the_store_equal_pandas_on_the_same_rows(corpus):
+    """The analysis and export read the store once, each row straight into typed columns, the fingerprints
+    unpacked once per distinct noise; the result must be what pandas makes of the same rows from the records'
+    own data (fingerprints unpacked), all at once."""
+    made = dataset.tables(RecordStore(corpus))
+    records = RecordStore(corpus).read().records
+    for table, (kinds, rows_of) in zip(made, (dataset._sample_rows(dataset._Shared()),
+                                              dataset._pair_rows(dataset._Shared()),
+                                              dataset._candidate_rows(dataset._Shared()))):
+        attrs = {}
+        rows = [row for d in dataset.live_data(records) if d["kind"] in kinds for row in rows_of(d, attrs)]
+        expected = _pandas_table(rows)
+        if "seed" in expected:
+            expected["seed"] = expected["seed"].astype("int64")
+        _same_table(table, expected)
+        assert {k: v for k, v in table.attrs.items() if k != "without_noise"} == attrs
+    fingerprint = made[0]["noise"].iloc[0]["fingerprint"]
+    assert isinstance(fingerprint["draw"], list) and isinstance(fingerprint["draw"][0], float)  # unpacked, once
+
+
+def test_the_column_builder_infers_each_column_as_pandas_does():
+    """Columns that start with None, turn from whole numbers to floats, mix booleans with None, lack a key in some
+    rows, or hold text in a number column: each as pandas infers it for the whole column."""
+    rows = [{"a": None, "b": 1, "c": True, "prompt": "x", "clip_score": "oops", "d": 3, "noise": {"k": 1}},
+            {"a": 5, "b": 2.5, "c": None, "prompt": None, "clip_score": 0.25, "d": 4, "noise": None},
+            {"a": 6, "b": 3, "c": False, "prompt": "x", "d": 2**40, "score_late": 1.0, "e": "text"},
+            {"a": None, "b": 4, "c": True, "prompt": "y", "clip_score": None, "d": 5, "noise": {"k": 1}, "e": 7}]
+    builder = dataset._Builder()
+    for row in rows:
+        builder.add(row)
+    made = builder.frame()
+    _same_table(made, _pandas_table(rows))
+    assert made["d"].dtype == np.int64 and made["b"].dtype == np.float64 and made["c"].dtype == object
+    small = dataset._Builder()
+    for n in (1, 2, 3):
+        small.add({"position": n, "seed": n})
+    assert small.frame().dtypes.astype(str).tolist() == ["int32", "int64"]  # positions narrowed, seeds 64-bit

@@ -243,3 +243,16 @@ def test_an_edited_layout_is_refused_naming_the_field(corpus, tmp_path, capsys, 
     result = export.export(outputs, tmp_path / "export", ["npz"])
     assert [e["record_id"] for e in result["excluded"]] == [record.record_id]
     assert repr(field) in result["excluded"][0]["reason"]
+
+
+def test_viewing_times_of_a_number_column_are_each_cells_whole_milliseconds_or_none():
+    """A million rows' viewing times are done at once (shared int objects); the oracle is the per-cell rule."""
+    import pandas as pd
+
+    columns = [pd.Series([1200, 5, 1200, 0], dtype="int32"), pd.Series([1.5, np.nan, -3.0, 7.0, 1e20, np.inf, 2.0]),
+               pd.Series([True, 3, "soon", None, 4.0], dtype=object), pd.Series([], dtype=float)]
+    for column in columns:
+        made = verify._milliseconds_column(column)
+        assert made.dtype == object and made.tolist() == [verify._milliseconds(v) for v in column]
+    shared = verify._milliseconds_column(pd.Series([1200.0] * 3))
+    assert shared[0] is shared[2]  # one object per distinct value

@@ -18,6 +18,8 @@ happens only when asked.
 
 from __future__ import annotations
 
+import math
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,13 +31,13 @@ from goldennoise.generation.noises import NoiseStore, source_name
 from goldennoise.store.configuration import configuration as store_configuration
 from goldennoise.store.configuration import configuration_id, configuration_label  # noqa: F401
 from goldennoise.store import schema
+from goldennoise.store.codec import unpacked_noise
 from goldennoise.store.live import live
 
 CONFIG_KEYS = ("model_id", "revision", "pipeline_class", "dtype", "height", "width", "num_inference_steps",
                "guidance_scale", "scheduler", "max_sequence_length")
 
 
-CHUNK = 5_000  # records turned into rows at a time: a million answers never sit in memory as objects
 CATEGORICAL = ("record_id", "created_at", "annotator", "campaign", "configuration", "configuration_label",
                "model_id", "revision", "pipeline_class", "dtype", "scheduler", "prompt_id", "prompt", "seed_strategy",
                "batch_id", "verdict", "second_opinion_of", "slot", "noise_shape", "family", "packing",
@@ -56,21 +58,29 @@ def configuration(record) -> dict:
 
 
 def configurations(table: pd.DataFrame) -> list[dict] | list[None]:
-    """Each row's generation configuration (CONFIG_KEYS) as the plain dict `latents.check_block` takes; None per
-    row for a table without those columns."""
+    """Each row's generation configuration (CONFIG_KEYS) as the plain dict `latents.check_block` takes (not to be
+    changed: rows of one configuration share one dict, so a million rows hold a few dicts); None per row for a
+    table without those columns."""
     keys = [k for k in CONFIG_KEYS if k in table]
     if not keys:
         return [None] * len(table)
-    return [{k: (None if v is None or v != v else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in table[keys].astype(object).to_dict("records")]
+    frame = table[keys]
+    # rows of one configuration: its id (a hash of these values) where the table has it
+    same = (pd.factorize(table["configuration"])[0] if "configuration" in table
+            else frame.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy())
+    first = np.unique(same, return_index=True)[1]
+    shared = {same[position]: {k: (None if v is None or v != v else v.item() if isinstance(v, np.generic) else v)
+                               for k, v in row.items()}
+              for position, row in zip(first, frame.iloc[first].astype(object).to_dict("records"))}
+    return [shared[group] for group in same]
 
 
-def live_data(source, campaign=..., kinds=("judgement", "pairwise")) -> Iterator[dict]:
+def live_data(source, campaign=..., kinds=("judgement", "pairwise"), packed: bool = False) -> Iterator[dict]:
     """The live answers (of `kinds`) as JSON data: streamed from a RecordStore (one campaign, or every one with
     `...`; None: records made without one), or from a list of records (schema models or dicts; the live rules
-    applied)."""
+    applied). `packed`: a store's fingerprint lists may stay packed (`codec.unpacked_noise`)."""
     if hasattr(source, "iter_data"):
-        yield from source.iter_data(campaign, live_only=True, kinds=kinds)
+        yield from source.iter_data(campaign, live_only=True, kinds=kinds, packed=packed)
         return
     records = [r for r in source if campaign is ... or (_data(r).get("campaign")) == campaign]
     if records and isinstance(records[0], dict):
@@ -80,8 +90,18 @@ def live_data(source, campaign=..., kinds=("judgement", "pairwise")) -> Iterator
             yield schema.dump(record)
 
 
+def _frozen(value):
+    """A JSON value as a hashable key (lists as tuples, objects as sorted item tuples), exactly."""
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
 class _Interned:
-    """One dict per distinct noise block (a seed of a pool repeats in every batch it is in)."""
+    """One dict per distinct noise block (a seed of a pool repeats in every batch it is in), its fingerprint
+    unpacked once (a store's blocks arrive packed: `codec.unpacked_noise`)."""
 
     def __init__(self):
         self.blocks: dict[tuple, dict] = {}
@@ -89,19 +109,34 @@ class _Interned:
     def __call__(self, seed: int, block: dict | None) -> dict | None:
         if block is None:
             return None
-        fp = block.get("fingerprint") or {}
-        key = (seed, tuple((k, tuple(v) if isinstance(v, list) else tuple(sorted(v.items())) if isinstance(v, dict)
-                            else v) for k, v in block.items() if k != "fingerprint"),
-               tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fp.items()))  # the whole block, exactly
-        return self.blocks.setdefault(key, block)
+        key = (seed, _frozen(block))  # the whole block, exactly (packed text stands for its numbers one to one)
+        found = self.blocks.get(key)
+        if found is None:
+            found = self.blocks[key] = unpacked_noise(block)
+        return found
 
 
-def _base(d: dict) -> dict:
-    config = configuration(d)
+class _Configurations:
+    """A record's configuration columns, its id and label computed once per distinct configuration."""
+
+    def __init__(self):
+        self.known: dict[tuple, dict] = {}
+
+    def __call__(self, d: dict) -> dict:
+        config = configuration(d)
+        key = tuple((k, _frozen(v)) for k, v in config.items())
+        found = self.known.get(key)
+        if found is None:
+            found = self.known[key] = {"configuration": configuration_id(config),
+                                       "configuration_label": configuration_label(config), **config}
+        return found
+
+
+def _base(d: dict, configured: _Configurations | None = None) -> dict:
+    config = (configured or _Configurations())(d)
     prompt, timing = d["prompt"], d.get("timing") or {}
     return {"record_id": d["record_id"], "created_at": d["created_at"], "annotator": d["annotator"],
-            "campaign": d.get("campaign") or "(none)", "configuration": configuration_id(config),
-            "configuration_label": configuration_label(config), **config,
+            "campaign": d.get("campaign") or "(none)", **config,
             "prompt_id": prompt["id"], "prompt": prompt["text"], "prompt_index": prompt["index"],
             "seed_strategy": (d.get("seed_strategy") or {}).get("name"), "n_shown": len(d.get("seeds") or []),
             "visible_ms": timing.get("visible_ms"), "shown_scores": d.get("shown_scores"),
@@ -116,6 +151,14 @@ def _noise_columns(sample: dict, intern: _Interned) -> dict:
             "noise_source": source_name(sample.get("noise")),
             "source_share": (n.get("source") or {}).get("share") if n else None,
             "noise": intern(int(sample["seed"]), n)}
+
+
+class _Shared:
+    """What the tables made in one pass share: one copy of each noise block and each configuration's columns."""
+
+    def __init__(self):
+        self.intern = _Interned()
+        self.configured = _Configurations()
 
 
 NUMBERS = ("clip_score", "rank_score", "propensity", "left_clip_score", "right_clip_score", "source_share")  # None: NaN
@@ -138,40 +181,164 @@ def _numeric(column: str) -> bool:
     return column in NUMBERS or column.removeprefix("left_").removeprefix("right_").startswith("score_")
 
 
-def _compact(rows: list[dict]) -> dict[str, pd.Series]:
-    """A chunk's rows as columns, text categorical and numbers float (kept apart: joined column by column)."""
-    frame = pd.DataFrame(rows)
-    out = {}
-    for column in list(frame.columns):
-        values = frame.pop(column)
-        if column in CATEGORICAL:
-            values = values.astype("category")
-        elif _numeric(column):
-            values = pd.to_numeric(values, errors="coerce").astype("float64")
-        out[column] = values.reset_index(drop=True)
-    return out
+SEEDS = ("seed", "left_seed", "right_seed")  # 64-bit from the start; other whole numbers 32-bit until one is not
+WIDEST = {"b": 127, "h": 32767, "i": 2**31 - 1}  # the largest code each width of `array` holds
+WIDER = {"b": "h", "h": "i", "i": "q"}
+
+
+class _Column:
+    """One column built value by value, typed as it goes (no Python object kept per row): text as category codes,
+    `NUMBERS` and scores as float64 (None: NaN), and anything else as pandas would infer it for the whole column
+    (whole numbers int, with None float; booleans bool, with None object; else object)."""
+
+    def __init__(self, name: str, rows_before: int):
+        self.name, self.kind, self.nones = name, None, []
+        if name in CATEGORICAL:  # codes one byte wide until there are more categories (a million rows: 4 MB, not 16)
+            self.kind, self.values, self.codes = "category", {}, array("b", [-1]) * rows_before
+        elif _numeric(name):
+            self.kind, self.values = "number", array("d", [math.nan]) * rows_before
+        else:
+            self.values = None
+            self.nones = list(range(rows_before))
+        self.n = self.absent = rows_before  # rows before this column's first row: NaN where pandas has NaN
+
+    def _null(self, row: int):
+        return math.nan if row < self.absent else None
+
+    def add(self, value) -> None:
+        kind = self.kind
+        if kind == "category":
+            if value is None or value != value:  # None, or NaN for a row without this column
+                self.codes.append(-1)
+            else:
+                code = self.values.get(value)
+                if code is None:
+                    code = self.values[value] = len(self.values)
+                    if code > WIDEST[self.codes.typecode]:
+                        self.codes = array(WIDER[self.codes.typecode], self.codes)
+                self.codes.append(code)
+        elif kind == "number":
+            try:
+                self.values.append(math.nan if value is None else float(value))
+            except (TypeError, ValueError):  # as pd.to_numeric(errors="coerce")
+                self.values.append(math.nan)
+        elif value is None:
+            self.nones.append(self.n)
+            if kind is not None and kind != "object":
+                self.values.append(0)
+            elif kind == "object":
+                self.values.append(None)
+        else:
+            self._add_inferred(value)
+        self.n += 1
+
+    def _add_inferred(self, value) -> None:
+        kind = ("bool" if isinstance(value, bool) else "int" if isinstance(value, int) and -2**63 <= value < 2**63
+                else "float" if isinstance(value, float) else "object")
+        if self.kind is None:
+            self._start(kind)
+        elif kind != self.kind:
+            self._widen("float" if {kind, self.kind} <= {"int", "float"} else "object")
+        try:
+            self.values.append(value)
+        except OverflowError:  # a whole number beyond 32 bits: the column becomes 64-bit
+            self.values = array("q", self.values)
+            self.values.append(value)
+
+    def _start(self, kind: str) -> None:
+        self.kind = kind
+        fill = {"int": array("q" if self.name in SEEDS else "i"), "float": array("d"), "bool": array("b"),
+                "object": []}[kind]
+        self.values = fill
+        for row in range(self.n):  # rows before the first value were None (or absent)
+            self.values.append(self._null(row) if kind == "object" else 0)
+
+    def _widen(self, kind: str) -> None:
+        if kind == "float":
+            self.values = array("d", self.values)
+        else:
+            old, nones = self.values, set(self.nones)
+            self.values = [self._null(i) if i in nones else (bool(v) if self.kind == "bool" else v)
+                           for i, v in enumerate(old)]
+        self.kind = kind
+
+    def series(self) -> pd.Series:
+        """The column (its builder's memory let go as it is made)."""
+        if self.kind == "category":
+            codes = np.frombuffer(self.codes, dtype=self.codes.typecode)
+            categories = pd.Index(list(self.values)) if self.values else pd.Index([], dtype=object)
+            self.codes = self.values = None
+            column = pd.Categorical.from_codes(codes, categories=categories)  # codes narrowed by pandas
+            # checking that the categories are unique built their hash table over a Python string each (a million
+            # record ids: 200 MB kept for the table's life); the check is done, let it go (rebuilt if ever needed)
+            getattr(column.categories, "_cache", {}).pop("_engine", None)
+            return pd.Series(column, copy=False)
+        if self.kind is None:  # None throughout
+            return pd.Series([self._null(row) for row in range(self.n)], dtype=object)
+        if self.kind == "object":
+            values = np.empty(self.n, dtype=object)
+            values[:] = self.values
+            self.values = None
+            return pd.Series(values, dtype=object, copy=False)
+        values = np.frombuffer(self.values, dtype=self.values.typecode)  # the builder's buffer, not a copy
+        self.values = None
+        if self.kind == "bool":
+            values = values.astype(bool)
+        if self.nones:
+            if self.kind == "bool":
+                values = values.astype(object)
+                for row in self.nones:
+                    values[row] = self._null(row)
+            else:
+                values = values.astype(np.float64)
+                values[self.nones] = np.nan
+        return pd.Series(values, copy=False)  # pandas copies an array it is given unless told not to
+
+
+class _Builder:
+    """A table built row by row into typed columns (`_Column`): memory follows the table's numbers, not a Python
+    object per row; the columns in order of first appearance, as `pd.DataFrame(rows)` has them."""
+
+    def __init__(self):
+        self.columns: dict[str, _Column] = {}
+        self.n = 0
+
+    def add(self, row: dict) -> None:
+        columns = self.columns
+        for name, value in row.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = _Column(name, self.n)
+            column.add(value)
+        self.n += 1
+        if len(row) != len(columns):  # a column this row lacks (a verifier it was not scored by): NaN, as pandas
+            for column in columns.values():
+                if column.n < self.n:
+                    column.add(math.nan)
+
+    def frame(self) -> pd.DataFrame:
+        out = {}
+        for name in list(self.columns):
+            out[name] = self.columns.pop(name).series()
+        return pd.DataFrame(out, copy=False) if out else pd.DataFrame()  # copy=False: not consolidated (a 2nd copy)
 
 
 def _tables(source, campaign, makers: dict) -> dict[str, pd.DataFrame]:
     """Tables made in one pass over the live answers: `makers` = {name: (kinds, rows_of)}, where
-    `rows_of(data, attrs) -> list of rows` for each answer of its kinds. Rows are kept a chunk of records at a time as
-    columns (text categorical), so memory grows with the tables' numbers, not with Python objects per row."""
-    chunks = {name: [] for name in makers}
-    rows = {name: [] for name in makers}
+    `rows_of(data, attrs) -> list of rows` for each answer of its kinds. Each row goes straight into typed columns
+    (`_Builder`), so a million answers never sit in memory as objects."""
+    builders = {name: _Builder() for name in makers}
     attrs = {name: {} for name in makers}
     kinds = tuple(dict.fromkeys(k for wanted, _ in makers.values() for k in wanted))
-    for data in live_data(source, campaign, kinds):
+    for data in live_data(source, campaign, kinds, packed=True):
         for name, (wanted, rows_of) in makers.items():
             if data["kind"] in wanted:
-                rows[name] += rows_of(data, attrs[name])
-                if len(rows[name]) >= CHUNK:
-                    chunks[name].append(_compact(rows[name]))
-                    rows[name] = []
+                builder = builders[name]
+                for row in rows_of(data, attrs[name]):
+                    builder.add(row)
     tables = {}
     for name in makers:
-        if rows[name] or not chunks[name]:
-            chunks[name].append(_compact(rows[name]))
-        tables[name] = _concat(chunks.pop(name))
+        tables[name] = builders.pop(name).frame()
         tables[name].attrs.update(attrs[name])
     return tables
 
@@ -180,55 +347,10 @@ def _table(source, campaign, kinds, rows_of) -> pd.DataFrame:
     return _tables(source, campaign, {"table": (kinds, rows_of)})["table"]
 
 
-def _as_one_kind(parts: list[pd.Series]) -> list[pd.Series]:
-    """A number column whose chunk held only None (a model without that parameter) is NaN there, as the table made
-    at once has it, not an object column of numbers and None."""
-    empty = [p.dtype == object and bool(p.isna().all()) for p in parts]
-    filled = [p for p, e in zip(parts, empty) if not e]
-    if any(empty) and filled and all(pd.api.types.is_numeric_dtype(p.dtype) and not pd.api.types.is_bool_dtype(p.dtype)
-                                     for p in filled):
-        return [p.astype("float64") if e else p for p, e in zip(parts, empty)]
-    return parts
-
-
-def _union(parts: list[pd.Series]) -> pd.Series:
-    """Categorical chunks as one categorical column: categories in order of appearance (as union_categoricals
-    gives), held as plain objects and looked up once per chunk. (union_categoricals lets pandas infer an Arrow string
-    index for the union and converts all of it back for every chunk it recodes: quadratic over a million record
-    ids.)"""
-    cats = [p.cat.categories.to_numpy(dtype=object) for p in parts]
-    union = pd.Index(pd.unique(np.concatenate(cats)) if cats else [], dtype=object)
-    codes = []
-    for part, own in zip(parts, cats):
-        where = union.get_indexer(own) if len(own) else np.zeros(0, dtype=np.intp)
-        mapped = np.append(where, -1)[part.cat.codes.to_numpy()]  # code -1 (missing) stays -1
-        codes.append(mapped)
-    return pd.Series(pd.Categorical.from_codes(np.concatenate(codes), categories=union))  # codes made small by pandas
-
-
-def _concat(chunks: list[dict[str, pd.Series]]) -> pd.DataFrame:
-    """Chunks' columns joined, categorical columns kept categorical (the union of their categories); each column's
-    chunks are let go as soon as it is joined, so the peak is the table and one column, not the table twice."""
-    columns = list(dict.fromkeys(c for chunk in chunks for c in chunk))
-    sizes = [len(next(iter(chunk.values()))) if chunk else 0 for chunk in chunks]
-    out = {}
-    for column in columns:
-        missing = (lambda n: pd.Series(np.full(n, np.nan))) if _numeric(column) else (lambda n: pd.Series([None] * n))
-        parts = [chunk.pop(column) if column in chunk else missing(n) for chunk, n in zip(chunks, sizes)]
-        if len(parts) == 1:
-            out[column] = parts[0]
-        elif all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
-            out[column] = _union(parts)
-        else:
-            out[column] = pd.concat(_as_one_kind(parts), ignore_index=True)
-        del parts
-    return pd.DataFrame(out)
-
-
-def _sample_rows(intern: _Interned):
+def _sample_rows(shared: _Shared):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
         _note_verifiers(attrs, d)
-        base = {**_base(d), "verdict": d["verdict"], "n_golden": len(d["golden_seeds"]),
+        base = {**_base(d, shared.configured), "verdict": d["verdict"], "n_golden": len(d["golden_seeds"]),
                 "prefiltered": d.get("prefilter") is not None, "second_opinion_of": d.get("second_opinion_of")}
         out = []
         for position, sample in enumerate(d["samples"]):
@@ -239,7 +361,7 @@ def _sample_rows(intern: _Interned):
                         "clip_score": sample.get("clip_score"), "image_path": sample.get("image_path"),
                         "slot": sample.get("slot") or "shown", "propensity": 1.0 if sample.get("propensity") is None
                         else sample["propensity"], "rank_score": sample.get("rank_score"), **_scores(sample),
-                        **_noise_columns(sample, intern)})
+                        **_noise_columns(sample, shared.intern)})
         return out
     return ("judgement",), rows_of
 
@@ -251,32 +373,32 @@ def _samples_done(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _candidate_rows(intern: _Interned):
+def _candidate_rows(shared: _Shared):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
         if d.get("prefilter") is None:
             return []
-        base = _base(d)
+        base = _base(d, shared.configured)
         out = [{**base, "seed": int(s["seed"]), "shown": True, "golden": bool(s["golden"]), "slot": s.get("slot"),
                 "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
-                "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, intern)} for s in d["samples"]]
+                "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, shared.intern)} for s in d["samples"]]
         out += [{**base, "seed": int(s["seed"]), "shown": False, "golden": None, "slot": "hidden",
                  "propensity": s.get("propensity"), "rank_score": s.get("rank_score"),
-                 "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, intern)}
+                 "clip_score": s.get("clip_score"), **_scores(s), **_noise_columns(s, shared.intern)}
                 for s in d["prefilter"]["hidden"]]
         return out
     return ("judgement",), rows_of
 
 
-def _pair_rows(intern: _Interned):
+def _pair_rows(shared: _Shared):
     def rows_of(d: dict, attrs: dict) -> list[dict]:
         left, right = d["samples"]
         _note_verifiers(attrs, d)
-        return [{**_base(d), "left_seed": int(left["seed"]), "right_seed": int(right["seed"]),
+        return [{**_base(d, shared.configured), "left_seed": int(left["seed"]), "right_seed": int(right["seed"]),
                  "winner": d["preference"]["winner"], "left_image": left.get("image_path"),
                  "right_image": right.get("image_path"), "left_clip_score": left.get("clip_score"),
                  "right_clip_score": right.get("clip_score"), **_scores(left, "left_"), **_scores(right, "right_"),
-                 "left_noise": intern(int(left["seed"]), left.get("noise")),
-                 "right_noise": intern(int(right["seed"]), right.get("noise")),
+                 "left_noise": shared.intern(int(left["seed"]), left.get("noise")),
+                 "right_noise": shared.intern(int(right["seed"]), right.get("noise")),
                  "left_noise_source": source_name(left.get("noise")),
                  "right_noise_source": source_name(right.get("noise")),
                  "noise_shape": "x".join(map(str, left["noise"]["shape"])) if left.get("noise") else None}]
@@ -290,25 +412,25 @@ def sample_table(source, campaign=...) -> pd.DataFrame:
     Samples recorded without a noise block (schema-1 lines written by hand, say) cannot be
     re-made: they are left out, and `table.attrs["without_noise"]` counts them.
     """
-    return _samples_done(_table(source, campaign, *_sample_rows(_Interned())))
+    return _samples_done(_table(source, campaign, *_sample_rows(_Shared())))
 
 
 def candidate_table(source, campaign=...) -> pd.DataFrame:
     """Pre-filtered judgements: every candidate, shown (with its label) or hidden (label unknown)."""
-    return _table(source, campaign, *_candidate_rows(_Interned()))
+    return _table(source, campaign, *_candidate_rows(_Shared()))
 
 
 def pair_table(source, campaign=...) -> pd.DataFrame:
     """One row per live pairwise answer: left and right seeds, their images, scores and noises, the winner."""
-    return _table(source, campaign, *_pair_rows(_Interned()))
+    return _table(source, campaign, *_pair_rows(_Shared()))
 
 
 def tables(source, campaign=...) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """`sample_table`, `pair_table` and `candidate_table` in one pass over the store (a million answers are
     decoded once, not three times)."""
-    intern = _Interned()
-    made = _tables(source, campaign, {"samples": _sample_rows(intern), "pairs": _pair_rows(intern),
-                                      "candidates": _candidate_rows(intern)})
+    shared = _Shared()
+    made = _tables(source, campaign, {"samples": _sample_rows(shared), "pairs": _pair_rows(shared),
+                                      "candidates": _candidate_rows(shared)})
     return _samples_done(made["samples"]), made["pairs"], made["candidates"]
 
 

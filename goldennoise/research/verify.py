@@ -182,8 +182,9 @@ class Checked:
                 keys |= set(zip(table["campaign"], table["configuration"]))
         found = {}
         for campaign, configuration in sorted(keys):
-            parts = [t[(t["campaign"] == campaign) & (t["configuration"] == configuration)].reset_index(drop=True)
-                     if not t.empty else t for t in (self.samples, self.pairs, self.candidates)]
+            parts = [t if t.empty or len(keys) == 1 else  # one group: the tables themselves, not copies of them
+                     t[(t["campaign"] == campaign) & (t["configuration"] == configuration)].reset_index(drop=True)
+                     for t in (self.samples, self.pairs, self.candidates)]
             name = group_name(campaign, configuration)
             found[name] = Group(name, *parts)
         return found
@@ -209,8 +210,12 @@ def _image_files(outputs: Path):
 def _check_column(table: pd.DataFrame, checker: Checker, seed: str, noise: str, bad: dict) -> list[str]:
     statuses = []
     configs = dataset.configurations(table)
-    for record_id, s, block, config in zip(table["record_id"], table[seed], table[noise], configs):
-        status, reason = checker.check(int(s), block, config)
+    known: dict[tuple, tuple[str, str | None]] = {}  # the table's rows share one block per noise, one dict per
+    for record_id, s, block, config in zip(table["record_id"], table[seed], table[noise], configs):  # configuration
+        same = (int(s), id(block), id(config))  # the objects live through the loop: their ids name them
+        if same not in known:
+            known[same] = checker.check(int(s), block, config)
+        status, reason = known[same]
         if status == "mismatch":
             bad.setdefault(record_id, {"record_id": record_id, "seed": int(s), "reason": reason})
         statuses.append(status)
@@ -233,6 +238,22 @@ def _milliseconds(value) -> int | None:
     except (OverflowError, ValueError):
         return None
     return int(number) if np.isfinite(number) and number.is_integer() and 0 <= number <= MAX_MILLISECONDS else None
+
+
+def _milliseconds_column(column: pd.Series) -> pd.Series:
+    """`_milliseconds` of every cell, as objects (whole numbers or None); a number column is done at once, each
+    distinct value one Python int (a million rows share a few thousand)."""
+    if not pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return pd.Series([_milliseconds(v) for v in column], dtype=object, index=column.index)
+    values = column.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(values) & (values == np.floor(values)) & (values >= 0) & (values <= MAX_MILLISECONDS)
+    out = np.full(len(values), None, dtype=object)
+    distinct, which = np.unique(values[ok], return_inverse=True)
+    objects = np.empty(len(distinct), dtype=object)
+    objects[:] = [int(v) for v in distinct]
+    out[ok] = objects[which]
+    return pd.Series(out, dtype=object, index=column.index, copy=False)
 
 
 def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False, store=None) -> Checked:
@@ -264,7 +285,7 @@ def checked(outputs: str | Path, campaign: str | None = None, pool: bool = False
         if not table.empty:
             if bad:
                 table = table[~table["record_id"].isin(bad)].reset_index(drop=True)
-            table["visible_ms"] = pd.Series([_milliseconds(v) for v in table["visible_ms"]], dtype=object)
+            table["visible_ms"] = _milliseconds_column(table["visible_ms"])
         kept.append(table)
     samples, pairs, candidates = kept
     warnings = records.warnings()

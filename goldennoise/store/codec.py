@@ -77,8 +77,20 @@ def encode_data(data: dict) -> bytes:
     return zlib.compress(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(), LEVEL)
 
 
-def decode_data(blob: bytes) -> dict:
-    """The record's JSON data (as its JSON line would parse) from `encode_data`'s bytes."""
+def decode_data(blob: bytes, unpack: bool = True) -> dict:
+    """The record's JSON data (as its JSON line would parse) from `encode_data`'s bytes; with `unpack=False` its
+    fingerprint lists stay packed text (`unpacked_noise` unpacks one block: a reader that keeps one copy of each
+    distinct noise block unpacks it once, not once per answer)."""
     data = json.loads(zlib.decompress(blob))
-    _walk(data, _unpack)
+    if unpack:
+        _walk(data, _unpack)
     return data
+
+
+def unpacked_noise(block: dict) -> dict:
+    """A noise block whose fingerprint lists are as the record's JSON line has them (a copy when any was packed)."""
+    fingerprint = block.get("fingerprint")
+    if not fingerprint or not any(isinstance(fingerprint.get(k), str) for k in _PACKED):
+        return block
+    return {**block, "fingerprint": {k: (_unpack(v) if k in _PACKED and isinstance(v, str) else v)
+                                     for k, v in fingerprint.items()}}

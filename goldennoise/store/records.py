@@ -314,10 +314,10 @@ class RecordStore:
     # Streaming -----------------------------------------------------------------------------------
 
     def iter_data(self, campaign: str | None = ..., live_only: bool = False, kinds=None,
-                  chunk: int = CHUNK) -> Iterator[dict]:
+                  chunk: int = CHUNK, packed: bool = False) -> Iterator[dict]:
         """Records as JSON data (no validation: they were validated when written), in write order, `chunk` rows
         per query so memory stays bounded. `campaign` ... (the default): every campaign; None: records made
-        without one."""
+        without one. `packed`: fingerprint lists left as packed text (`codec.unpacked_noise` unpacks a block)."""
         last = 0
         while True:
             query = select(table.c.seq, table.c.body, table.c.live).where(table.c.seq > last)
@@ -330,7 +330,7 @@ class RecordStore:
             with database.reading(self.engine) as conn:
                 rows = conn.execute(query.order_by(table.c.seq).limit(chunk)).all()
             for row in rows:
-                yield codec.decode_data(row.body)
+                yield codec.decode_data(row.body, unpack=not packed)
             if len(rows) < chunk:
                 return
             last = rows[-1].seq

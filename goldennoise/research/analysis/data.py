@@ -27,6 +27,10 @@ from goldennoise.research import dataset
 from goldennoise.store.records import RecordStore
 
 
+NOT_ANALYSED = (*dataset.CONFIG_KEYS, "prompt_index", "n_shown", "n_golden",
+                "visible_ms", "torch_version", "image_path", "family", "packing", "pipeline_dtype")  # 1M answers: 230 MB
+
+
 @dataclass
 class Data:
     samples: pd.DataFrame  # one row per shown seed of a live judgement, plus `weight` = 1/propensity
@@ -62,10 +66,12 @@ def verify_and_featurize(data: Data, progress=None) -> None:
     samples = data.samples
     if samples.empty:
         return
-    has_noise = samples["noise"].notna()
+    has_noise = samples["noise"].notna().to_numpy()
     # a candidate from a noise source shares its seed's draw hash with the plain one: its latents hash tells them apart
-    distinct = samples[has_noise].drop_duplicates(["seed", "noise_shape", "noise_sha256", "latents_sha256",
-                                                   "configuration"])
+    key = ["seed", "noise_shape", "noise_sha256", "latents_sha256", "configuration"]
+    needed = list(dict.fromkeys(key + ["noise"] + [c for c in dataset.CONFIG_KEYS if c in samples]))
+    with_noise = samples.loc[has_noise, key]  # a few columns, not a copy of the whole table
+    distinct = samples.loc[with_noise.index[~with_noise.duplicated().to_numpy()], needed]
     rows: dict[str, list] = defaultdict(list)
     names: dict[str, list[str]] = {}
     done, failed = set(), {}
@@ -94,6 +100,8 @@ def verify_and_featurize(data: Data, progress=None) -> None:
     for shape, values in rows.items():
         table = pd.DataFrame(values, columns=["seed", *names[shape]])
         data.features[shape] = table.set_index("seed")
+    # the configuration's parts were needed to check each noise; the analyses read its id and label only
+    data.samples = samples = samples.drop(columns=[c for c in NOT_ANALYSED if c in samples])
     if failed:
         keys = zip(samples["seed"].astype(int), samples["noise_shape"], samples["noise_sha256"],
                    samples["latents_sha256"], samples["configuration"])

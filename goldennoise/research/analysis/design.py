@@ -9,6 +9,11 @@ import pandas as pd
 from goldennoise.research.analysis.inference import format_p
 
 
+def _per_record(rows: pd.DataFrame, column: str) -> pd.Series:
+    """A per-record column, once per record (its first row; only the two columns copied, not the table)."""
+    return rows[["record_id", column]].drop_duplicates("record_id")[column]
+
+
 def describe(result, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.DataFrame) -> None:
     """The design table the report opens with: how the data were collected, in counts."""
     d = result.design
@@ -27,7 +32,7 @@ def describe(result, rows: pd.DataFrame, pairs: pd.DataFrame, candidates: pd.Dat
               ("Annotators", f"{rows['annotator'].nunique()}: "
                              + ", ".join(sorted(map(str, rows["annotator"].unique())))),
               ("Prompts judged by 2+ annotators", str(int((per_prompt > 1).sum()))),
-              ("Second opinions", str(int(rows.drop_duplicates("record_id")["second_opinion_of"].notna().sum())))]
+              ("Second opinions", str(int(_per_record(rows, "second_opinion_of").notna().sum())))]
         part = candidates[candidates["record_id"].isin(set(rows["record_id"]))] if not candidates.empty else candidates
         if part.empty:
             d.append(("Pre-filter", "none: every generated seed was shown"))
@@ -63,7 +68,7 @@ def caveats(result, rows: pd.DataFrame, repeat: bool, prefiltered: bool) -> None
         c.append("One annotator: agreement between annotators cannot be measured.")
     elif rows.groupby("prompt_id")["annotator"].nunique().max() < 2:
         c.append("No prompt was judged by two annotators: set an overlap to measure agreement.")
-    shown = rows.drop_duplicates("record_id")["shown_scores"].fillna(False).astype(bool)
+    shown = _per_record(rows, "shown_scores").fillna(False).astype(bool)
     if shown.any():
         c.append(f"CLIP scores were on screen before {int(shown.sum())} of {len(shown)} answers: CLIP agreement may "
                  "reflect annotators reading the score.")

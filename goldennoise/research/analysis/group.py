@@ -143,7 +143,8 @@ def _judgements(result, rows, candidates, features, with_selector, umap, seed, p
     if table is None:
         result.notes.append("Noise analyses: no verified noise in this group.")
         return
-    noisy = rows[(rows["noise_shape"] == shape.iloc[0]) & rows["seed"].isin(table.index)]
+    usable = ((rows["noise_shape"] == shape.iloc[0]) & rows["seed"].isin(table.index)).to_numpy()
+    noisy = rows if usable.all() else rows[usable]  # not a copy of every row when every row has the shape
     if len(noisy) < len(rows):
         result.caveats.append(f"Noise analyses use the {len(noisy)} of {len(rows)} rows with noise shape "
                               f"{shape.iloc[0]} (different models or sizes are not comparable).")

@@ -81,16 +81,33 @@ def interval(values, level: float = 0.95) -> tuple[float, float]:
 
 
 def codes(values) -> np.ndarray:
-    """Integer codes 0..k-1 of any labels (prompt ids, seeds, record ids)."""
+    """Integer codes 0..k-1 of any labels (prompt ids, seeds, record ids), in the labels' sorted order. A categorical
+    column is coded from its own codes (its categories sorted once), not by sorting a text per row: at a million
+    answers that sort held gigabytes."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        categorical = values.array if isinstance(values, pd.Series) else values
+        own = np.asarray(categorical.codes)
+        if len(own) and own.min() >= 0:
+            used = np.unique(own)
+            labels = np.asarray(categorical.categories.take(used), dtype=object)
+            rank = np.empty(len(used), dtype=np.intp)
+            rank[np.argsort(labels, kind="stable")] = np.arange(len(used))  # the order np.unique gives the labels
+            lookup = np.zeros(len(categorical.categories), dtype=np.intp)
+            lookup[used] = rank
+            return lookup[own]
     return np.unique(np.asarray(values), return_inverse=True)[1].ravel()
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.int32) if len(values) and values.max() < 2**31 else values
 
 
 class ClusterBootstrap:
     """Row multiplicities of a bootstrap over prompts, and over seeds too when `seeds` is given."""
 
     def __init__(self, prompts, seeds=None, draws: int = 1000, seed: int = 0):
-        self.prompts = codes(prompts)
-        self.seeds = None if seeds is None else codes(seeds)
+        self.prompts = _narrow(codes(prompts))  # 32-bit: a bootstrap is kept per analysis, 4M rows each
+        self.seeds = None if seeds is None else _narrow(codes(seeds))
         self.draws, self.seed = draws, seed
 
     @property
