@@ -159,3 +159,31 @@ def test_weighted_pca_with_unit_weights_is_sklearns():
     weighted, weighted_explained = embedding.projection(features, weights=np.ones(40))
     assert np.allclose(np.abs(plain), np.abs(weighted), atol=1e-8)  # the same axes, up to sign
     assert np.allclose(explained, weighted_explained)
+
+
+def test_seed_weights_from_integer_codes_equal_the_pandas_recipe_on_text():
+    """Categorical and plain batch ids, missing ones, a batch judged twice, candidates, unknown propensities: the
+    weights equal the recipe that turned every batch id into text and dropped duplicate (batch, seed) rows."""
+    rng = np.random.default_rng(4)
+    n = 400
+    batches = np.array([f"b{k}" for k in range(40)] + [None], dtype=object)
+    rows = pd.DataFrame({"batch_id": batches[rng.integers(0, 41, n)], "seed": rng.integers(0, 30, n),
+                         "propensity": rng.choice([0.2, 0.5, 0.9], n)})
+    candidates = pd.DataFrame({"batch_id": batches[rng.integers(0, 41, 200)], "seed": rng.integers(0, 40, 200),
+                               "propensity": rng.choice([0.1, 0.3, np.nan], 200)})
+
+    def recipe(rows, candidates):
+        seen = pd.concat([rows[["batch_id", "seed", "propensity"]],
+                          candidates.loc[candidates["seed"].isin(set(rows["seed"])), ["batch_id", "seed", "propensity"]]])
+        seen = seen.assign(batch_id=seen["batch_id"].fillna("").astype(str)).drop_duplicates(["batch_id", "seed"])
+        p = seen["propensity"].astype(float).clip(1e-6, 1.0).to_numpy()
+        with np.errstate(divide="ignore"):
+            missed = pd.Series(np.log1p(-p), index=seen["seed"].to_numpy()).groupby(level=0).sum()
+        return 1.0 / -np.expm1(missed)
+
+    expected = recipe(rows, candidates)
+    for made in (ipw.seed_weights(rows, candidates),
+                 ipw.seed_weights(rows.astype({"batch_id": "category"}), candidates.astype({"batch_id": "category"}))):
+        assert list(made.index) == list(expected.index)
+        assert np.allclose(made.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert (ipw.seed_weights(rows.assign(propensity=1.0)) == 1.0).all()

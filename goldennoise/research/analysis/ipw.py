@@ -45,18 +45,37 @@ Z95 = 1.959963984540054
 CHUNK = 100  # bootstrap draws per matrix product: (rows x CHUNK) multiplicities in memory at once
 
 
+def _batch_codes(*columns: pd.Series) -> list[np.ndarray]:
+    """Integer codes of batch ids shared across columns (a missing id is the batch "", as it always was), from
+    each categorical's own codes: four million rows are never turned into text."""
+    index: dict = {}
+    out = []
+    for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            own, labels = column.cat.codes.to_numpy(), column.cat.categories.astype(object)
+        else:
+            own, labels = pd.factorize(column.astype(object))
+        mapping = np.array([index.setdefault(str(label), len(index)) for label in labels]
+                           + [index.setdefault("", len(index))], dtype=np.int64)  # the last: code -1, missing
+        out.append(mapping[own])
+    return out
+
+
 def seed_weights(rows: pd.DataFrame, candidates: pd.DataFrame | None = None) -> pd.Series:
     """seed -> 1 / P(shown in at least one of its batches); 1.0 without a pre-filter."""
-    seen = rows[["batch_id", "seed", "propensity"]]
+    parts = [rows]
     if candidates is not None and not candidates.empty:
-        seen = pd.concat([seen, candidates.loc[candidates["seed"].isin(set(rows["seed"])),
-                                               ["batch_id", "seed", "propensity"]]])
-    # Two annotators of one batch saw one draw of its exploration slots: count each (batch, seed) once.
-    seen = seen.assign(batch_id=seen["batch_id"].fillna("").astype(str)).drop_duplicates(["batch_id", "seed"])
-    p = seen["propensity"].astype(float).clip(1e-6, 1.0).to_numpy()
+        parts.append(candidates.loc[candidates["seed"].isin(rows["seed"].unique()).to_numpy()])
+    batch = np.concatenate(_batch_codes(*(part["batch_id"] for part in parts)))
+    seeds, seed = np.unique(np.concatenate([part["seed"].to_numpy(np.int64) for part in parts]), return_inverse=True)
+    propensity = np.concatenate([part["propensity"].to_numpy(float) for part in parts])
+    # Two annotators of one batch saw one draw of its exploration slots: count each (batch, seed) once (its first row).
+    _, first = np.unique(batch * len(seeds) + seed, return_index=True)
+    p = np.clip(propensity[first], 1e-6, 1.0)
     with np.errstate(divide="ignore"):
-        missed = pd.Series(np.log1p(-p), index=seen["seed"].to_numpy()).groupby(level=0).sum()
-    return (1.0 / -np.expm1(missed)).rename("weight")
+        terms = np.log1p(-p)
+    missed = np.bincount(seed[first], np.where(np.isnan(terms), 0.0, terms), minlength=len(seeds))  # NaN: skipped
+    return pd.Series(1.0 / -np.expm1(missed), index=seeds, name="weight")
 
 
 def correlations(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -110,13 +110,23 @@ def split_half(rows: pd.DataFrame, splits: int = 50, seed: int = 0) -> dict:
     from scipy.stats import spearmanr
 
     data = cells(rows)
-    prompts = data["prompt_id"].unique()
+    prompt, prompts = pd.factorize(data["prompt_id"])  # prompts in order of first appearance, as .unique() gives
+    seeds, seed_of = np.unique(data["seed"].to_numpy(), return_inverse=True)
+    wy, w = (data["w"] * data["y"]).to_numpy(), data["w"].to_numpy()
+
+    def rates(part: np.ndarray) -> pd.Series:  # per seed with cells in `part`: _counts(data[part])["rate"]
+        total = np.bincount(seed_of[part], w[part], len(seeds))
+        present = np.bincount(seed_of[part], minlength=len(seeds)) > 0
+        return pd.Series(np.bincount(seed_of[part], wy[part], len(seeds))[present] / total[present],
+                         index=seeds[present])
+
     rng = np.random.default_rng(seed)
     rhos, top_b, all_b = [], [], []
     for _ in range(splits):
-        half = set(rng.choice(prompts, len(prompts) // 2, replace=False))
-        in_a = data["prompt_id"].isin(half)
-        a, b = _counts(data[in_a])["rate"], _counts(data[~in_a])["rate"]
+        chosen = np.zeros(len(prompts), dtype=bool)
+        chosen[rng.choice(len(prompts), len(prompts) // 2, replace=False)] = True  # the draw choice(prompts) makes
+        in_a = chosen[prompt]
+        a, b = rates(in_a), rates(~in_a)
         both = a.index.intersection(b.index)
         if len(both) < 4 or a[both].std() == 0 or b[both].std() == 0:
             continue
