@@ -429,7 +429,7 @@ def test_tables_built_column_by_column_from_the_store_equal_pandas_on_the_same_r
     assert isinstance(fingerprint["draw"], list) and isinstance(fingerprint["draw"][0], float)  # unpacked, once
 
 
-def test_the_column_builder_infers_each_column_as_pandas_does():
+def test_the_column_builder_infers_each_column_as_pandas_does(monkeypatch):
     """Columns that start with None, turn from whole numbers to floats, mix booleans with None, lack a key in some
     rows, or hold text in a number column: each as pandas infers it for the whole column."""
     rows = [{"a": None, "b": 1, "c": True, "prompt": "x", "clip_score": "oops", "d": 3, "noise": {"k": 1}},
@@ -442,6 +442,13 @@ def test_the_column_builder_infers_each_column_as_pandas_does():
     made = builder.frame()
     _same_table(made, _pandas_table(rows))
     assert made["d"].dtype == np.int64 and made["b"].dtype == np.float64 and made["c"].dtype == object
+    widened = []
+    original = dataset._Column._widen
+    monkeypatch.setattr(dataset._Column, "_widen", lambda self, kind: (widened.append(kind), original(self, kind)))
+    mixed = dataset._Builder()
+    for n in range(200):  # whole numbers and floats in turn, then text among them: each column widened once
+        mixed.add({"x": n if n % 2 == 0 else n + 0.5, "y": "text" if n == 100 else n})
+    assert sorted(widened) == ["float", "object"] and mixed.frame()["y"].tolist()[99:102] == [99, "text", 101]
     small = dataset._Builder()
     for n in (1, 2, 3):
         small.add({"position": n, "seed": n})

@@ -238,7 +238,9 @@ class _Column:
         if self.kind is None:
             self._start(kind)
         elif kind != self.kind:
-            self._widen("float" if {kind, self.kind} <= {"int", "float"} else "object")
+            wider = "float" if {kind, self.kind} <= {"int", "float"} else "object"
+            if wider != self.kind:  # once: a float column takes whole numbers, an object column anything
+                self._widen(wider)
         try:
             self.values.append(value)
         except OverflowError:  # a whole number beyond 32 bits: the column becomes 64-bit
