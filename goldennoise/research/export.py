@@ -309,6 +309,15 @@ def _arrow_schema(table: pd.DataFrame, kind: str):
     return pa.schema([field.with_type(pa.string()) if pa.types.is_null(field.type) else field for field in schema])
 
 
+def _own_categories(part: pd.DataFrame) -> pd.DataFrame:
+    """A chunk whose categorical columns hold only the categories it uses: each chunk of a million-answer table
+    otherwise carried all million record ids into its Arrow dictionary, and the CSV's formula guard mapped them all."""
+    for column in part.columns:
+        if isinstance(part[column].dtype, pd.CategoricalDtype):
+            part[column] = part[column].cat.remove_unused_categories()
+    return part
+
+
 def write_table(group: Group, root: Path) -> None:
     """`<group>/<kind>.parquet` and `.csv` per table, flattened and written TABLE_CHUNK rows at a time."""
     import pyarrow as pa
@@ -321,7 +330,7 @@ def write_table(group: Group, root: Path) -> None:
         csv = safe_path(root, group.name, f"{kind}.csv")
         with pq.ParquetWriter(safe_path(root, group.name, f"{kind}.parquet"), schema) as writer:
             for start in range(0, len(table), TABLE_CHUNK):
-                part = flat(table.iloc[start:start + TABLE_CHUNK], kind)
+                part = _own_categories(flat(table.iloc[start:start + TABLE_CHUNK], kind))
                 writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
                 spreadsheet_safe(part).to_csv(csv, index=False, header=start == 0, mode="w" if start == 0 else "a")
 
