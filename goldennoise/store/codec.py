@@ -58,14 +58,18 @@ def _walk(data: dict, convert) -> None:
                 fingerprint[key] = convert(fingerprint[key])
 
 
+def _converted(fingerprint: dict, convert) -> dict:
+    """A copy of a fingerprint with its packed lists converted (`_pack` or `_unpack`), the rest as it is."""
+    return {k: (convert(v) if k in _PACKED and v is not None else v) for k, v in fingerprint.items()}
+
+
 def _packed(sample: dict) -> dict:
     """A copy of a sample whose fingerprint lists are packed (the rest shared with the caller's, not changed)."""
     noise = sample.get("noise")
     fingerprint = (noise or {}).get("fingerprint")
     if not fingerprint:
         return sample
-    packed = {k: (_pack(v) if k in _PACKED and v is not None else v) for k, v in fingerprint.items()}
-    return {**sample, "noise": {**noise, "fingerprint": packed}}
+    return {**sample, "noise": {**noise, "fingerprint": _converted(fingerprint, _pack)}}
 
 
 def encode_data(data: dict) -> bytes:
@@ -92,5 +96,4 @@ def unpacked_noise(block: dict) -> dict:
     fingerprint = block.get("fingerprint")
     if not fingerprint or not any(isinstance(fingerprint.get(k), str) for k in _PACKED):
         return block
-    return {**block, "fingerprint": {k: (_unpack(v) if k in _PACKED and isinstance(v, str) else v)
-                                     for k, v in fingerprint.items()}}
+    return {**block, "fingerprint": _converted(fingerprint, lambda v: _unpack(v) if isinstance(v, str) else v)}
