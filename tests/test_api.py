@@ -184,3 +184,33 @@ def test_the_queue_does_not_summarise_its_events_after_each_one(tmp_path, monkey
         assert built == [] and queue.ANALYTICS_MAX_EVENTS <= 100
     finally:
         service.close_all()
+
+
+def test_the_endpoints_keep_their_plain_names_and_their_placeholders_come_after_the_page(tmp_path):
+    """The browser finds a component by walking the page's tree in order, on every update of an answer; the API's
+    parameter placeholders (one hidden component each) sit after everything the page shows, not ahead of it."""
+    from goldennoise import ui
+
+    (tmp_path / "p.txt").write_text("a prompt\n")
+    service = make_service(tmp_path / "out", Campaign(name="q", model="tiny-flux", height=64, width=64,
+                                                      prompts=str(tmp_path / "p.txt")))
+    try:
+        demo = ui.build_demo(service)
+        config = demo.get_config_file()
+        kinds = {c["id"]: c["type"] for c in config["components"]}
+        order = []
+
+        def walk(node):
+            order.append(kinds.get(node["id"]))
+            for child in node.get("children") or []:
+                walk(child)
+
+        walk(config["layout"])
+        placeholders = [i for i, kind in enumerate(order) if kind == "api"]
+        shown = [i for i, kind in enumerate(order) if kind not in ("api", "column", None)]
+        assert len(placeholders) >= 20 and max(shown) < min(placeholders)
+        public = {f.api_name for f in demo.fns.values() if f.api_visibility != "private"}
+        assert {"start", "history", "init_model", "get_next_prompt", "generate_batch", "submit_selection",
+                "undo_last", "relabel"} <= public
+    finally:
+        service.close_all()

@@ -140,7 +140,11 @@ def build_demo(service: Service, banner: str | None = None) -> gr.Blocks:
     for name, value in QUEUE_ANALYTICS.items():  # read when the Blocks make their queue
         os.environ.setdefault(name, value)
     with gr.Blocks(title="GoldenNoise", delete_cache=(3600, 3600)) as demo:
-        api.register(service)  # first, so the public endpoints keep their plain names
+        # The endpoints are registered first, so that they keep their plain names; their parameters' placeholder
+        # components (70) go at the end of the page: the browser looks a component up by walking the page's tree in
+        # order on every update, and 70 placeholders ahead of the Workbench cost each answer ~10 ms of script.
+        with gr.Column(visible=False, render=False) as endpoints:
+            api.register(service)
         ui.remembered = gr.BrowserState("", storage_key="goldennoise-annotator")
         ui.tab_key = gr.Textbox(visible="hidden")
         gr.HTML("<b>GoldenNoise</b> · tick the seeds whose images are best; every answer keeps the exact noise "
@@ -157,6 +161,7 @@ def build_demo(service: Service, banner: str | None = None) -> gr.Blocks:
             analysis_tab(ui)
         ui.timer = gr.Timer(LEASE_RENEW_SECONDS)
         wire(demo, ui, Browser(service, ui))
+        endpoints.render()
     return demo
 
 
