@@ -451,6 +451,47 @@ def test_a_batch_judged_twice_by_one_annotator_counts_once_whoever_wrote_it(serv
     assert counted == ["f" * 32]  # the later line of the same annotator and batch
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def on_both(request, tmp_path, campaign):
+    """The service on either store (the answer's guard is one query in each dialect)."""
+    url = None
+    if request.param == "postgresql":
+        from tests.pg import reset
+
+        url = request.getfixturevalue("postgresql_url")
+        reset(url)
+    service = Service(tmp_path / "out", url, prefetch=False)
+    service.start(campaign)
+    yield service
+    service.close_all()
+
+
+def test_a_prompt_others_filled_while_this_tab_held_it_is_refused_not_judged_past_its_capacity(on_both):
+    """A judgement written without a hold (an import, a script) can fill a prompt a tab holds; the tab's answer is
+    then refused, and the prompt keeps one judgement (its capacity)."""
+    service = on_both
+    screen = service.join(A, "ada")
+    mine = service.answer(A, "batch", screen.batch.batch_id, golden=[]).record
+    _, back = service.undo(A)  # the batch is back on ada's screen, held by her tab
+    service.store.append(mine.model_copy(update={"record_id": "e" * 32, "annotator": "bob"}))
+    with pytest.raises(Refused, match="Others have already judged this prompt"):
+        service.answer(A, "batch", back.batch.batch_id, golden=[])
+    assert [r.annotator for r in service.store.live() if r.prompt.id == mine.prompt.id] == ["bob"]
+
+
+def test_a_batch_answered_in_your_name_elsewhere_while_this_tab_held_it_is_refused(on_both):
+    """Your judgement of the batch written meanwhile by another way in (an import, a script): the tab's answer is
+    refused as already recorded, and the one written first stays the live one."""
+    service = on_both
+    screen = service.join(A, "ada")
+    mine = service.answer(A, "batch", screen.batch.batch_id, golden=[]).record
+    _, back = service.undo(A)
+    service.store.append(mine.model_copy(update={"record_id": "d" * 32}))
+    with pytest.raises(Refused, match="Already recorded"):
+        service.answer(A, "batch", back.batch.batch_id, golden=[back.batch.seeds[0]])
+    assert [r.record_id for r in service.store.live() if r.prompt.id == mine.prompt.id] == ["d" * 32]
+
+
 def test_campaigns_that_could_not_run_are_refused_at_start(tmp_path, campaign):
     for bad, field in ((dict(model="tiny-flux\n"), "model"), (dict(prompts=5), "prompts"),
                        (dict(scheduler="os.system"), "scheduler"), (dict(revision=["x"]), "revision")):
@@ -530,6 +571,65 @@ def test_an_answer_and_the_next_prompt_are_one_write_transaction(service):
     assert writes.count(True) == 1, writes
     with service.store.queue() as conn:  # the next prompt is held by this tab, in the store
         assert queue.holder(conn, service.runtime.id, "batch", done.screen.prompt.id, service.clock()) is not None
+
+
+def test_the_next_screens_progress_comes_from_the_answers_own_transaction(service):
+    """Drawing the screen after an answer needs no read of its own: the answer's transaction read the progress,
+    this answer counted, the same as a read afterwards."""
+    from sqlalchemy import event
+
+    screen = service.join(A, "ada")
+    done = service.answer(A, "batch", screen.batch.batch_id, golden=[screen.batch.seeds[0]])
+    assert done.progress == service.progress(A) and done.progress["judged"] == 1
+    reads = []
+
+    def committed(conn):
+        reads.append(conn)
+
+    event.listen(service.store.engine, "commit", committed)
+    try:
+        drawn = service.display(A, "batch", done.progress)
+    finally:
+        event.remove(service.store.engine, "commit", committed)
+    assert reads == [] and drawn.progress == done.progress and drawn.screen == done.screen
+    skipped = service.answer(A, "batch", done.screen.batch.batch_id, skip=True)
+    assert skipped.progress == service.progress(A) and skipped.progress["skipped"] == 1
+
+
+def test_an_answers_reply_asks_the_store_nothing_about_batches_when_they_are_on_their_way(tmp_path, campaign):
+    """With prefetching on, the next batch is already in hand and the ones after it are read (or made) in the
+    background: the answer's own thread runs no statement on the batches table."""
+    import threading
+
+    from sqlalchemy import event
+
+    service = started(tmp_path, campaign, name="pre")
+    service.prefetching = service.batches.prefetching = True
+    try:
+        for i in range(len(service.runtime.prompts)):
+            service.batches.ensure(service.runtime.prompts.at(i))  # made ahead (`goldennoise generate`)
+        made = service.batches.generation_calls
+        screen = service.join(A, "ada")
+        for i in (1, 2):  # what showing the first batch set on its way, read in the background
+            on_its_way = service.batches.cache.get(service.runtime.prompts.at(i).id)
+            if on_its_way is not None:
+                on_its_way.result(timeout=60)
+        asked, me = [], threading.current_thread()
+
+        def statement(conn, cursor, sql, params, context, many):
+            if threading.current_thread() is me and "batches" in sql:
+                asked.append(sql.split("\n")[0])
+
+        event.listen(service.store.engine, "before_cursor_execute", statement)
+        try:
+            done = service.answer(A, "batch", screen.batch.batch_id, golden=[])
+        finally:
+            event.remove(service.store.engine, "before_cursor_execute", statement)
+        assert done.screen.prompt.index == 1 and asked == []
+        following = service.batches.cache[service.runtime.prompts.at(3).id].result(timeout=60)
+        assert following.source == "pregenerated" and service.batches.generation_calls == made
+    finally:
+        service.close_all()
 
 
 def test_when_the_next_prompt_cannot_be_taken_with_the_answer_the_answer_stands(service, monkeypatch):

@@ -86,8 +86,9 @@ class Batches:
         return True
 
     def prefetch(self, prompt: Prompt) -> None:
-        """Start making a prompt's batch in the background, unless it exists or is on its way."""
-        if self.prefetching and prompt.id not in self.cache and not self.store.has_batch(self.runtime.id, prompt.id):
+        """Have a prompt's batch ready in the background (read from the store, or made), unless it is on its way.
+        Whether the store has it is asked there too, not here: this runs on the answer's reply path."""
+        if self.prefetching and prompt.id not in self.cache:
             self._future(prompt, background=True)
 
     def explicit(self, prompt: Prompt, chosen: list[int], params: GenerationParams, origin: str,

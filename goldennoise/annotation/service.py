@@ -72,6 +72,7 @@ class Answered:
     record: object | None  # None: a relabel cancelled by a skip (nothing written)
     screen: Screen  # what the view shows next
     message: str  # what to tell the annotator
+    progress: dict | None = None  # the annotator's progress as the answer's own transaction left it (None: not read)
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Claimed:
 
     prompt: Prompt | None
     ahead: list[Prompt]
+    progress: dict  # the annotator's progress in the view, this answer counted
 
 
 @dataclass
@@ -228,6 +230,8 @@ class Service:
         if self.runtime is None or now - self._followed < self.follow_seconds:
             return
         self._followed = now
+        if self.store.epoch() == self._store_epoch:  # the usual case: one small read, no definition to parse
+            return
         definition, epoch = self.store.active()
         if epoch == self._store_epoch or definition is None:
             return
@@ -390,14 +394,16 @@ class Service:
             return view.screen
         return self._advance(tab, mode, view.screen.notice)
 
-    def display(self, caller: Caller, mode: str) -> Display:
-        """The view's screen with what drawing it needs (progress, the campaign's viewing rules)."""
+    def display(self, caller: Caller, mode: str, progress: dict | None = None) -> Display:
+        """The view's screen with what drawing it needs (progress, the campaign's viewing rules). `progress`: as an
+        answer's own transaction read it (Answered.progress), saving a read."""
         tab = self._tab(caller)
         c = self._runtime().campaign
         with tab.lock:
             self._sync(tab)
             screen = tab.views[_check_mode(mode)].screen
-            progress = self.progress(caller, mode)
+            if progress is None:
+                progress = self.progress(caller, mode)
         placeholder = next((w for w in self._runtime().warnings if "random weights" in w), None)
         return Display(screen, progress, c.min_view_ms, c.blind,
                        screen.state == "done" and progress["remaining_for_you"] > 0, placeholder)
@@ -584,7 +590,7 @@ class Service:
             prompt = self._claim(tab, mode, conn)
             ahead = ([] if prompt is None or not self.prefetching else
                      self._upcoming(tab, mode, PREFETCH_AHEAD, prompt.index, conn))
-            return Claimed(prompt, ahead)
+            return Claimed(prompt, ahead, queue.progress_of(conn, self._runtime().id, mode, tab.who))
         return then
 
     @property
@@ -701,7 +707,7 @@ class Service:
             else:
                 view.explicit.pop(batch_id, None)
                 nxt = view.screen
-            return Answered(record, nxt, saved_text(record, c))
+            return Answered(record, nxt, saved_text(record, c), claimed.progress if claimed is not None else None)
 
     def _record(self, c: Campaign, tab: Tab, mode: str, screen: Screen, golden, winner, skip, elapsed, visible_ms,
                 interaction):

@@ -82,7 +82,6 @@ _STATE = select(ps.c.idx, ps.c.capacity, ps.c.judged, ps.c.open).where(_STATE_KE
 _SET_STATE = update(ps).where(_STATE_KEY).values(judged=B("n"), open=B("is_open"))
 _SET_JUDGED = update(ps).where(_STATE_KEY).values(judged=B("n"), open=B("n") < ps.c.capacity)  # rebuild's
 _DONE = select(done.c.annotator, done.c.kind).where(_DONE_KEY)
-_DONE_BY = select(done.c.kind).where(_DONE_KEY, done.c.annotator == B("who"))
 _UNDONE = delete(done).where(_DONE_KEY, done.c.annotator == B("who"))
 _COUNTS = select(counts.c.total, counts.c.full).where(counts.c.campaign == B("cid"), counts.c.mode == B("m"))
 _PROGRESS = select(progress.c.judged, progress.c.skipped, progress.c.done_full).where(
@@ -335,5 +334,24 @@ def state_of(conn, campaign: str, mode: str, prompt_id: str):
     return conn.execute(_STATE, {"cid": campaign, "m": mode, "pid": prompt_id}).first()
 
 
-def done_by(conn, campaign: str, mode: str, prompt_id: str, who: str) -> str | None:
-    return conn.execute(_DONE_BY, {"cid": campaign, "m": mode, "pid": prompt_id, "who": who}).scalar_one_or_none()
+def _batch_row(column):
+    return select(column).where(ps.c.campaign == B("cid"), ps.c.mode == "batch", ps.c.prompt_id == B("pid")
+                                ).scalar_subquery()
+
+
+_FACTS = select(
+    select(leases.c.session).where(_LEASE_KEY, _LIVE_HOLD).scalar_subquery().label("holder"),
+    exists().where(records_table.c.batch_id == B("bid"), records_table.c.annotator == B("who"),
+                   records_table.c.campaign == B("cid"), records_table.c.live).label("answered"),
+    _batch_row(ps.c.judged).label("judged"), _batch_row(ps.c.capacity).label("capacity"),
+    select(done.c.kind).where(done.c.campaign == B("cid"), done.c.mode == "batch", done.c.prompt_id == B("pid"),
+                              done.c.annotator == B("who")).scalar_subquery().label("mine"))
+
+
+def answer_facts(conn, campaign: str, mode: str, prompt_id: str, who: str, batch_id: str | None, now: float):
+    """What the guard of an answer checks, in one query: the session holding the prompt in `mode` now (`holder`),
+    whether `who` has a live answer naming `batch_id` (`answered`), the prompt's batch-view `judged` and `capacity`
+    (None without a row), and `who`'s own kind of answer there (`mine`: "judged", "skipped" or None)."""
+    return conn.execute(_FACTS, {"cid": campaign, "m": mode, "pid": prompt_id, "who": who, "bid": batch_id,
+                                 "now": now}).one()
+

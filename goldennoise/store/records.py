@@ -191,17 +191,22 @@ class RecordStore:
             queue.release(conn, campaign, mode, record.prompt.id, guard.session)
 
     def _check_guard(self, conn, record, campaign: str, who: str, mode: str | None, guard: Guard) -> None:
-        if guard.session and mode and queue.holder(conn, campaign, mode, record.prompt.id, guard.now) != guard.session:
+        held = bool(guard.session and mode)
+        judging = guard.new_judgement and record.kind == "judgement"
+        if not (held or judging):
+            return
+        facts = queue.answer_facts(conn, campaign, mode or "batch", record.prompt.id, who,
+                                   getattr(record, "batch_id", None), guard.now)
+        if held and facts.holder != guard.session:
             raise LeaseLost("That prompt is no longer held by this tab (you opened more tabs, or it was idle too "
                           "long) and may be with someone else now; nothing was recorded. Go on with the next one.",
                           "batch_id")
-        if guard.new_judgement and record.kind == "judgement":
-            if record.batch_id and self._answered(conn, campaign, who, record.batch_id):
+        if judging:
+            if record.batch_id and facts.answered:
                 raise Refused("Already recorded: that batch was answered once; nothing more was recorded.",
                               "batch_id")
-            row = queue.state_of(conn, campaign, "batch", record.prompt.id)
-            mine = queue.done_by(conn, campaign, "batch", record.prompt.id, who) == "judged"
-            if guard.session and row is not None and not mine and row.judged >= row.capacity:
+            if guard.session and facts.judged is not None and facts.mine != "judged" \
+                    and facts.judged >= facts.capacity:
                 raise Refused("Others have already judged this prompt as often as the campaign asks; nothing was "
                               "recorded. Go on with the next one.", "batch_id")
 
@@ -564,6 +569,10 @@ class RecordStore:
             rows = dict(conn.execute(select(state.c.key, state.c.value).where(
                 state.c.key.in_(("active", "epoch")))).all())
         return (json.loads(rows["active"]) if "active" in rows else None), int(rows.get("epoch", 0))
+
+    def epoch(self) -> int:
+        """The number of campaign switches so far (0 before any): cheap to ask, to learn whether to read `active`."""
+        return int(self._scalar(select(state.c.value).where(state.c.key == "epoch")) or 0)
 
     def set_active(self, definition: dict) -> int:
         """Make `definition` the campaign of every replica; returns the new epoch."""
