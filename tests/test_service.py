@@ -487,7 +487,7 @@ def test_a_batch_answered_in_your_name_elsewhere_while_this_tab_held_it_is_refus
     mine = service.answer(A, "batch", screen.batch.batch_id, golden=[]).record
     _, back = service.undo(A)
     service.store.append(mine.model_copy(update={"record_id": "d" * 32}))
-    with pytest.raises(Refused, match="Already recorded"):
+    with pytest.raises(Refused, match="answered once; nothing more was recorded"):
         service.answer(A, "batch", back.batch.batch_id, golden=[back.batch.seeds[0]])
     assert [r.record_id for r in service.store.live() if r.prompt.id == mine.prompt.id] == ["d" * 32]
 
@@ -588,12 +588,15 @@ def test_the_next_screens_progress_comes_from_the_answers_own_transaction(servic
 
     event.listen(service.store.engine, "commit", committed)
     try:
-        drawn = service.display(A, "batch", done.progress)
+        drawn = service.display(A, "batch", done)
     finally:
         event.remove(service.store.engine, "commit", committed)
     assert reads == [] and drawn.progress == done.progress and drawn.screen == done.screen
     skipped = service.answer(A, "batch", done.screen.batch.batch_id, skip=True)
     assert skipped.progress == service.progress(A) and skipped.progress["skipped"] == 1
+    service.switch(A, {"height": 128, "width": 128})  # a switch between an answer and its drawing
+    after = service.display(A, "batch", skipped)
+    assert after.progress == service.progress(A) and after.progress["judged"] == after.progress["skipped"] == 0
 
 
 def test_an_answers_reply_asks_the_store_nothing_about_batches_when_they_are_on_their_way(tmp_path, campaign):

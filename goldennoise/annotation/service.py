@@ -394,22 +394,26 @@ class Service:
             return view.screen
         return self._advance(tab, mode, view.screen.notice)
 
-    def display(self, caller: Caller, mode: str, progress: dict | None = None) -> Display:
-        """The view's screen with what drawing it needs (progress, the campaign's viewing rules). `progress`: as an
-        answer's own transaction read it (Answered.progress), saving a read."""
+    def display(self, caller: Caller, mode: str, answered: Answered | None = None) -> Display:
+        """The view's screen with what drawing it needs (progress, the campaign's viewing rules). `answered`: the
+        answer just given, whose transaction read the progress (saving a read; see `progress`)."""
         tab = self._tab(caller)
         c = self._runtime().campaign
         with tab.lock:
             self._sync(tab)
             screen = tab.views[_check_mode(mode)].screen
-            if progress is None:
-                progress = self.progress(caller, mode)
+            progress = self.progress(caller, mode, answered)
         placeholder = next((w for w in self._runtime().warnings if "random weights" in w), None)
         return Display(screen, progress, c.min_view_ms, c.blind,
                        screen.state == "done" and progress["remaining_for_you"] > 0, placeholder)
 
-    def progress(self, caller: Caller, mode: str = "batch") -> dict:
-        """This annotator's counts in the running campaign (total, judged, skipped, remaining_for_you)."""
+    def progress(self, caller: Caller, mode: str = "batch", answered: Answered | None = None) -> dict:
+        """This annotator's counts in the running campaign (total, judged, skipped, remaining_for_you). `answered`:
+        the answer just given in this view; its transaction's counts are used when they are of the running campaign
+        (after a switch in between, they are read afresh)."""
+        if answered is not None and answered.progress is not None and answered.record is not None \
+                and answered.record.campaign == self._runtime().id and answered.screen.mode == mode:
+            return answered.progress
         tab = self._tab(caller)
         with self.store.queue() as conn:
             return queue.progress_of(conn, self._runtime().id, _check_mode(mode), tab.who)

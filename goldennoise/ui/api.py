@@ -53,12 +53,12 @@ def _ms(begin: float) -> float:
     return round((time.perf_counter() - begin) * 1000, 2)
 
 
-def describe(service: Service, caller, screen, provenance: bool = False, progress: dict | None = None) -> dict:
-    """A screen as data: batch id, prompt, seeds, images, (scores unless blind), ticks, progress (`progress`: as an
-    answer's transaction read it)."""
+def describe(service: Service, caller, screen, provenance: bool = False, answered=None) -> dict:
+    """A screen as data: batch id, prompt, seeds, images, (scores unless blind), ticks, progress (`answered`: the
+    answer just given, whose transaction read it)."""
     c = service.campaign
     out = {"mode": screen.mode, "state": screen.state, "campaign": c.id, "notice": screen.notice,
-           "progress": progress if progress is not None else service.progress(caller, screen.mode)}
+           "progress": service.progress(caller, screen.mode, answered)}
     if screen.prompt is not None:
         out["prompt"] = {"id": screen.prompt.id, "text": screen.prompt.text, "index": screen.prompt.index}
     if screen.state == "batch":
@@ -166,7 +166,7 @@ def register(service: Service) -> None:
         begin = time.perf_counter()
         caller = caller_of(request)
         done = service.answer(caller, "batch", batch_id, golden=golden_seeds or [], visible_ms=visible_ms)
-        return {"record": summary(done.record), "next": describe(service, caller, done.screen, progress=done.progress),
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen, answered=done),
                 "message": done.message, "server_ms": _ms(begin)}
 
     @_guard
@@ -175,7 +175,7 @@ def register(service: Service) -> None:
         begin = time.perf_counter()
         caller = caller_of(request)
         done = service.answer(caller, mode, batch_id, skip=True)
-        return {"record": summary(done.record), "next": describe(service, caller, done.screen, progress=done.progress),
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen, answered=done),
                 "message": done.message, "server_ms": _ms(begin)}
 
     @_guard
@@ -184,7 +184,7 @@ def register(service: Service) -> None:
         begin = time.perf_counter()
         caller = caller_of(request)
         done = service.answer(caller, "pairwise", batch_id, winner=winner, visible_ms=visible_ms)
-        return {"record": summary(done.record), "next": describe(service, caller, done.screen, progress=done.progress),
+        return {"record": summary(done.record), "next": describe(service, caller, done.screen, answered=done),
                 "message": done.message, "server_ms": _ms(begin)}
 
     @_guard

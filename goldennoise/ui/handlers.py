@@ -47,8 +47,8 @@ class Browser:
 
     # Drawing ----------------------------------------------------------------------------------
 
-    def draw(self, caller, mode: str, progress: dict | None = None) -> str:
-        d = self.service.display(caller, mode, progress)
+    def draw(self, caller, mode: str, answered=None) -> str:
+        d = self.service.display(caller, mode, answered)
         guide = bool(self.service.campaign.guidelines)
         return render.workbench(d, guide) if mode == "batch" else render.pairwise(d, guide)
 
@@ -144,15 +144,15 @@ class Browser:
                 record, back = service.undo(caller, mode)
                 text = f"Undone: “{cut(record.prompt.text)}” is back on screen" + (
                     ", with the ticks you had given it." if back.ticks else ".")
-                progress = None
+                done = None
             else:
                 done = service.answer(
                     caller, mode, str(data.get("batch") or ""), golden=data.get("golden") or [],
                     winner=action if mode == "pairwise" and action != "skip" else None, skip=action == "skip",
                     visible_ms=data.get("visible_ms") if isinstance(data.get("visible_ms"), int) else None,
                     interaction=data.get("interaction"))
-                text, progress = done.message, done.progress
-            return {view.screen: self.draw(caller, mode, progress), view.message: message(text)}
+                text = done.message
+            return {view.screen: self.draw(caller, mode, done), view.message: message(text)}
         except UserError as error:
             return {**self._catch_up(mode, payload, caller), view.message: message(explain(error), "refused")}
         except Exception as error:  # noqa: BLE001
