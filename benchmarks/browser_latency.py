@@ -124,6 +124,19 @@ def line(name: str, waits: list[float]) -> str:
             f"(n={len(waits)})")
 
 
+def ratio_interval(now: list[float], base: list[float], draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of median(now) / median(base), resampling answers within each arm. The unit
+    is one answer's wait within this run: the interval says how far the medians could move with other answers of the
+    same run, not how far the machine's load drifts between runs (run the benchmark again for that)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(now, float), np.asarray(base, float)
+    ratios = (np.median(rng.choice(a, (draws, a.size)), axis=1) / np.median(rng.choice(b, (draws, b.size)), axis=1))
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers", type=int, default=15)
@@ -173,9 +186,14 @@ def main() -> None:
     print(f"  ratio now / chained (median): {statistics.median(one) / statistics.median(chained):.3f}   "
           f"targets: median <= 150 ms, p95 <= 300 ms")
     if args.baseline:
-        print(f"  ratio now / {args.baseline} (median): one annotator "
-              f"{statistics.median(one) / statistics.median(measured['baseline', 1]):.3f}, two at once "
-              f"{statistics.median(two) / statistics.median(measured['baseline', 2]):.3f}   target: <= 1 (issue 24)")
+        parts = []
+        for label, mine in (("one annotator", one), ("two at once", two)):
+            theirs = measured["baseline", 1 if mine is one else 2]
+            low, high = ratio_interval(mine, theirs)
+            parts.append(f"{label} {statistics.median(mine) / statistics.median(theirs):.3f} "
+                         f"[{low:.3f}, {high:.3f}]")
+        print(f"  ratio now / {args.baseline} (median, [95% bootstrap over answers]): {', '.join(parts)}   "
+              "target: <= 1 (issue 24)")
 
 
 if __name__ == "__main__":
