@@ -187,8 +187,8 @@ def main() -> None:
           f"targets: median <= 150 ms, p95 <= 300 ms")
     if args.baseline:
         parts = []
-        for label, mine in (("one annotator", one), ("two at once", two)):
-            theirs = measured["baseline", 1 if mine is one else 2]
+        for label, pages in (("one annotator", 1), ("two at once", 2)):
+            mine, theirs = measured["now", pages], measured["baseline", pages]
             low, high = ratio_interval(mine, theirs)
             parts.append(f"{label} {statistics.median(mine) / statistics.median(theirs):.3f} "
                          f"[{low:.3f}, {high:.3f}]")

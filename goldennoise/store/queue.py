@@ -339,10 +339,12 @@ def _batch_row(column):
                                 ).scalar_subquery()
 
 
+# `who` has a live answer naming batch `bid` in campaign `cid` (RecordStore.answered asks it alone)
+ANSWERED = and_(records_table.c.batch_id == B("bid"), records_table.c.annotator == B("who"),
+                records_table.c.campaign == B("cid"), records_table.c.live)
 _FACTS = select(
     select(leases.c.session).where(_LEASE_KEY, _LIVE_HOLD).scalar_subquery().label("holder"),
-    exists().where(records_table.c.batch_id == B("bid"), records_table.c.annotator == B("who"),
-                   records_table.c.campaign == B("cid"), records_table.c.live).label("answered"),
+    exists().where(ANSWERED).label("answered"),
     _batch_row(ps.c.judged).label("judged"), _batch_row(ps.c.capacity).label("capacity"),
     select(done.c.kind).where(done.c.campaign == B("cid"), done.c.mode == "batch", done.c.prompt_id == B("pid"),
                               done.c.annotator == B("who")).scalar_subquery().label("mine"))
@@ -354,4 +356,3 @@ def answer_facts(conn, campaign: str, mode: str, prompt_id: str, who: str, batch
     (None without a row), and `who`'s own kind of answer there (`mine`: "judged", "skipped" or None)."""
     return conn.execute(_FACTS, {"cid": campaign, "m": mode, "pid": prompt_id, "who": who, "bid": batch_id,
                                  "now": now}).one()
-

@@ -98,8 +98,7 @@ _GROUP = select(table.c.seq, table.c.record_id, table.c.kind, table.c.annotator,
     table.c.grp == bindparam("grp")).order_by(table.c.seq)
 _SET_LIVE = update(table).where(table.c.seq == bindparam("at")).values(live=bindparam("flag"))
 _INSERT = table.insert()
-_ANSWERED = select(table.c.seq).where(table.c.batch_id == bindparam("bid"), table.c.annotator == bindparam("who"),
-                                      table.c.campaign == bindparam("cid"), table.c.live).limit(1)
+_ANSWERED = select(table.c.seq).where(queue.ANSWERED).limit(1)
 
 
 class RecordStore:
